@@ -1,0 +1,20 @@
+"""hf-coreset: coreset selection for the Hugging Face stack.
+
+    import hf_coreset
+    sel = hf_coreset.select(ds, "kcenter", fraction=0.1, model=model, seed=0)
+    pruned = ds.select_coreset("kcenter", fraction=0.1, model=model)   # attached on import
+"""
+
+__version__ = "0.1.0"
+
+from . import data, methods  # noqa: E402
+from .api import attach, select, select_coreset  # noqa: E402
+from .budget import Budget, make_budget  # noqa: E402
+from .proxy import ProxyConfig  # noqa: E402
+from .selection import CoresetSelection  # noqa: E402
+from .signals import Signals  # noqa: E402
+
+attach()
+
+__all__ = ["Budget", "CoresetSelection", "ProxyConfig", "Signals", "__version__", "attach", "data", "make_budget",
+           "methods", "select", "select_coreset"]

@@ -1,0 +1,96 @@
+"""Fraction -> per-class budgets. The one rounding rule of the library lives here.
+
+Rule (per-class, the default):
+  1. total k = max(1, floor(fraction * n + 0.5))  (round half up).
+  2. class c gets floor(k * n_c / n) rows, at least 1 (every class with rows keeps one), at most n_c.
+  3. rows still unassigned go one each to the classes with the largest remainders
+     k * n_c / n - floor(k * n_c / n); ties go to the lower class id.
+  So the per-class budgets sum to exactly k, except when k is smaller than the number of
+  classes, where the one-row minimum makes the total the number of classes.
+
+Global mode (``per_class=False``) keeps k rows regardless of class.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def check_fraction(value, *, name: str = "fraction") -> float:
+    """Validate a kept fraction in (0, 1] and return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in (0, 1], not {type(value).__name__}.")
+    value = float(value)
+    if not math.isfinite(value) or not 0.0 < value <= 1.0:
+        hint = f" Did you mean {name}={value / 100:g}?" if 1 < value <= 100 else ""
+        raise ValueError(f"{name} == {value}, must be in (0, 1]; 0.1 keeps 10% of the rows.{hint}")
+    return value
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many rows to keep, in total and per class.
+
+    Attributes:
+        total (`int`): rows to keep.
+        per_class (`np.ndarray`): rows to keep for each class id (length = number of classes).
+        per_class_mode (`bool`): whether methods must respect ``per_class`` (True) or may pick
+            ``total`` rows globally (False).
+    """
+
+    total: int
+    per_class: np.ndarray
+    per_class_mode: bool = True
+
+
+def make_budget(labels: np.ndarray, *, fraction: float | None = None, size: int | None = None,
+                per_class: bool = True, num_classes: int | None = None) -> Budget:
+    """Turn a fraction (or an absolute row count) into a :class:`Budget`.
+
+    Args:
+        labels (`np.ndarray`): integer class id of every row.
+        fraction (`float`, *optional*): kept share of the rows, in (0, 1].
+        size (`int`, *optional*): kept number of rows, in [1, n]. Pass exactly one of the two.
+        per_class (`bool`, *optional*, defaults to `True`): proportional per-class budgets.
+        num_classes (`int`, *optional*): length of ``per_class``; defaults to ``labels.max() + 1``.
+
+    Returns:
+        `Budget`
+    """
+    n = len(labels)
+    if n == 0:
+        raise ValueError("The dataset is empty: there is nothing to select from.")
+    if (fraction is None) == (size is None):
+        raise ValueError("Pass exactly one of fraction= (a share in (0, 1]) or size= (a number of rows).")
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+            raise TypeError(f"size must be an integer number of rows, not {type(size).__name__}.")
+        if not 1 <= size <= n:
+            raise ValueError(f"size == {size}, but the dataset has {n} rows; pass a size in [1, {n}].")
+        total = int(size)
+    else:
+        fraction = check_fraction(fraction)
+        total = max(1, math.floor(fraction * n + 0.5))
+    counts = np.bincount(labels, minlength=num_classes or 0)
+    if not per_class:
+        return Budget(total=total, per_class=np.minimum(counts, total), per_class_mode=False)
+    quota = total * counts / n
+    alloc = np.floor(quota).astype(np.int64)
+    present = counts > 0
+    alloc[present] = np.maximum(alloc[present], 1)
+    alloc = np.minimum(alloc, counts)
+    left = total - int(alloc.sum())
+    if left > 0:
+        remainder = np.where(alloc < counts, quota - np.floor(quota), -np.inf)
+        order = np.lexsort((np.arange(len(counts)), -remainder))  # largest remainder, then lower id
+        for c in order:
+            if left == 0:
+                break
+            if alloc[c] < counts[c]:
+                alloc[c] += 1
+                left -= 1
+    return Budget(total=int(alloc.sum()), per_class=alloc, per_class_mode=True)

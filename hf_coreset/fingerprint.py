@@ -1,0 +1,46 @@
+"""Stable ids for datasets, label columns, models and selections.
+
+The only place that reads the private ``Dataset._fingerprint``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import xxhash
+
+
+def dataset_fingerprint(dataset) -> str:
+    """The `datasets` fingerprint of `dataset` (what `Dataset.map`/`select` chain their caches on)."""
+    return dataset._fingerprint
+
+
+def label_hash(dataset, label_column: str) -> str:
+    """xxhash64 of a label column's values as int64, so that a reloaded copy of the data matches."""
+    labels = np.asarray(dataset.with_format("numpy")[label_column]).astype(np.int64, copy=False)
+    return xxhash.xxh64(np.ascontiguousarray(labels).tobytes()).hexdigest()
+
+
+def model_fingerprint(model) -> str:
+    """Hash of a model's class, config and weight bytes (never its ``id()``)."""
+    h = xxhash.xxh64()
+    h.update(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "to_json_string"):
+        h.update(config.to_json_string(use_diff=False).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        t = tensor.detach().cpu().contiguous()
+        h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update(t.view(-1).view(__import__("torch").uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def hash_parts(*parts) -> str:
+    """xxhash64 of JSON-serialised parts (dict keys sorted)."""
+    h = xxhash.xxh64()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=repr).encode())
+        h.update(b"\x00")
+    return h.hexdigest()

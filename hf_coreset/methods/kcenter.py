@@ -1,0 +1,34 @@
+"""k-center greedy in the proxy's feature space (Sener & Savarese, ICLR 2018)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops import kcenter_greedy
+from . import register
+from ._common import MethodOutput, groups, last_epoch_needs
+
+
+@register("kcenter", needs=last_epoch_needs(("features",)), version=1,
+          summary="Greedy k-center: each pick is the row farthest from the picks so far, per class.",
+          paper="Sener & Savarese, Active Learning for CNNs: A Core-Set Approach, ICLR 2018",
+          signal="classifier input at proxy epoch", cost="proxy epochs + 1 forward pass + O(k n d)",
+          keeps="greedy order")
+def kcenter(signals, budget, *, rng, epoch: int = 10, init: str = "mean") -> MethodOutput:
+    """Greedy k-center on classifier-input features, per class. The first pick is the row nearest
+    the class mean (`init="mean"`, deterministic) or a seeded random row (`init="random"`).
+    `gains` holds each pick's distance to the earlier picks (the covering radius it closed)."""
+    if init not in ("mean", "random"):
+        raise ValueError(f"init={init!r}; pass 'mean' or 'random'.")
+    feats = signals.at(epoch, "features").features
+    picked, radii = [], []
+    for rows, k in groups(signals.labels, budget):
+        x = feats[rows]
+        if init == "mean":
+            first = int(np.argmin(((x - x.mean(0)) ** 2).sum(1)))
+        else:
+            first = int(rng.integers(len(rows)))
+        picks, r = kcenter_greedy(x, k, first=first)
+        picked.append(rows[picks])
+        radii.append(r)
+    return MethodOutput(indices=np.concatenate(picked), gains=np.concatenate(radii))

@@ -1,0 +1,58 @@
+"""Inner products between rows, computed block by block with matrix products.
+
+`GradientKernel` gives inner products of last-layer cross-entropy gradients without forming
+them: for g_i = (p_i - y_i) h_i^T (plus the bias gradient p_i - y_i when `bias`),
+<g_i, g_j> = <e_i, e_j> * (<h_i, h_j> + bias), with e = p - y.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+DEFAULT_BLOCK = 2048
+
+
+class FeatureKernel:
+    """Inner products of feature rows: K(a, b) = X_a X_b^T."""
+
+    def __init__(self, features: np.ndarray):
+        self.x = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float32))
+        self.n = self.x.shape[0]
+
+    def sq_norms(self) -> torch.Tensor:
+        return (self.x * self.x).sum(dim=1)
+
+    def dot(self, a: slice | torch.Tensor, b: slice | torch.Tensor) -> torch.Tensor:
+        return self.x[a] @ self.x[b].T
+
+    def row(self, i: int) -> torch.Tensor:
+        return self.x[i]
+
+
+class GradientKernel:
+    """Inner products of last-layer gradients g_i = (p_i - y_i) h_i^T (+ bias), never formed."""
+
+    def __init__(self, logit_grad: np.ndarray, features: np.ndarray, *, bias: bool = True):
+        self.e = torch.as_tensor(np.ascontiguousarray(logit_grad, dtype=np.float32))
+        self.h = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float32))
+        self.bias = 1.0 if bias else 0.0
+        self.n = self.e.shape[0]
+
+    def sq_norms(self) -> torch.Tensor:
+        return (self.e * self.e).sum(1) * ((self.h * self.h).sum(1) + self.bias)
+
+    def dot(self, a, b) -> torch.Tensor:
+        return (self.e[a] @ self.e[b].T) * (self.h[a] @ self.h[b].T + self.bias)
+
+
+def sq_distances(kernel, a, b, norms: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances between the rows a and b of a kernel, clamped at 0."""
+    na = norms[a]
+    nb = norms[b]
+    return (na[:, None] + nb[None, :] - 2.0 * kernel.dot(a, b)).clamp_(min=0.0)
+
+
+def blocks(n: int, size: int = DEFAULT_BLOCK):
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))

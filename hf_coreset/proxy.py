@@ -1,0 +1,305 @@
+"""Early-phase proxy training that collects Signals at chosen epochs, with a resumable cache.
+
+A copy of the user's model trains on the full data through Accelerate with a constant learning
+rate (the early phase of NFG, FDMat, MRMC and DeepCore's proxies). After each requested epoch,
+one eval-mode forward pass records the signals the methods asked for. Because the learning rate
+is constant, the first E epochs of a longer run equal a run of E epochs, so one cache entry
+serves methods that need different numbers of epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .fingerprint import dataset_fingerprint, hash_parts, model_fingerprint
+from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, Checkpoint, RowCollator, RowDataset, Signals, collect_checkpoint,
+                      find_head, forward_input_names, forward_logits)
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+CACHE_ENV = "HF_CORESET_CACHE"
+
+
+@dataclass
+class ProxyConfig:
+    """How the proxy (a copy of your model) trains during the early phase.
+
+    Args:
+        optimizer (`str`, *optional*, defaults to `"adamw"`): one of "adamw", "adam", "sgd".
+        lr (`float`, *optional*, defaults to `1e-3`): constant learning rate. Use about 5e-5 for a
+            pretrained transformer and 1e-2 for the MNIST-1D ConvNet.
+        weight_decay (`float`, *optional*, defaults to `0.0`): weight decay.
+        momentum (`float`, *optional*, defaults to `0.9`): momentum, for "sgd" only.
+        batch_size (`int`, *optional*, defaults to `128`): global training batch size (split across
+            processes, so 1 and N processes take the same steps).
+        eval_batch_size (`int`, *optional*, defaults to `512`): batch size of the signal passes.
+        epochs (`int`, *optional*): train at least this many epochs; by default the largest epoch a
+            method asks for.
+    """
+
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    epochs: int | None = None
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"proxy optimizer={self.optimizer!r}; pick one of {list(OPTIMIZERS)}.")
+        for name in ("lr", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"proxy {name}={value!r} must be a positive number.")
+        if self.weight_decay < 0:
+            raise ValueError(f"proxy weight_decay={self.weight_decay} must be >= 0.")
+        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 0):
+            raise ValueError(f"proxy epochs={self.epochs!r} must be a non-negative integer.")
+
+    @classmethod
+    def coerce(cls, value) -> "ProxyConfig":
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            unknown = set(value) - set(cls.__dataclass_fields__)
+            if unknown:
+                raise TypeError(f"Unknown proxy settings {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}.")
+            return cls(**value)
+        raise TypeError(f"proxy must be a ProxyConfig, a dict or None, not {type(value).__name__}.")
+
+    def training_key(self) -> dict:
+        """Settings that change the training trajectory (not how long it runs or eval batching)."""
+        d = asdict(self)
+        d.pop("epochs")
+        d.pop("eval_batch_size")
+        if self.optimizer != "sgd":
+            d.pop("momentum")
+        return d
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME) / "hf_coreset"
+
+
+class _EpochBatchSampler(torch.utils.data.Sampler):
+    """Shuffled batches; epoch e uses seed (seed, e) so every process draws the same order."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_epoch: int = 0):
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, start_epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(self.n, generator=g).tolist()
+        for i in range(0, self.n, self.batch_size):
+            yield order[i:i + self.batch_size]
+
+    def __len__(self):
+        return math.ceil(self.n / self.batch_size)
+
+
+class SignalCache:
+    """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus the
+    proxy state at the last scored epoch so an interrupted run resumes."""
+
+    def __init__(self, root: Path | None):
+        self.root = root
+
+    def path(self, epoch: int, field: str) -> Path:
+        return self.root / f"epoch{epoch:04d}.{field}.npy"
+
+    def has(self, epoch: int, field: str) -> bool:
+        return self.root is not None and self.path(epoch, field).is_file()
+
+    def load(self, epoch: int, field: str) -> np.ndarray:
+        return np.load(self.path(epoch, field), allow_pickle=False)
+
+    def save(self, epoch: int, field: str, array: np.ndarray) -> None:
+        if self.root is None:
+            return        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.path(epoch, field)
+        tmp = final.with_name(final.name + f".tmp{os.getpid()}.npy")
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, final)  # atomic: a killed run never leaves a truncated file
+
+    def state_path(self) -> Path:
+        return self.root / "proxy_state.pt"
+
+    def save_state(self, epoch: int, model, optimizer) -> None:
+        if self.root is None:
+            return
+        tmp = self.state_path().with_suffix(f".tmp{os.getpid()}")
+        torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "rng": torch.get_rng_state()}, tmp)
+        os.replace(tmp, self.state_path())
+
+    def load_state(self) -> dict | None:
+        if self.root is None or not self.state_path().is_file():
+            return None
+        return torch.load(self.state_path(), weights_only=True)
+
+
+def _make_optimizer(model: nn.Module, cfg: ProxyConfig):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, needs: dict[int, frozenset], *,
+              config: ProxyConfig, seed: int, label_column: str, collate_fn=None, head: str | None = None,
+              cache_dir=None, accelerator=None, progress: bool = True) -> tuple[Signals, dict]:
+    """Train a copy of `model` and return the Signals at the epochs in `needs`, with step timings.
+
+    Args:
+        needs (`dict[int, frozenset[str]]`): proxy epoch -> signal fields wanted there (epoch 0 is
+            the model as given).
+        cache_dir (`str`, `Path`, `False` or `None`): where signals are cached; `None` uses
+            ``$HF_CORESET_CACHE`` or ``$HF_HOME/hf_coreset``; `False` turns the cache off.
+
+    Note:
+        Every process must call it; all end with the same Signals.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+
+    if accelerator is None:
+        accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
+    bad = {f for fs in needs.values() for f in fs} - set(FIELDS)
+    if bad:
+        raise ValueError(f"Unknown signal fields {sorted(bad)}; known: {list(FIELDS)}.")
+    needs = {int(e): frozenset(fs) | CHEAP_FIELDS for e, fs in needs.items()}
+    last_epoch = max(max(needs), config.epochs or 0)
+    head_module = find_head(model, head, num_classes)
+    head_name = next(n for n, m in model.named_modules() if m is head_module)
+    inputs = forward_input_names(model, dataset.column_names, label_column)
+    timings = {"proxy_training": 0.0, "signals": 0.0}
+
+    root = None
+    if cache_dir is not False:
+        key = hash_parts(dataset_fingerprint(dataset), model_fingerprint(model), config.training_key(), seed,
+                         label_column, inputs, head_name, type(collate_fn).__qualname__ if collate_fn else None)
+        root = Path(cache_dir or default_cache_dir()) / "signals" / key
+    cache = SignalCache(root)
+    if accelerator.is_main_process and root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "meta.json").write_text(json.dumps({"dataset": dataset_fingerprint(dataset), "num_rows": len(labels),
+                                                    "proxy": config.training_key(), "seed": seed, "head": head_name,
+                                                    "inputs": inputs}, indent=2))
+
+    missing = {e: {f for f in fs if not cache.has(e, f)} for e, fs in needs.items()}
+    missing = {e: fs for e, fs in missing.items() if fs}
+    collected = {}
+    if missing:
+        collected = _train_and_collect(model, dataset, labels, missing, last_epoch=max(missing), config=config,
+                                       seed=seed, inputs=inputs, collate_fn=collate_fn, head_name=head_name,
+                                       cache=cache, accelerator=accelerator, progress=progress, timings=timings)
+    accelerator.wait_for_everyone()
+    signals = Signals(labels=labels, num_classes=num_classes)
+    for e, fs in sorted(needs.items()):
+        arrays = {f: collected[(e, f)] if (e, f) in collected else cache.load(e, f) for f in fs}
+        if "correct" in arrays:
+            arrays["correct"] = arrays["correct"].astype(bool)
+        signals.checkpoints[e] = Checkpoint(epoch=e, **arrays)
+    return signals, timings
+
+
+def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, seed, inputs, collate_fn, head_name,
+                       cache: SignalCache, accelerator, progress, timings) -> dict:
+    """Train from scratch (or the cached state) and return {(epoch, field): array} for `missing`."""
+    from tqdm.auto import tqdm
+
+    collected = {}
+
+    def store(epoch, ckpt, fields):
+        for f in fields:
+            value = getattr(ckpt, f)
+            if f == "correct":
+                value = value.astype(np.uint8)
+            collected[(epoch, f)] = value
+            if accelerator.is_main_process:
+                cache.save(epoch, f, value)
+
+    labels_t = torch.as_tensor(labels, dtype=torch.long)
+    rows = RowDataset(dataset, inputs)
+    collator = RowCollator(collate_fn)
+    eval_loader = accelerator.prepare(torch.utils.data.DataLoader(
+        rows, batch_size=config.eval_batch_size, shuffle=False, collate_fn=collator))
+
+    proxy = copy.deepcopy(model)
+    proxy.train()
+    optimizer = _make_optimizer(proxy, config)
+    start = 0
+    state = cache.load_state()
+    first_missing = min(missing)
+    if state is not None and 0 < state["epoch"] <= first_missing:
+        proxy.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["epoch"]
+        logger.info("Resuming proxy training from epoch %d (cached state).", start)
+    head = dict(proxy.named_modules())[head_name]
+
+    def score(epoch, net):
+        t0 = time.perf_counter()
+        fields = frozenset(missing[epoch]) | CHEAP_FIELDS
+        ckpt = collect_checkpoint(net, eval_loader, labels_t, epoch=epoch, fields=fields, head=head,
+                                  accelerator=accelerator, progress=progress)
+        store(epoch, ckpt, missing[epoch])
+        timings["signals"] += time.perf_counter() - t0
+
+    with torch.random.fork_rng(devices=[]):  # dropout draws from a seeded stream; the caller's RNG is untouched
+        torch.manual_seed(seed)
+        if state is not None and start:
+            torch.set_rng_state(state["rng"])
+        if 0 in missing:
+            score(0, proxy)
+        if start in missing and start > 0:  # the cached state is the model at the end of that epoch
+            score(start, proxy)
+        if last_epoch == 0:
+            return collected
+        sampler = _EpochBatchSampler(len(labels), config.batch_size, seed, start_epoch=start)
+        train_loader = torch.utils.data.DataLoader(rows, batch_sampler=sampler, collate_fn=collator)
+        net, optimizer, train_loader = accelerator.prepare(proxy, optimizer, train_loader)
+        bar = tqdm(range(start + 1, last_epoch + 1), desc="proxy training",
+                   disable=not (progress and accelerator.is_main_process))
+        for epoch in bar:
+            t0 = time.perf_counter()
+            net.train()
+            for step, batch in enumerate(train_loader):
+                idx = batch.pop(ROW_KEY)
+                logits = forward_logits(net, batch)
+                loss = nn.functional.cross_entropy(logits.float(), labels_t[idx.cpu()].to(logits.device))
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"Proxy training loss is {loss.item()} at epoch {epoch}, step {step}; "
+                        f"lower the proxy learning rate (now {config.lr}) with proxy={{'lr': ...}}.")
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            timings["proxy_training"] += time.perf_counter() - t0
+            bar.set_postfix(loss=float(loss))
+            if epoch in missing:
+                score(epoch, accelerator.unwrap_model(net))
+                if accelerator.is_main_process:
+                    cache.save_state(epoch, accelerator.unwrap_model(net), optimizer)
+    return collected
