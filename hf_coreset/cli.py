@@ -1,0 +1,141 @@
+"""The `hf-coreset` command line: methods, select, demo (works under `accelerate launch`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _cmd_methods(args) -> int:
+    from . import methods
+
+    for name in methods.available():
+        spec = methods.get(name)
+        opts = ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items()) or "-"
+        print(f"{name:12s} {spec.summary}\n{'':12s} signal: {spec.signal}; keeps: {spec.keeps}; options: {opts}")
+    return 0
+
+
+def load_dataset_arg(name: str, split: str):
+    """A dataset from a `save_to_disk` folder, the built-in "mnist1d", or `datasets.load_dataset`."""
+    import datasets
+
+    if name == "mnist1d":
+        from .data import load_mnist1d
+
+        ds = load_mnist1d()
+    elif Path(name).exists():
+        ds = datasets.load_from_disk(name)
+    else:
+        ds = datasets.load_dataset(name)
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise SystemExit(f"error: split {split!r} not in the dataset (splits: {list(ds)}); pass --split.")
+        ds = ds[split]
+    return ds
+
+
+def load_model_arg(name: str | None, num_labels: int, seed: int):
+    """The built-in "mnist1d-convnet" or a local transformers model folder."""
+    if name is None:
+        return None
+    if name == "mnist1d-convnet":
+        from .data.mnist1d import make_convnet
+
+        return make_convnet(seed), None
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=num_labels)
+    return model, AutoTokenizer.from_pretrained(name)
+
+
+def _cmd_select(args) -> int:
+    from . import select
+    from .api import check_dataset
+
+    ds = load_dataset_arg(args.dataset, args.split)
+    _, num_classes = check_dataset(ds, args.label_column)
+    options = json.loads(args.options) if args.options else {}
+    proxy = json.loads(args.proxy) if args.proxy else None
+    model, collate_fn = None, None
+    loaded = load_model_arg(args.model, num_classes, args.seed)
+    if loaded is not None:
+        model, tokenizer = loaded
+        if tokenizer is not None:
+            from transformers import DataCollatorWithPadding
+
+            if args.text_column not in ds.column_names:
+                raise SystemExit(f"error: --text-column {args.text_column!r} is not a column ({ds.column_names}).")
+            ds = ds.map(lambda b: tokenizer(b[args.text_column], truncation=True, max_length=args.max_length),
+                        batched=True)
+            collate_fn = DataCollatorWithPadding(tokenizer)
+    sel = select(ds, args.method, fraction=args.fraction, model=model, label_column=args.label_column, seed=args.seed,
+                 proxy=proxy, collate_fn=collate_fn, cache_dir=args.cache_dir, **options)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        sel.save(args.output)
+        print(f"{sel} -> {args.output}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import DEFAULT_METHODS, run_demo
+
+    methods = args.methods.split(",") if args.methods else DEFAULT_METHODS
+    run_demo(fraction=args.fraction, methods=methods, seed=args.seed, num_samples=args.num_samples,
+             epochs=args.epochs, full_data_epochs=args.full_data_epochs)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-coreset", description="Coreset selection for Hugging Face datasets.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("methods", help="list the registered methods and their options")
+    p.set_defaults(func=_cmd_methods)
+
+    p = sub.add_parser("select", help="select a coreset and save it (selection.json + parquet)")
+    p.add_argument("--dataset", required=True, help="'mnist1d', a save_to_disk folder, or a Hub dataset name")
+    p.add_argument("--split", default="train", help="split of a DatasetDict (default: train)")
+    p.add_argument("--method", required=True, help="a method from `hf-coreset methods`")
+    p.add_argument("--fraction", type=float, required=True, help="kept share of the rows, in (0, 1]")
+    p.add_argument("--output", required=True, help="folder to write the selection to")
+    p.add_argument("--model", default=None, help="'mnist1d-convnet' or a local transformers model folder")
+    p.add_argument("--text-column", default="text", help="text column to tokenize for a transformers model")
+    p.add_argument("--max-length", type=int, default=128, help="tokenizer truncation length")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--options", default=None, help='method options as JSON, e.g. \'{"epoch": 5}\'')
+    p.add_argument("--proxy", default=None, help='proxy training as JSON, e.g. \'{"lr": 0.01, "optimizer": "adam"}\'')
+    p.add_argument("--cache-dir", default=None, help="signal cache folder")
+    p.set_defaults(func=_cmd_select)
+
+    p = sub.add_parser("demo", help="MNIST-1D: select 10%%, train on each subset, compare with random and full data")
+    p.add_argument("--fraction", type=float, default=0.1)
+    p.add_argument("--methods", default=None, help="comma-separated methods (default: random,el2n,forgetting,kcenter,craig)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-samples", type=int, default=50000, help="MNIST-1D rows generated (80%% train)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs on each subset (default 100)")
+    p.add_argument("--full-data-epochs", type=int, default=None, help="epochs on the full data (default 30)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
