@@ -135,7 +135,8 @@ class SignalCache:
 
     def save(self, epoch: int, field: str, array: np.ndarray) -> None:
         if self.root is None:
-            return        self.root.mkdir(parents=True, exist_ok=True)
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
         final = self.path(epoch, field)
         tmp = final.with_name(final.name + f".tmp{os.getpid()}.npy")
         np.save(tmp, array, allow_pickle=False)
