@@ -115,10 +115,11 @@ def forward_input_names(model: nn.Module, columns: list[str], label_column: str)
     params = inspect.signature(model.forward).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     skip = {label_column, "label", "labels", "label_ids"}
-    if takes_any:
+    names = [c for c in columns if c in params and c not in skip]
+    if not names and takes_any:
+        # Only a bare **kwargs: pass every column. A named argument wins, as in Trainer: transformers 5
+        # models take **kwargs too, and would otherwise get raw text columns.
         names = [c for c in columns if c not in skip]
-    else:
-        names = [c for c in columns if c in params and c not in skip]
     if not names:
         raise ValueError(
             f"No dataset column matches an argument of {type(model).__name__}.forward "
