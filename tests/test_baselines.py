@@ -14,7 +14,8 @@ from hf_coreset.data.mnist1d import make_convnet
 from hf_coreset.ops import FeatureKernel, GradientKernel, facility_location, herding, kcenter_greedy
 from hf_coreset.signals import Checkpoint, Signals
 
-BASELINES = ["forgetting", "ccs", "craig", "el2n", "entropy", "grand", "herding", "kcenter", "moderate", "random"]  # forgetting first: it fills epochs 1 and 2 of the cache
+# forgetting first: it fills epochs 1 and 2 of the signal cache, which the others then reuse.
+BASELINES = ["forgetting", "ccs", "craig", "el2n", "entropy", "grand", "herding", "kcenter", "moderate", "random"]
 WEIGHTED = {"craig"}
 SCORED = {"ccs", "el2n", "entropy", "forgetting", "grand", "moderate"}
 
