@@ -334,12 +334,8 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
                 # The global batch's mean loss, on every process, so that all of them stop together.
                 batch_loss = float(accelerator.reduce(loss.detach(), reduction="sum")) / accelerator.num_processes
                 if not math.isfinite(batch_loss):
-                    hint = ("the model gives non-finite outputs before any update: check the inputs for NaN/inf "
-                            "values and the model's initialisation" if epoch == 1 and step == 0 else
-                            f"the proxy diverged: lower the proxy learning rate (now {config.lr}) with "
-                            "proxy={'lr': ...}")
-                    raise FloatingPointError(f"Proxy training loss is {batch_loss} at epoch {epoch}, step {step}; "
-                                             f"{hint}.")
+                    raise FloatingPointError(_nonfinite_loss_message(batch, idx, batch_loss, epoch=epoch, step=step,
+                                                                     lr=config.lr))
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -350,3 +346,19 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
                 if accelerator.is_main_process:
                     cache.save_state(epoch, accelerator.unwrap_model(net), optimizer, device)
     return collected
+
+
+def _nonfinite_loss_message(batch: dict, rows: torch.Tensor, loss: float, *, epoch: int, step: int, lr: float) -> str:
+    """Why the training loss is NaN/inf: bad input rows (named), a broken model, or divergence."""
+    where = f"Proxy training loss is {loss} at epoch {epoch}, step {step}"
+    bad = set()
+    for value in batch.values():
+        if torch.is_tensor(value) and value.is_floating_point():
+            finite = torch.isfinite(value.reshape(len(value), -1)).all(dim=1).cpu()
+            bad.update(rows.cpu()[~finite].tolist())
+    if bad:
+        return (f"{where}: dataset rows {sorted(bad)[:10]} have NaN/inf inputs (this process's share of the "
+                "batch); fix or drop them, e.g. with ds.filter.")
+    if epoch == 1 and step == 0:
+        return f"{where}, before any update: the model gives non-finite outputs; check its initialisation."
+    return f"{where}: the proxy diverged; lower the proxy learning rate (now {lr}) with proxy={{'lr': ...}}."

@@ -259,7 +259,10 @@ def collect_checkpoint(model: nn.Module, loader, labels: torch.Tensor, *, epoch:
     for key in ("loss", "logits", "features"):
         if key in out and not np.all(np.isfinite(out[key])):
             bad = np.flatnonzero(~np.isfinite(out[key].reshape(n, -1)).all(axis=1))
+            hint = ("the model as given produces them: check those rows' inputs for NaN/inf values" if epoch == 0
+                    else "the proxy diverged (or those rows' inputs hold NaN/inf): lower the proxy learning rate "
+                         "with proxy={'lr': ...}")
             raise FloatingPointError(
                 f"Non-finite {key} for {len(bad)} rows at proxy epoch {epoch} (first rows {bad[:10].tolist()}); "
-                "the proxy diverged: lower the proxy learning rate (proxy={'lr': ...}).")
+                f"{hint}.")
     return Checkpoint(epoch=epoch, **out)
