@@ -10,7 +10,7 @@ import numpy as np
 
 from . import methods
 from .budget import make_budget
-from .fingerprint import dataset_fingerprint, hash_parts, label_hash, model_fingerprint
+from .fingerprint import column_values, dataset_fingerprint, hash_parts, label_hash, model_fingerprint
 from .proxy import ProxyConfig, run_proxy
 from .selection import CoresetSelection
 from .signals import Signals
@@ -35,7 +35,10 @@ def check_dataset(dataset, label_column: str) -> tuple[np.ndarray, int]:
     if label_column not in dataset.column_names:
         raise ValueError(f"label_column={label_column!r} is not a column of the dataset; its columns are "
                          f"{dataset.column_names}. Pass label_column='<name of the class id column>'.")
-    labels = np.asarray(dataset.with_format("numpy")[label_column])
+    labels = np.asarray(column_values(dataset, label_column))
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.floating) and np.isnan(labels).any():
+        raise ValueError(f"Column {label_column!r} has {int(np.isnan(labels).sum())} missing labels (None); "
+                         f"drop those rows first, e.g. ds.filter(lambda r: r[{label_column!r}] is not None).")
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"Column {label_column!r} must hold one integer class id per row (got dtype {labels.dtype}, "
                          f"shape {labels.shape}); encode labels first, e.g. ds.class_encode_column({label_column!r}).")
@@ -47,8 +50,10 @@ def check_dataset(dataset, label_column: str) -> tuple[np.ndarray, int]:
 
 
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise TypeError(f"seed must be a non-negative integer, not {seed!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer, not {type(seed).__name__} {seed!r}.")
+    if seed < 0:
+        raise ValueError(f"seed == {seed}; pass a non-negative integer, e.g. seed=0.")
     return int(seed)
 
 
@@ -84,9 +89,13 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
     Example:
         ```python
         >>> import hf_coreset
-        >>> ds, _ = hf_coreset.data.load_mnist1d(num_samples=2000)["train"], None
-        >>> sel = hf_coreset.select(ds, "random", fraction=0.1, seed=0)
-        >>> len(sel)
+        >>> from hf_coreset.data.mnist1d import load_mnist1d, make_convnet
+        >>> ds = load_mnist1d(num_samples=2000)["train"]  # 1,600 rows, columns "x" and "label"
+        >>> sel = hf_coreset.select(ds, "el2n", fraction=0.1, model=make_convnet(0), epoch=2,
+        ...                         proxy={"optimizer": "adam", "lr": 1e-2}, progress=False)
+        >>> len(sel), sel.config["budget_per_class"][:3]
+        (160, [16, 17, 16])
+        >>> sel.apply(ds).num_rows  # the kept rows as a datasets.Dataset
         160
         ```
 
@@ -132,7 +141,8 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
         num_rows=len(labels), config=config, seed=seed, source_fingerprint=source_fp, label_column=label_column,
         label_hash=label_hash(dataset, label_column),
         fingerprint=hash_parts(source_fp, f"hf_coreset.{method}@{spec.version}", options, fraction, size, per_class,
-                               model_fp, proxy_cfg.training_key() if needs else None, seed),
+                               label_column, model_fp, proxy_cfg.training_key() if needs else None,
+                               head if needs else None, seed),
         library_version=__version__, timings=timings)
 
 

@@ -2,9 +2,13 @@
 
 Rule (per-class, the default):
   1. total k = max(1, floor(fraction * n + 0.5))  (round half up).
-  2. class c gets floor(k * n_c / n) rows, at least 1 (every class with rows keeps one), at most n_c.
-  3. rows still unassigned go one each to the classes with the largest remainders
-     k * n_c / n - floor(k * n_c / n); ties go to the lower class id.
+  2. class c has the quota q_c = k * n_c / n and gets floor(q_c) rows, at least 1 (every class
+     with rows keeps one), at most n_c.
+  3. while fewer than k rows are assigned, one more goes to the class furthest below its quota
+     (largest q_c - alloc_c: the largest remainder, for a class not lifted to its one row);
+     ties go to the lower class id. While more than k are assigned (the one-row minimum can
+     overshoot), one is taken back from the class furthest above its quota among those with two
+     or more; ties go to the higher class id.
   So the per-class budgets sum to exactly k, except when k is smaller than the number of
   classes, where the one-row minimum makes the total the number of classes.
 
@@ -79,18 +83,13 @@ def make_budget(labels: np.ndarray, *, fraction: float | None = None, size: int 
     if not per_class:
         return Budget(total=total, per_class=np.minimum(counts, total), per_class_mode=False)
     quota = total * counts / n
-    alloc = np.floor(quota).astype(np.int64)
-    present = counts > 0
-    alloc[present] = np.maximum(alloc[present], 1)
-    alloc = np.minimum(alloc, counts)
-    left = total - int(alloc.sum())
-    if left > 0:
-        remainder = np.where(alloc < counts, quota - np.floor(quota), -np.inf)
-        order = np.lexsort((np.arange(len(counts)), -remainder))  # largest remainder, then lower id
-        for c in order:
-            if left == 0:
-                break
-            if alloc[c] < counts[c]:
-                alloc[c] += 1
-                left -= 1
+    alloc = np.minimum(np.maximum(np.floor(quota), counts > 0), counts).astype(np.int64)
+    ids = np.arange(len(counts))
+    # Each loop runs at most once per class: floor(q_c) and the one-row minimum are within one of q_c.
+    while alloc.sum() < total:
+        below = np.where(alloc < counts, quota - alloc, -np.inf)
+        alloc[np.lexsort((ids, -below))[0]] += 1  # furthest below quota, then the lower id
+    while alloc.sum() > total and np.any(alloc > 1):
+        above = np.where(alloc > 1, alloc - quota, -np.inf)
+        alloc[np.lexsort((-ids, -above))[0]] -= 1  # furthest above quota, then the higher id
     return Budget(total=int(alloc.sum()), per_class=alloc, per_class_mode=True)

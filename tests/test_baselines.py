@@ -1,0 +1,343 @@
+"""The ten baseline methods: end to end on real data, and against brute-force references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hf_coreset
+from hf_coreset.budget import make_budget
+from hf_coreset.data.mnist1d import make_convnet
+from hf_coreset.ops import FeatureKernel, GradientKernel, facility_location, herding, kcenter_greedy
+from hf_coreset.signals import Checkpoint, Signals
+
+# forgetting first: it fills epochs 1 and 2 of the signal cache, which the others then reuse.
+BASELINES = ["forgetting", "ccs", "craig", "el2n", "entropy", "grand", "herding", "kcenter", "moderate", "random"]
+WEIGHTED = {"craig"}
+SCORED = {"ccs", "el2n", "entropy", "forgetting", "grand", "moderate"}
+
+
+def method_options(method: str, epoch: int = 2) -> dict:
+    if method == "random":
+        return {}
+    if method == "forgetting":
+        return {"epochs": epoch}
+    return {"epoch": epoch}
+
+
+def check_selection(sel, ds, labels, fraction):
+    budget = make_budget(labels, fraction=fraction)
+    assert len(sel) == budget.total
+    assert len(np.unique(sel.indices)) == len(sel)
+    assert sel.per_class_counts(labels) == {c: int(k) for c, k in enumerate(budget.per_class) if k}
+    assert sel.scores.shape == (ds.num_rows,)
+    assert sel.apply(ds).num_rows == len(sel)
+
+
+# ----------------------------------------------------------------------------------- real data
+@pytest.mark.parametrize("method", BASELINES)
+def test_each_method_on_mnist1d(method, mnist1d_small, mnist1d_proxy):
+    ds = mnist1d_small["train"]
+    labels = np.asarray(ds["label"])
+    sel = hf_coreset.select(ds, method, fraction=0.1, model=make_convnet(0), seed=0, proxy=mnist1d_proxy,
+                            progress=False, **method_options(method))
+    check_selection(sel, ds, labels, 0.1)
+    assert sel.method == method and sel.seed == 0
+    if method in SCORED:
+        assert np.all(np.isfinite(sel.scores))
+    if method in WEIGHTED:
+        # CRAIG weights are cluster sizes: each class's rows are split among that class's picks.
+        assert sel.weights.sum() == pytest.approx(ds.num_rows)
+        assert np.all(sel.weights >= 1)
+    # Same seed, same inputs -> the same rows (signals come from the cache the first call filled).
+    again = hf_coreset.select(ds, method, fraction=0.1, model=make_convnet(0), seed=0, proxy=mnist1d_proxy,
+                              progress=False, **method_options(method))
+    np.testing.assert_array_equal(again.indices, sel.indices)
+    assert again.fingerprint == sel.fingerprint
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", BASELINES)
+def test_each_method_on_text_with_minilm(method, minilm_path, minilm_text):
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+
+    ds, tokenizer = minilm_text
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the new classifier layer is drawn from the global RNG: fix it, locally
+        model = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=2)
+    sel = hf_coreset.select(ds, method, fraction=0.25, model=model, seed=0, collate_fn=DataCollatorWithPadding(tokenizer),
+                            proxy={"lr": 5e-5, "batch_size": 16, "eval_batch_size": 48}, progress=False,
+                            **method_options(method))
+    check_selection(sel, ds, np.asarray(ds["label"]), 0.25)
+    if method in WEIGHTED:
+        assert sel.weights.sum() == pytest.approx(ds.num_rows)
+
+
+def test_same_seed_same_indices_after_fresh_training(mnist1d_small, mnist1d_proxy, tmp_path):
+    """Two independent proxy trainings (separate caches) with one seed give the same selection."""
+    ds = mnist1d_small["train"].select(range(400))
+    runs = [hf_coreset.select(ds, "el2n", fraction=0.2, model=make_convnet(0), seed=3, proxy=mnist1d_proxy,
+                              cache_dir=tmp_path / str(i), progress=False, epoch=1) for i in range(2)]
+    np.testing.assert_array_equal(runs[0].indices, runs[1].indices)
+    np.testing.assert_array_equal(runs[0].scores, runs[1].scores)
+    other = hf_coreset.select(ds, "random", fraction=0.2, seed=4)
+    assert not np.array_equal(np.sort(other.indices),
+                              np.sort(hf_coreset.select(ds, "random", fraction=0.2, seed=3).indices))
+
+
+# ------------------------------------------------------- GraNd / EL2N vs torch.func gradients
+def per_sample_head_grads(model, x, y):
+    """Per-row gradients of cross-entropy w.r.t. the final Linear's weight and bias, by torch.func."""
+    from torch.func import functional_call, grad, vmap
+
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    head = {k: params[k] for k in ("classifier.weight", "classifier.bias")}
+    rest = {k: v for k, v in params.items() if k not in head}
+
+    def loss(head_params, xi, yi):
+        logits = functional_call(model, {**rest, **head_params}, (xi[None],))
+        return torch.nn.functional.cross_entropy(logits, yi[None])
+
+    g = vmap(grad(loss), in_dims=(None, 0, 0))(head, x, y)
+    return g["classifier.weight"].flatten(1), g["classifier.bias"]
+
+
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_grand_and_el2n_match_torch_func_per_sample_gradients(epoch, mnist1d_small, mnist1d_proxy, tmp_path):
+    ds = mnist1d_small["train"].select(range(300))
+    model = make_convnet(1)
+    kw = dict(fraction=0.2, model=model, seed=0, proxy=mnist1d_proxy, cache_dir=tmp_path, progress=False, epoch=epoch)
+    grand = hf_coreset.select(ds, "grand", **kw)
+    el2n = hf_coreset.select(ds, "el2n", **kw)
+    proxy = make_convnet(1)
+    if epoch > 0:  # the proxy's weights at that epoch, as the cache kept them for resuming
+        (state_file,) = Path(tmp_path).glob("signals/*/proxy_state.pt")
+        state = torch.load(state_file, weights_only=True)
+        assert state["epoch"] == epoch
+        proxy.load_state_dict(state["model"])
+    proxy.eval()
+    x = torch.tensor(np.asarray(ds["x"]), dtype=torch.float32)
+    y = torch.tensor(np.asarray(ds["label"]))
+    gw, gb = per_sample_head_grads(proxy, x, y)
+    expected_grand = torch.sqrt((gw ** 2).sum(1) + (gb ** 2).sum(1)).numpy()
+    expected_el2n = gb.norm(dim=1).numpy()  # the bias gradient is p - y
+    np.testing.assert_allclose(grand.scores, expected_grand, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(el2n.scores, expected_el2n, rtol=1e-4, atol=1e-6)
+    # Kept: the highest scores of each class.
+    labels = y.numpy()
+    for c in range(10):
+        rows = np.flatnonzero(labels == c)
+        kept = np.intersect1d(grand.indices, rows)
+        threshold = np.sort(expected_grand[rows])[::-1][len(kept) - 1]
+        assert np.all(expected_grand[kept] >= threshold - 1e-6)
+
+
+# --------------------------------------------------------------- brute-force greedy references
+def naive_kcenter(x, k, first):
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    picks, radii = [first], [np.inf]
+    mind = d[first].copy()
+    mind[first] = -1
+    for _ in range(1, k):
+        j = int(np.argmax(mind))
+        radii.append(mind[j])
+        picks.append(j)
+        mind = np.minimum(mind, d[j])
+        mind[picks] = -1
+    return np.array(picks), np.array(radii)
+
+
+def naive_facility_location(points, k, follow=None):
+    """Greedy max of F(S) = sum_i max_{j in S} (c - d_ij) with the full distance matrix.
+
+    With `follow` (another solver's picks), step t takes follow[t] instead of its own argmax and
+    also returns how far that pick's gain falls below the best gain at that step (0 for an exact
+    greedy; pairs of rows can tie exactly, so picks are compared through their gains).
+    """
+    d = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1))
+    s = d.max() + 1.0 - d
+    current = np.zeros(len(points))
+    picks, gains, shortfall = [], [], []
+    for t in range(k):
+        g = np.maximum(s - current[:, None], 0).sum(0)
+        g[picks] = -np.inf
+        j = int(np.argmax(g)) if follow is None else int(follow[t])
+        shortfall.append(g.max() - g[j])
+        picks.append(j)
+        gains.append(g[j])
+        current = np.maximum(current, s[:, j])
+    weights = np.bincount(np.argmax(s[:, picks], axis=1), minlength=k)
+    return np.array(picks), np.array(gains), weights, np.array(shortfall)
+
+
+def assert_greedy_facility_location(points, picks, gains, weights):
+    _, ref_gains, ref_weights, shortfall = naive_facility_location(points, len(picks), follow=picks)
+    assert len(np.unique(picks)) == len(picks)
+    # Each pick has the largest marginal gain given the picks before it.
+    np.testing.assert_allclose(shortfall, 0, atol=1e-4 * ref_gains[1])
+    # Gains after the first do not depend on the similarity offset c.
+    np.testing.assert_allclose(gains[1:], ref_gains[1:], rtol=1e-3, atol=1e-4 * ref_gains[1])
+    assert np.all(np.diff(gains) <= 1e-6 * gains[0])  # greedy gains of a submodular F never increase
+    np.testing.assert_array_equal(weights, ref_weights)  # cluster sizes
+    assert weights.sum() == len(points)
+
+
+def naive_herding(x, k):
+    mu = x.mean(0)
+    total = np.zeros_like(mu)
+    picks = []
+    for t in range(1, k + 1):
+        d = np.linalg.norm(t * mu - total - x, axis=1)
+        d[picks] = np.inf
+        j = int(np.argmin(d))
+        picks.append(j)
+        total += x[j]
+    return np.array(picks)
+
+
+def explicit_gradients(logit_grad, features):
+    """Last-layer gradients (p - y) h^T, flattened, with the bias gradient p - y appended."""
+    return np.concatenate([(logit_grad[:, :, None] * features[:, None, :]).reshape(len(features), -1), logit_grad], 1)
+
+
+@pytest.mark.parametrize("n,d,k", [(50, 3, 7), (200, 16, 30)])
+def test_kcenter_greedy_matches_naive(n, d, k):
+    x = np.random.default_rng(n).normal(size=(n, d))
+    picks, radii = kcenter_greedy(x, k, first=5)
+    ref_picks, ref_radii = naive_kcenter(x, k, first=5)
+    np.testing.assert_array_equal(picks, ref_picks)
+    np.testing.assert_allclose(radii[1:], ref_radii[1:], rtol=1e-4)
+    assert np.all(np.diff(radii[1:]) <= 1e-6)  # covering radius only shrinks
+
+
+@pytest.mark.parametrize("n,d,k", [(60, 4, 8), (180, 12, 25)])
+def test_facility_location_matches_naive(n, d, k):
+    x = np.random.default_rng(d).normal(size=(n, d)).astype(np.float32)
+    picks, gains, weights = facility_location(FeatureKernel(x), k, block=64)  # several blocks
+    assert_greedy_facility_location(x.astype(np.float64), picks, gains, weights)
+    np.testing.assert_array_equal(picks, naive_facility_location(x.astype(np.float64), k)[0])  # no ties here
+
+
+def test_gradient_kernel_facility_location_matches_explicit_gradients():
+    rng = np.random.default_rng(0)
+    n, c, h = 80, 4, 6
+    logits = rng.normal(size=(n, c))
+    labels = rng.integers(0, c, n)
+    feats = rng.normal(size=(n, h)).astype(np.float32)
+    e = Checkpoint(epoch=0, logits=logits).logit_grad(labels).astype(np.float32)
+    g = explicit_gradients(e.astype(np.float64), feats.astype(np.float64))
+    kernel = GradientKernel(e, feats)
+    np.testing.assert_allclose(kernel.sq_norms().numpy(), (g ** 2).sum(1), rtol=1e-4)
+    np.testing.assert_allclose(kernel.dot(slice(0, n), slice(0, n)).numpy(), g @ g.T, rtol=1e-4, atol=1e-4)
+    picks, gains, weights = facility_location(kernel, 12, block=32)
+    assert_greedy_facility_location(g, picks, gains, weights)
+
+
+@pytest.mark.parametrize("n,d,k", [(50, 3, 10), (150, 8, 40)])
+def test_herding_matches_naive(n, d, k):
+    x = np.random.default_rng(k).normal(size=(n, d))
+    np.testing.assert_array_equal(herding(x, k), naive_herding(x, k))
+
+
+def synthetic_signals(n=120, num_classes=3, dim=8, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_classes, n)
+    ckpt = Checkpoint(epoch=2, logits=rng.normal(size=(n, num_classes)).astype(np.float32),
+                      features=rng.normal(size=(n, dim)).astype(np.float32))
+    return Signals(labels=labels, num_classes=num_classes, checkpoints={2: ckpt})
+
+
+def test_kcenter_craig_herding_methods_run_the_references_per_class():
+    """The method wrappers: per class, the same picks as the naive references on that class's rows."""
+    signals = synthetic_signals()
+    labels, ckpt = signals.labels, signals.checkpoints[2]
+    budget = make_budget(labels, fraction=0.2)
+    spec = hf_coreset.methods.get
+    km = spec("kcenter").fn(signals, budget, rng=np.random.default_rng(0), epoch=2)
+    cr = spec("craig").fn(signals, budget, rng=np.random.default_rng(0), epoch=2)
+    he = spec("herding").fn(signals, budget, rng=np.random.default_rng(0), epoch=2)
+    e = ckpt.logit_grad(labels)
+    start = 0
+    for c, k in enumerate(budget.per_class):
+        rows = np.flatnonzero(labels == c)
+        x = ckpt.features[rows].astype(np.float64)
+        first = int(np.argmin(((x - x.mean(0)) ** 2).sum(1)))
+        np.testing.assert_array_equal(km.indices[start:start + k], rows[naive_kcenter(x, k, first)[0]])
+        picked = np.searchsorted(rows, cr.indices[start:start + k])
+        assert np.array_equal(rows[picked], cr.indices[start:start + k])  # CRAIG picks within the class
+        assert_greedy_facility_location(explicit_gradients(e[rows], x), picked, cr.gains[start:start + k],
+                                        cr.weights[start:start + k])
+        np.testing.assert_array_equal(he.indices[start:start + k], rows[naive_herding(x, k)])
+        start += k
+
+
+def test_score_methods_match_their_formulas():
+    signals = synthetic_signals()
+    labels, ckpt = signals.labels, signals.checkpoints[2]
+    budget = make_budget(labels, fraction=0.25)
+    p = np.exp(ckpt.logits - ckpt.logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    onehot = np.eye(3)[labels]
+    get = hf_coreset.methods.get
+    rng = np.random.default_rng(0)
+    el2n = get("el2n").fn(signals, budget, rng=rng, epoch=2)
+    np.testing.assert_allclose(el2n.scores, np.linalg.norm(p - onehot, axis=1), rtol=1e-5)
+    ent = get("entropy").fn(signals, budget, rng=rng, epoch=2)
+    np.testing.assert_allclose(ent.scores, -(p * np.log(p)).sum(1), rtol=1e-5)
+    mod = get("moderate").fn(signals, budget, rng=rng, epoch=2)
+    for c in range(3):
+        rows = np.flatnonzero(labels == c)
+        f = ckpt.features[rows].astype(np.float64)
+        dist = np.linalg.norm(f - np.median(f, axis=0), axis=1)
+        np.testing.assert_allclose(mod.scores[rows], dist, rtol=1e-6)
+        kept = np.intersect1d(mod.indices, rows)
+        gap = np.abs(dist - np.median(dist))
+        assert np.abs(mod.scores[kept] - np.median(dist)).max() <= np.sort(gap)[len(kept) - 1] + 1e-9
+    for out in (el2n, ent):  # keeps the highest of each class
+        for c in range(3):
+            rows = np.flatnonzero(labels == c)
+            kept = np.intersect1d(out.indices, rows)
+            assert out.scores[kept].min() >= np.sort(out.scores[rows])[::-1][len(kept) - 1]
+
+
+def test_forgetting_counts_transitions():
+    correct = np.array([[1, 1, 0, 0, 1],   # epoch 1
+                        [0, 1, 0, 1, 1],   # epoch 2
+                        [1, 1, 0, 0, 1],   # epoch 3
+                        [0, 1, 0, 1, 1]],  # epoch 4
+                       dtype=bool)
+    labels = np.zeros(5, dtype=np.int64)
+    signals = Signals(labels=labels, num_classes=1,
+                      checkpoints={e + 1: Checkpoint(epoch=e + 1, correct=correct[e]) for e in range(4)})
+    out = hf_coreset.methods.get("forgetting").fn(signals, make_budget(labels, size=2), rng=np.random.default_rng(0),
+                                                  epochs=4)
+    # row 0: forgotten twice; row 2: never learned (scores 4, above any count); row 3: forgotten once.
+    np.testing.assert_array_equal(out.scores, [2, 0, 4, 1, 0])
+    np.testing.assert_array_equal(out.indices, [2, 0])
+
+
+def test_ccs_samples_across_strata():
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = np.zeros(n, dtype=np.int64)
+    logits = np.stack([np.linspace(-4, 4, n), np.zeros(n)], 1).astype(np.float32)
+    signals = Signals(labels=labels, num_classes=2, checkpoints={2: Checkpoint(epoch=2, logits=logits)})
+    out = hf_coreset.methods.get("ccs").fn(signals, make_budget(labels, size=40), rng=rng, epoch=2, strata=4,
+                                           hard_cutoff=0.1)
+    assert len(out.indices) == 40 and len(np.unique(out.indices)) == 40
+    scores = out.scores
+    hardest = np.argsort(-scores, kind="stable")[:40]
+    assert not np.intersect1d(out.indices, hardest).size  # the hardest 10% are cut
+    pool = np.setdiff1d(np.arange(n), hardest)
+    edges = np.linspace(scores[pool].min(), scores[pool].max(), 5)
+
+    def stratum(rows):
+        return np.clip(np.searchsorted(edges, scores[rows], side="right") - 1, 0, 3)
+
+    sizes = np.bincount(stratum(pool), minlength=4)
+    taken = np.bincount(stratum(out.indices), minlength=4)
+    # Smallest strata first, each taking min(its size, budget left / strata left >= 40 / 4).
+    assert np.all(taken >= np.minimum(sizes, 10)), (sizes, taken)
