@@ -1,0 +1,155 @@
+"""Radius-neighbour counts of last-layer gradient directions, blocked, without forming a gradient.
+
+For cross-entropy and a final ``nn.Linear``, the per-row weight gradient is g_i = e_i h_i^T with
+e_i = p_i - y_i (C values) and h_i the layer's input (d values). Then
+
+    cos(g_i, g_j) = cos(e_i, e_j) * cos(h_i, h_j)
+
+(the bias gradient, when included, appends a constant 1 to h). Row i's neighbours are the rows
+j != i with cosine distance 1 - cos(g_i, g_j) < radius.
+
+The counter works on blocks of B rows against blocks of B rows, upper block triangle only, with
+diagonal blocks symmetrised (a pair is decided once, so the relation is symmetric even in
+float32): memory O(n (C + d) + B^2). Because
+|cos(h_i, h_j)| <= 1, a pair whose C-dimensional cosine |cos(e_i, e_j)| does not exceed
+|1 - radius| is decided by that cosine alone (not a neighbour when radius <= 1, a neighbour when
+radius > 1); only the remaining pairs need the d-dimensional cosine. When most rows and columns of a block
+have an undecided pair, the block's d-dimensional product is computed whole (one matrix product
+beats gathers); otherwise only the sub-block of rows and columns with an undecided pair is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+NFG_BLOCK = 2048
+DENSE_SHARE = 0.5  # above this share of a block left undecided, the full block product is used
+
+
+@dataclass
+class NeighbourStats:
+    """Work done by :func:`radius_neighbour_counts` (to measure the prefilter).
+
+    Attributes:
+        pairs (`int`): unordered pairs i < j considered.
+        undecided (`int`): pairs the C-dimensional cosine could not decide.
+        feature_dots (`int`): d-dimensional dot products computed (sub-blocks, so >= undecided).
+    """
+
+    pairs: int = 0
+    undecided: int = 0
+    feature_dots: int = 0
+
+    def __iadd__(self, other: "NeighbourStats") -> "NeighbourStats":
+        self.pairs += other.pairs
+        self.undecided += other.undecided
+        self.feature_dots += other.feature_dots
+        return self
+
+    @property
+    def decided(self) -> float:
+        """Share of pairs the C-dimensional cosine decided alone (the prefilter's exact skip rate)."""
+        return 1.0 - self.undecided / self.pairs if self.pairs else 0.0
+
+    @property
+    def dots_per_pair(self) -> float:
+        """d-dimensional dot products computed per pair (1 is the dense upper triangle; diagonal
+        blocks are computed whole, so a dense run is slightly above 1)."""
+        return self.feature_dots / self.pairs if self.pairs else 0.0
+
+
+def unit_rows(x: np.ndarray, dtype=torch.float32) -> torch.Tensor:
+    """Rows scaled to unit L2 norm in float64 before the cast; all-zero rows stay zero (cosine 0)."""
+    x = np.asarray(x, dtype=np.float64)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return torch.as_tensor(np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)).to(dtype)
+
+
+def logit_grad_f64(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """p - onehot(y) in float64, with the label entry computed as minus the other probabilities so a
+    confident row keeps its direction instead of rounding to an all-zero vector."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    rows = np.arange(len(labels))
+    p[rows, labels] = 0.0
+    p[rows, labels] = -p.sum(axis=1)
+    return p
+
+
+def radius_neighbour_counts(logit_grad: np.ndarray, features: np.ndarray, radius: float, *, bias: bool = False,
+                            block: int = NFG_BLOCK, dtype=torch.float32) -> tuple[np.ndarray, NeighbourStats]:
+    """Count, for each row, the other rows whose last-layer gradient lies within cosine distance `radius`.
+
+    Args:
+        logit_grad (`np.ndarray` of shape (n, C)): p - y of each row (see :func:`logit_grad_f64`).
+        features (`np.ndarray` of shape (n, d)): input of the final Linear layer.
+        radius (`float`): cosine-distance radius in (0, 2]; a pair counts when 1 - cos < radius.
+        bias (`bool`, *optional*, defaults to `False`): include the bias gradient (appends 1 to h).
+        block (`int`, *optional*, defaults to `2048`): rows per block; memory grows as block^2.
+        dtype (`torch.dtype`, *optional*, defaults to `torch.float32`): compute type (float64 for
+            exact checks).
+
+    Returns:
+        `(counts, stats)`: int64 neighbour count per row (self excluded) and a :class:`NeighbourStats`.
+
+    Example:
+        ```python
+        >>> counts, stats = radius_neighbour_counts(e, h, 0.2)
+        >>> stats.decided  # share of pairs the C-dimensional prefilter decided alone
+        ```
+    """
+    if not (0.0 < radius <= 2.0):
+        raise ValueError(f"radius={radius} must be in (0, 2]: it is a cosine distance 1 - cos; 0.2 is NFG's default.")
+    h = np.asarray(features, dtype=np.float64)
+    if bias:
+        h = np.concatenate([h, np.ones((len(h), 1))], axis=1)
+    e = unit_rows(logit_grad, dtype)
+    h = unit_rows(h, dtype)
+    n = e.shape[0]
+    threshold = 1.0 - radius  # neighbour iff cos_e * cos_h > threshold
+    bound = abs(threshold)
+    counts = torch.zeros(n, dtype=torch.int64)
+    stats = NeighbourStats()
+    for r0 in range(0, n, block):
+        rb = slice(r0, min(r0 + block, n))
+        for c0 in range(r0, n, block):
+            cb = slice(c0, min(c0 + block, n))
+            diagonal = c0 == r0
+            cos_e = e[rb] @ e[cb].T
+            if diagonal:  # exact symmetry, so a pair is decided the same way from both sides
+                cos_e = (cos_e + cos_e.T) * 0.5
+            undecided = cos_e.abs() > bound
+            rows = undecided.any(1).nonzero().squeeze(1)
+            cols = undecided.any(0).nonzero().squeeze(1)
+            if len(rows) * len(cols) > DENSE_SHARE * cos_e.numel():
+                # most rows and columns have an undecided pair: one full product beats gathers
+                cos_g = (h[rb] @ h[cb].T).mul_(cos_e)
+                dots = cos_e.numel()
+            else:
+                cos_g = torch.zeros_like(cos_e)  # decided pairs: |cos_g| <= bound, on the right side below
+                if len(rows):
+                    sub = (h[rb][rows] @ h[cb][cols].T).mul_(cos_e[rows][:, cols])
+                    cos_g[rows[:, None], cols[None, :]] = sub
+                dots = len(rows) * len(cols)
+            if diagonal:
+                cos_g = (cos_g + cos_g.T) * 0.5
+            hit = cos_g > threshold
+            if threshold < 0:  # radius > 1: every pair the logit cosine decided is a neighbour
+                hit |= ~undecided
+            if diagonal:
+                hit.fill_diagonal_(False)
+                size = rb.stop - r0
+                pairs = size * (size - 1) // 2
+                open_pairs = (int(torch.count_nonzero(undecided)) - int(torch.count_nonzero(undecided.diagonal()))) // 2
+            else:
+                counts[cb] += torch.count_nonzero(hit, dim=0)
+                pairs = cos_e.numel()
+                open_pairs = int(torch.count_nonzero(undecided))
+            counts[rb] += torch.count_nonzero(hit, dim=1)
+            stats += NeighbourStats(pairs, open_pairs, dots)
+    return counts.numpy(), stats
