@@ -16,5 +16,14 @@ from .signals import Signals  # noqa: E402
 
 attach()
 
-__all__ = ["Budget", "CoresetSelection", "ProxyConfig", "Signals", "__version__", "attach", "data", "make_budget",
-           "methods", "select", "select_coreset"]
+__all__ = ["Budget", "CoresetSelection", "CoresetTrainer", "CoresetTrainingArguments", "ProxyConfig", "Signals",
+           "__version__", "attach", "data", "make_budget", "methods", "select", "select_coreset"]
+
+
+def __getattr__(name):
+    # The trainer imports transformers.Trainer (slow); load it on first use only.
+    if name in ("CoresetTrainer", "CoresetTrainingArguments"):
+        from . import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'hf_coreset' has no attribute {name!r}")

@@ -119,30 +119,55 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
                                      cache_dir=cache_dir, accelerator=accelerator, progress=progress)
     else:
         signals = Signals(labels=labels, num_classes=num_classes)
+    model_fp = model_fingerprint(model) if needs else None
+    proxy_key = {**proxy_cfg.training_key(), "epochs": sorted(needs)} if needs else None
+    return build_selection(dataset, spec, signals, budget, options=options, seed=seed, fraction=fraction, size=size,
+                           per_class=per_class, label_column=label_column, timings=timings, proxy_key=proxy_key,
+                           model=model if needs else None, model_fp=model_fp, head=head,
+                           fingerprint_key=proxy_cfg.training_key() if needs else None)
+
+
+def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, seed: int, fraction, size, per_class: bool,
+                    label_column: str, timings: dict, proxy_key: dict | None = None, model=None,
+                    model_fp: str | None = None, head: str | None = None, fingerprint_key=None) -> CoresetSelection:
+    """Run `spec` on collected `signals` and wrap its output with provenance as a `CoresetSelection`.
+
+    The shared last step of :func:`select` and of `CoresetTrainer` (whose warm-up is the proxy).
+
+    Args:
+        dataset (`datasets.Dataset`): the source rows (for its fingerprint and label hash).
+        spec (`MethodSpec`): the method, from `hf_coreset.methods.get`.
+        signals (`Signals`): what `spec.needs(options)` asked for.
+        budget (`Budget`): from `hf_coreset.make_budget`.
+        options (`dict`): the method's checked options.
+        proxy_key (`dict`, *optional*): how the signals were produced (stored as `config["proxy"]`).
+        model, model_fp, head: the scored model (as given, before training), its fingerprint, its head name.
+        fingerprint_key: what else identifies the training that produced the signals.
+
+    Returns:
+        `CoresetSelection`
+    """
     t0 = time.perf_counter()
     out = spec.fn(signals, budget, rng=np.random.default_rng(seed), **options)
     timings["scoring"] = time.perf_counter() - t0
-    scores = np.full(len(labels), np.nan) if out.scores is None else out.scores
+    scores = np.full(signals.num_rows, np.nan) if out.scores is None else out.scores
     config = {"method_options": options, "fraction": fraction, "size": size, "per_class": per_class,
               "budget_total": budget.total, "budget_per_class": budget.per_class.tolist(), "method_version": spec.version,
               "label_column": label_column, **out.info}
-    model_fp = None
-    if needs:
-        config["proxy"] = {**proxy_cfg.training_key(), "epochs": sorted(needs)}
+    if proxy_key is not None:
+        config["proxy"] = proxy_key
         config["head"] = head
-        model_fp = model_fingerprint(model)
         config["model_fingerprint"] = model_fp
         config["model_name"] = getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
     from . import __version__
 
     source_fp = dataset_fingerprint(dataset)
     return CoresetSelection(
-        indices=out.indices, scores=scores, weights=out.weights, gains=out.gains, method=method,
-        num_rows=len(labels), config=config, seed=seed, source_fingerprint=source_fp, label_column=label_column,
+        indices=out.indices, scores=scores, weights=out.weights, gains=out.gains, method=spec.name,
+        num_rows=signals.num_rows, config=config, seed=seed, source_fingerprint=source_fp, label_column=label_column,
         label_hash=label_hash(dataset, label_column),
-        fingerprint=hash_parts(source_fp, f"hf_coreset.{method}@{spec.version}", options, fraction, size, per_class,
-                               label_column, model_fp, proxy_cfg.training_key() if needs else None,
-                               head if needs else None, seed),
+        fingerprint=hash_parts(source_fp, f"hf_coreset.{spec.name}@{spec.version}", options, fraction, size, per_class,
+                               label_column, model_fp, fingerprint_key, head if proxy_key is not None else None, seed),
         library_version=__version__, timings=timings)
 
 

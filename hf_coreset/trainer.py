@@ -1,0 +1,728 @@
+"""CoresetTrainer: a `transformers.Trainer` that trains on a coreset, chosen during its own warm-up
+(static) or re-chosen while it trains (CREST).
+
+Static schedule (``coreset_schedule="static"``)
+    The first ``coreset_warmup_epochs`` epochs train on the full data; that warm-up *is* the
+    proxy of `hf_coreset.select`. The signals the method needs (``spec.needs(options)``) are
+    collected on the way: the cheap ones (loss, correct, logits) from the training mini-batches
+    of the e-th warm-up pass, as a side effect of the per-example loss computed in
+    :meth:`CoresetTrainer.compute_loss`; features (and epoch 0, the model as given) from one
+    eval-mode pass at the end of that epoch. The method selects once, the selection is saved in
+    ``output_dir/coreset_selection``, and the remaining epochs train on the kept rows, with their
+    weights for weighted methods (CRAIG). Or pass ``coreset_selection=`` to train on a given one.
+
+CREST schedule (``coreset_schedule="crest"``)
+    After the warm-up, every step trains on a mini-batch coreset; see `hf_coreset.crest`.
+
+How the changing dataset fits Trainer's loop (which sizes epochs once, before training): the
+sampler knows its phase from the epoch number and yields a fixed number of global batches per
+phase (a multiple of the gradient-accumulation steps; the last batch wraps around the shuffled
+rows so every per-device batch is full). `set_initial_training_values` returns the real
+step count, warm-up steps + coreset steps, so the LR schedule spans exactly the steps taken, and
+``state.epoch`` is corrected after every step. All ranks draw the same order, seeded by
+(seed, epoch); accelerate hands each rank its share. The loss is the weighted sum of per-example
+cross-entropies divided by the per-device share of the global batch, so 1 and N processes take
+the same steps. Resuming from a checkpoint is not supported (the phase plan is not saved).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from . import methods
+from .api import build_selection, check_dataset
+from .budget import check_fraction, make_budget
+from .crest import Crest, CrestConfig
+from .fingerprint import model_fingerprint
+from .selection import CoresetSelection
+from .signals import (CHEAP_FIELDS, ROW_KEY, Checkpoint, RowCollator, RowDataset, Signals, collect_checkpoint,
+                      find_head, forward_input_names, forward_logits, logits_of)
+
+logger = logging.getLogger(__name__)
+
+SCHEDULES = ("static", "crest")
+SIGNAL_SOURCES = ("minibatch", "eval")
+CREST_PARAMS = ("all", "head")
+SELECTION_DIR = "coreset_selection"
+EVENTS_FILE = "coreset_events.json"
+
+
+@dataclass
+class CoresetTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the coreset settings (fields prefixed `coreset_` and `crest_`).
+
+    Coreset settings:
+        coreset_method (`str`, *optional*): registered method for the static schedule (e.g. "el2n",
+            "craig", "nfg"); see `hf-coreset methods`.
+        coreset_method_options (`dict` or JSON `str`, *optional*): the method's options. An `epoch`
+            or `epochs` option left unset defaults to `coreset_warmup_epochs`.
+        coreset_fraction (`float`, *optional*, defaults to `0.1`): kept share of the rows (static), or
+            the share of a full epoch's rows trained per epoch (CREST).
+        coreset_warmup_epochs (`int`, *optional*, defaults to `1`): epochs on the full data first.
+        coreset_schedule (`str`, *optional*, defaults to `"static"`): "static" or "crest".
+        coreset_seed (`int`, *optional*): seeds the selection and the samplers; defaults to `seed`.
+        coreset_cache_dir (`str`, *optional*): also keep each selection under
+            `<dir>/selections/<fingerprint>/` for reuse with `coreset_selection=`.
+        coreset_signals (`str`, *optional*, defaults to `"minibatch"`): where cheap signals come from.
+        coreset_label_column, coreset_head, coreset_per_class, coreset_selection_repo: see help.
+        crest_tau, crest_h, crest_b, crest_T2, crest_alpha, crest_random_subset_fraction,
+        crest_minibatch_size, crest_drop_learned, crest_params: CREST (see `hf_coreset.crest`).
+
+    Example:
+        ```python
+        >>> args = CoresetTrainingArguments(output_dir="out", coreset_method="el2n", coreset_fraction=0.3,
+        ...                                 coreset_warmup_epochs=2, num_train_epochs=10)
+        ```
+    """
+
+    coreset_method: str | None = field(default=None, metadata={
+        "help": "Registered coreset method for the static schedule (e.g. 'el2n', 'kcenter', 'craig', 'nfg'); "
+                "list them with `hf-coreset methods`. Not used by the 'crest' schedule."})
+    coreset_method_options: dict | str | None = field(default=None, metadata={
+        "help": "Options of the method, as a dict or a JSON string (e.g. '{\"epoch\": 2}'). An 'epoch' or 'epochs' "
+                "option left unset defaults to coreset_warmup_epochs."})
+    coreset_fraction: float = field(default=0.1, metadata={
+        "help": "Kept share of the training rows, in (0, 1]: 0.1 keeps 10%%. For 'crest', the share of a full "
+                "epoch's rows trained in each epoch after the warm-up."})
+    coreset_warmup_epochs: int = field(default=1, metadata={
+        "help": "Epochs trained on the full data before the coreset takes over; they are the proxy that scores "
+                "the rows. 0 is allowed for 'crest', or with a given selection."})
+    coreset_schedule: str = field(default="static", metadata={
+        "help": "'static': select once after the warm-up, then train on the kept rows. 'crest': mini-batch coresets "
+                "re-selected during training (Yang et al., ICML 2023)."})
+    coreset_seed: int | None = field(default=None, metadata={
+        "help": "Seed of the selection and of the data order; defaults to `seed`."})
+    coreset_cache_dir: str | None = field(default=None, metadata={
+        "help": "Folder where each selection is also saved, as <dir>/selections/<fingerprint>/, to train later runs "
+                "on it with CoresetTrainer(coreset_selection=...). The selection is always saved in "
+                "<output_dir>/coreset_selection."})
+    coreset_signals: str = field(default="minibatch", metadata={
+        "help": "'minibatch': loss, correctness and logits of warm-up epoch e come from its training mini-batches "
+                "(no extra pass); features and epoch 0 need one eval pass. 'eval': one eval-mode pass after each "
+                "needed epoch, as hf_coreset.select's proxy does."})
+    coreset_label_column: str | None = field(default=None, metadata={
+        "help": "Integer class-id column of the training set; defaults to 'label', else 'labels'."})
+    coreset_head: str | None = field(default=None, metadata={
+        "help": "Name of the model's final nn.Linear (for feature signals and crest_params='head'); found "
+                "automatically if unset."})
+    coreset_per_class: bool = field(default=True, metadata={
+        "help": "Proportional per-class budgets (the library's rounding rule); False lets the method pick globally."})
+    coreset_selection_repo: str | None = field(default=None, metadata={
+        "help": "Hub dataset repo where the selection was pushed (e.g. 'me/mnist1d-el2n-10pct'); the model card links it."})
+    crest_tau: float = field(default=0.05, metadata={
+        "help": "CREST: relative error of the quadratic loss model on a fresh random sample above which the "
+                "mini-batch coresets are re-selected (paper: 0.05 CIFAR-10, 0.01 CIFAR-100)."})
+    crest_h: float = field(default=1.0, metadata={
+        "help": "CREST: T1 = ceil(h * ||H_0|| / ||H_t||) steps between checks of the quadratic model."})
+    crest_b: float = field(default=5.0, metadata={
+        "help": "CREST: P = ceil(b * T1) mini-batch coresets per selection (and initially ceil(b))."})
+    crest_T2: int = field(default=20, metadata={
+        "help": "CREST: window in training steps over which a row whose loss stays below crest_alpha is dropped."})
+    crest_alpha: float = field(default=0.1, metadata={
+        "help": "CREST: loss below which a row counts as learned."})
+    crest_random_subset_fraction: float = field(default=0.01, metadata={
+        "help": "CREST: r as a share of the training rows: the size of each random subset and of each check "
+                "sample (paper: 0.01). Must give at least crest_minibatch_size rows."})
+    crest_minibatch_size: int | None = field(default=None, metadata={
+        "help": "CREST: m, rows of a mini-batch coreset = the global training batch in the CREST phase; defaults "
+                "to per_device_train_batch_size * number of processes."})
+    crest_drop_learned: bool = field(default=True, metadata={
+        "help": "CREST: drop learned rows (loss < crest_alpha over crest_T2 steps) from the pool."})
+    crest_params: str = field(default="all", metadata={
+        "help": "CREST: parameters of the quadratic loss model: 'all' trainable ones (paper, small networks) or "
+                "the classifier 'head' (paper, large networks)."})
+
+    _VALID_DICT_FIELDS = TrainingArguments._VALID_DICT_FIELDS + ["coreset_method_options"]
+
+    def __post_init__(self):
+        super().__post_init__()
+        if isinstance(self.coreset_method_options, str):
+            try:
+                self.coreset_method_options = json.loads(self.coreset_method_options)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"coreset_method_options={self.coreset_method_options!r} is not valid JSON ({err}); "
+                                 "pass e.g. '{\"epoch\": 2}'.") from None
+        if self.coreset_method_options is not None and not isinstance(self.coreset_method_options, dict):
+            raise TypeError(f"coreset_method_options must be a dict or a JSON object string, not "
+                            f"{type(self.coreset_method_options).__name__}.")
+        if self.coreset_schedule not in SCHEDULES:
+            raise ValueError(f"coreset_schedule={self.coreset_schedule!r}; pick one of {list(SCHEDULES)}.")
+        if self.coreset_signals not in SIGNAL_SOURCES:
+            raise ValueError(f"coreset_signals={self.coreset_signals!r}; pick one of {list(SIGNAL_SOURCES)}.")
+        if self.crest_params not in CREST_PARAMS:
+            raise ValueError(f"crest_params={self.crest_params!r}; pick one of {list(CREST_PARAMS)}.")
+        check_fraction(self.coreset_fraction, name="coreset_fraction")
+        check_fraction(self.crest_random_subset_fraction, name="crest_random_subset_fraction")
+        _check_int(self.coreset_warmup_epochs, "coreset_warmup_epochs", 0)
+        _check_int(self.crest_T2, "crest_T2", 1)
+        if self.coreset_seed is not None:
+            _check_int(self.coreset_seed, "coreset_seed", 0)
+        if self.crest_minibatch_size is not None:
+            _check_int(self.crest_minibatch_size, "crest_minibatch_size", 1)
+        for name in ("crest_tau", "crest_h", "crest_b", "crest_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
+        if self.crest_b <= 0 or self.crest_h <= 0:
+            raise ValueError(f"crest_b={self.crest_b} and crest_h={self.crest_h} must be > 0 (P and T1 must be >= 1).")
+        if self.coreset_method is not None and self.coreset_schedule == "crest":
+            raise ValueError(f"coreset_method={self.coreset_method!r} is for the static schedule; with "
+                             "coreset_schedule='crest' leave coreset_method unset.")
+        if self.coreset_method is not None:
+            methods.get(self.coreset_method)  # raises listing the known methods
+        if self.max_steps > 0:
+            raise ValueError(f"max_steps={self.max_steps}: CoresetTrainer plans its steps from epochs (warm-up epochs "
+                             "on the full data, then coreset epochs); set num_train_epochs and leave max_steps=-1.")
+        if float(self.num_train_epochs) != int(self.num_train_epochs):
+            raise ValueError(f"num_train_epochs={self.num_train_epochs} must be a whole number of epochs here.")
+        if self.coreset_warmup_epochs >= int(self.num_train_epochs) and self.coreset_schedule == "static" \
+                and self.coreset_method is not None:
+            raise ValueError(f"coreset_warmup_epochs={self.coreset_warmup_epochs} leaves no epoch for the coreset "
+                             f"(num_train_epochs={self.num_train_epochs}); lower it or raise num_train_epochs.")
+
+
+def _check_int(value, name: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}={value!r} must be an integer >= {low}.")
+
+
+class CoresetBatchSampler(torch.utils.data.Sampler):
+    """Per-device batches of row ids; the phase (warm-up, coreset, crest) follows the epoch.
+
+    Every process iterates the same sequence, seeded by (seed, epoch); accelerate's
+    `BatchSamplerShard` gives process i the i-th per-device batch of each global batch.
+
+    Args:
+        num_rows (`int`): rows of the training set.
+        per_device (`int`): per-device batch size of the full-data and static-coreset phases.
+        world (`int`): number of processes.
+        grad_accum (`int`): gradient-accumulation steps (phase lengths are multiples of it).
+        seed (`int`): order seed.
+        warmup_epochs (`int`): epochs on the full data.
+    """
+
+    def __init__(self, num_rows: int, per_device: int, world: int, grad_accum: int, seed: int, warmup_epochs: int):
+        self.num_rows, self.per_device, self.world = num_rows, per_device, world
+        self.grad_accum, self.seed, self.warmup_epochs = grad_accum, seed, warmup_epochs
+        self.epoch = 0
+        self.coreset_rows: np.ndarray | None = None
+        self.crest: Crest | None = None
+        self.crest_steps = 0
+
+    def global_steps(self, rows: int, batch: int) -> int:
+        steps = math.ceil(rows / batch)
+        return math.ceil(steps / self.grad_accum) * self.grad_accum
+
+    def steps(self, epoch: int) -> int:
+        """Global batches of `epoch`."""
+        if epoch < self.warmup_epochs:
+            return self.global_steps(self.num_rows, self.per_device * self.world)
+        if self.crest_steps:
+            return self.crest_steps
+        return self.global_steps(len(self.coreset_rows), self.per_device * self.world)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps(self.epoch) * self.world
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        steps = self.steps(self.epoch)
+        if self.epoch >= self.warmup_epochs and self.crest is not None:
+            for _ in range(steps):
+                rows, _ = self.crest.draw(rng)
+                for chunk in np.array_split(rows, self.world):
+                    yield chunk.tolist()
+            return
+        rows = np.arange(self.num_rows) if self.epoch < self.warmup_epochs else np.sort(self.coreset_rows)
+        batch = self.per_device * self.world
+        order = np.resize(rows[rng.permutation(len(rows))], steps * batch)  # wraps around: every batch is full
+        for s in range(steps):
+            for r in range(self.world):
+                start = s * batch + r * self.per_device
+                yield order[start:start + self.per_device].tolist()
+
+
+class _CoresetCallback(TrainerCallback):
+    """Routes Trainer events to the CoresetTrainer (selection at epoch boundaries, CREST per step)."""
+
+    def __init__(self, trainer: "CoresetTrainer"):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._on_train_begin()
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.trainer._epoch_step = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.trainer._on_step_end()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.trainer._on_epoch_end()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.trainer._on_train_end()
+
+
+class CoresetTrainer(Trainer):
+    """A `transformers.Trainer` that trains on a coreset: selected after a warm-up on the full data
+    (static), given (``coreset_selection=``), or re-selected during training (CREST).
+
+    Args:
+        model (`PreTrainedModel` or `nn.Module`): a classifier; called as ``model(**inputs)`` with
+            the dataset columns its forward names, returning logits (or an output with `logits`).
+        args (`CoresetTrainingArguments`): training and coreset settings.
+        data_collator, eval_dataset, processing_class, **kwargs: as for `transformers.Trainer`.
+        train_dataset (`datasets.Dataset`): training rows with an integer label column.
+        coreset_selection (`CoresetSelection` or `str`, *optional*): train a fresh model on this
+            selection (or the folder it was saved to) instead of selecting; with
+            ``coreset_warmup_epochs=0`` only its rows are ever seen.
+
+    The loss is the (weighted) cross-entropy computed here from the logits, so the model's own
+    loss is never used; labels come from the batch's "labels" key.
+
+    Example:
+        ```python
+        >>> from hf_coreset import CoresetTrainer, CoresetTrainingArguments
+        >>> args = CoresetTrainingArguments(output_dir="out", coreset_method="el2n", coreset_fraction=0.2,
+        ...                                 coreset_warmup_epochs=1, num_train_epochs=5, report_to="none")
+        >>> trainer = CoresetTrainer(model=model, args=args, train_dataset=ds)
+        >>> trainer.train()
+        >>> trainer.coreset_selection.indices[:5]
+        ```
+    """
+
+    loss_is_scaled_for_ga = False  # compute_loss returns a per-micro-batch mean; Trainer divides by GA steps
+    _tag_names = ["hf-coreset", "coreset"]
+
+    def __init__(self, model=None, args: CoresetTrainingArguments | None = None, data_collator=None,
+                 train_dataset=None, eval_dataset=None, processing_class=None, *,
+                 coreset_selection: CoresetSelection | str | os.PathLike | None = None, **kwargs):
+        if args is None:
+            raise ValueError("CoresetTrainer needs args=CoresetTrainingArguments(output_dir=..., coreset_method=..., ...).")
+        if not isinstance(args, CoresetTrainingArguments):
+            raise TypeError(f"args must be a CoresetTrainingArguments, not {type(args).__name__}; build one with the "
+                            "same settings plus coreset_method/coreset_fraction/coreset_warmup_epochs.")
+        if model is None:
+            raise ValueError("CoresetTrainer needs model=<your classifier> (model_init is not supported).")
+        if train_dataset is None:
+            raise ValueError("CoresetTrainer needs train_dataset=<datasets.Dataset> to select from.")
+        label_column = args.coreset_label_column
+        if label_column is None:
+            label_column = "labels" if "label" not in train_dataset.column_names and \
+                "labels" in train_dataset.column_names else "label"
+        self.coreset_labels, self.coreset_num_classes = check_dataset(train_dataset, label_column)
+        self.coreset_label_column = label_column
+        if ROW_KEY in train_dataset.column_names:
+            raise ValueError(f"The training set already has a column {ROW_KEY!r}; rename it.")
+        self.coreset_source = train_dataset
+        indexed = train_dataset.add_column(ROW_KEY, np.arange(train_dataset.num_rows, dtype=np.int64))
+        super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=indexed,
+                         eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
+        self.model_accepts_loss_kwargs = False  # the model never sees labels or num_items_in_batch
+        if not self.label_names:
+            self.label_names = ["labels"]  # plain nn.Modules: let evaluation find the labels
+        self.coreset_seed = args.seed if args.coreset_seed is None else args.coreset_seed
+        self.coreset_selection = self._check_given_selection(coreset_selection)
+        if self.coreset_selection is None and args.coreset_schedule == "static" and args.coreset_method is None:
+            raise ValueError("Pass coreset_method=<name> in CoresetTrainingArguments (static schedule), "
+                             "coreset_schedule='crest', or CoresetTrainer(coreset_selection=<CoresetSelection>).")
+        self.coreset_events: list[dict] = []
+        self.crest: Crest | None = None
+        self._spec = methods.get(args.coreset_method) if args.coreset_method else None
+        self._options = self._method_options()
+        self._head_module = None
+        self._epoch_step = 0
+        self._row_weights = None
+        self._recording: dict | None = None
+        self.add_callback(_CoresetCallback(self))
+
+    # ------------------------------------------------------------------ setup
+    def _check_given_selection(self, selection):
+        if selection is None:
+            return None
+        if isinstance(selection, (str, os.PathLike)):
+            selection = CoresetSelection.load(selection)
+        if not isinstance(selection, CoresetSelection):
+            raise TypeError(f"coreset_selection must be a CoresetSelection or a folder it was saved to, not "
+                            f"{type(selection).__name__}.")
+        if self.args.coreset_schedule != "static" or self.args.coreset_method is not None:
+            raise ValueError("coreset_selection= trains on a given selection: use coreset_schedule='static' and leave "
+                             "coreset_method unset.")
+        selection.check_source(self.coreset_source, check="content")
+        return selection
+
+    def _method_options(self) -> dict:
+        if self._spec is None:
+            return {}
+        options = dict(self.args.coreset_method_options or {})
+        for key in ("epoch", "epochs"):  # the warm-up is the proxy: score at its end unless told otherwise
+            if key in self._spec.defaults and key not in options:
+                options[key] = self.args.coreset_warmup_epochs
+        options = self._spec.check_options(options)
+        needs = self._spec.needs(options)
+        if needs and max(needs) > self.args.coreset_warmup_epochs:
+            raise ValueError(
+                f"Method {self._spec.name!r} with options {options} needs signals at warm-up epochs {sorted(needs)}, "
+                f"but coreset_warmup_epochs={self.args.coreset_warmup_epochs}; raise the warm-up or lower the "
+                "method's epoch option(s).")
+        return options
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if ROW_KEY not in self._signature_columns:
+            self._signature_columns.append(ROW_KEY)  # the row index survives remove_unused_columns
+
+    def _input_columns(self) -> list[str]:
+        return forward_input_names(self.model, self.coreset_source.column_names, self.coreset_label_column)
+
+    def _head(self) -> nn.Linear:
+        if self._head_module is None:
+            self._head_module = find_head(self.model, self.args.coreset_head, self.coreset_num_classes)
+        return self._head_module
+
+    # ------------------------------------------------------------------ data
+    def get_train_dataloader(self):
+        args = self.args
+        n = self.coreset_source.num_rows
+        world = args.world_size
+        warmup = args.coreset_warmup_epochs
+        sampler = CoresetBatchSampler(n, args.per_device_train_batch_size, world, args.gradient_accumulation_steps,
+                                      self.coreset_seed, warmup)
+        if args.coreset_schedule == "crest":
+            m = args.crest_minibatch_size or args.per_device_train_batch_size * world
+            r = max(1, math.floor(args.crest_random_subset_fraction * n + 0.5))
+            if m < world:
+                raise ValueError(f"crest_minibatch_size={m} is smaller than the {world} processes; raise it.")
+            if r < m:
+                raise ValueError(f"crest_random_subset_fraction={args.crest_random_subset_fraction} gives random "
+                                 f"subsets of {r} rows, fewer than crest_minibatch_size={m}; raise the fraction to at "
+                                 f"least {m / n:.4g} or lower the mini-batch size.")
+            kept = make_budget(self.coreset_labels, fraction=args.coreset_fraction).total
+            sampler.crest_steps = sampler.global_steps(kept, m)
+            self._crest_size = (m, r)
+        elif self.coreset_selection is not None:
+            sampler.coreset_rows = self.coreset_selection.indices
+        else:
+            self._budget = make_budget(self.coreset_labels, fraction=args.coreset_fraction,
+                                       per_class=args.coreset_per_class, num_classes=self.coreset_num_classes)
+            sampler.coreset_rows = np.zeros(self._budget.total, dtype=np.int64)  # a placeholder of the right size
+        self._sampler = sampler
+        self._plan = {"warmup_epochs": warmup, "epochs": int(args.num_train_epochs)}
+        dataset = self._remove_unused_columns(self.train_dataset, description="training")
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=self.data_collator, num_workers=args.dataloader_num_workers,
+            pin_memory=args.dataloader_pin_memory, persistent_workers=args.dataloader_persistent_workers)
+        return self.accelerator.prepare(loader)
+
+    def set_initial_training_values(self, args, dataloader):
+        """The real plan: warm-up epochs of full-data steps, then coreset epochs of coreset steps."""
+        s = self._sampler
+        ga = args.gradient_accumulation_steps
+        epochs = self._plan["epochs"]
+        per_epoch = [s.steps(e) for e in range(epochs)]
+        max_steps = sum(per_epoch) // ga
+        longest = max(per_epoch)
+        self._epoch_lengths = per_epoch
+        total_batch = self.get_total_train_batch_size(args)
+        return (epochs, longest // ga, self.coreset_source.num_rows, max_steps * total_batch, total_batch,
+                longest, max_steps)
+
+    # ------------------------------------------------------------------ loss
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Weighted cross-entropy from the logits; records warm-up signals by row as a side effect.
+
+        Training: sum_i w_i * CE_i divided by this process's share of the global batch (the mean
+        for full per-device batches); weights are 1 except on weighted coresets (mean 1 over the
+        coreset). Evaluation: the plain mean.
+        """
+        inputs = dict(inputs)
+        rows = inputs.pop(ROW_KEY, None)
+        labels = None
+        for key in ("labels", "label", "label_ids"):
+            if key in inputs:
+                labels = inputs.pop(key)
+                break
+        if labels is None:
+            raise ValueError(f"No labels in the batch (keys: {sorted(inputs)}); the training set needs an integer "
+                             "'label' or 'labels' column.")
+        outputs = model(**inputs)
+        logits = logits_of(outputs).float()
+        per_example = nn.functional.cross_entropy(logits, labels, reduction="none")
+        if model.training and rows is not None:
+            weights = self._row_weights[rows.cpu()].to(per_example.device)
+            loss = (weights * per_example).sum() / self._loss_norm
+            if self._recording is not None:
+                self._record(rows, per_example.detach(), logits.detach(), labels)
+        else:
+            loss = per_example.mean()
+        if return_outputs:
+            return loss, (outputs if isinstance(outputs, dict) else {"logits": logits})
+        return loss
+
+    def _record(self, rows, loss, logits, labels) -> None:
+        parts = {"row": rows, "loss": loss, "correct": (logits.argmax(1) == labels).to(torch.uint8), "logits": logits}
+        parts = self.accelerator.gather(parts)  # full per-device batches: no padding to drop
+        idx = parts.pop("row").cpu().numpy()
+        for key, store in self._recording.items():
+            store[idx] = parts[key].cpu().numpy()
+
+    # ------------------------------------------------------------------ phases
+    def _on_train_begin(self) -> None:
+        args = self.args
+        n = self.coreset_source.num_rows
+        self._row_weights = torch.ones(n)
+        self._loss_norm = float(args.per_device_train_batch_size)
+        self._completed = 0
+        self._signals = Signals(labels=self.coreset_labels, num_classes=self.coreset_num_classes)
+        self._eval_loader = None
+        self._timings = {"signals": 0.0}
+        self._model_fp = model_fingerprint(self.model) if self._spec is not None else None
+        self._mb_fields, self._eval_fields = {}, {}
+        if self._spec is not None:
+            for e, fields in self._spec.needs(self._options).items():
+                cheap = fields & CHEAP_FIELDS if args.coreset_signals == "minibatch" and e >= 1 else frozenset()
+                if cheap:
+                    self._mb_fields[e] = cheap
+                if fields - cheap:
+                    self._eval_fields[e] = (fields - cheap) | CHEAP_FIELDS
+        if 0 in self._eval_fields:
+            self._collect_eval(0)
+        self._start_recording(1)
+        if self._plan["warmup_epochs"] == 0:
+            self._enter_coreset_phase()
+
+    def _start_recording(self, epoch: int) -> None:
+        fields = self._mb_fields.get(epoch)
+        if not fields:
+            self._recording = None
+            return
+        n, c = self.coreset_source.num_rows, self.coreset_num_classes
+        shapes = {"loss": (n,), "correct": (n,), "logits": (n, c)}
+        self._recording = {f: np.full(shapes[f], np.nan if f != "correct" else 0,
+                                      dtype=np.uint8 if f == "correct" else np.float32) for f in fields}
+        self._recording_epoch = epoch
+
+    def _on_step_end(self) -> None:
+        self._epoch_step += 1
+        length = self._epoch_lengths[min(self._completed, len(self._epoch_lengths) - 1)]
+        self.state.epoch = self._completed + min(1.0, self._epoch_step * self.args.gradient_accumulation_steps / length)
+        if self.crest is not None and self._completed >= self._plan["warmup_epochs"]:
+            event = self.crest.after_step(self.model, self.state.global_step)
+            if event is not None:
+                self._log_event(event)
+
+    def _on_epoch_end(self) -> None:
+        self._completed += 1
+        self.state.epoch = float(self._completed)
+        e = self._completed
+        if self._recording is not None and self._recording_epoch == e:
+            ckpt = self._signals.checkpoints.setdefault(e, Checkpoint(epoch=e))
+            for f, arr in self._recording.items():
+                setattr(ckpt, f, arr.astype(bool) if f == "correct" else arr)
+        self._start_recording(e + 1)
+        if e in self._eval_fields:
+            self._collect_eval(e)
+        if e == self._plan["warmup_epochs"]:
+            self._enter_coreset_phase()
+
+    def _collect_eval(self, epoch: int) -> None:
+        import time
+
+        t0 = time.perf_counter()
+        if self._eval_loader is None:
+            rows = RowDataset(self.coreset_source, self._input_columns())
+            self._eval_loader = self.accelerator.prepare(torch.utils.data.DataLoader(
+                rows, batch_size=self.args.per_device_eval_batch_size, shuffle=False,
+                collate_fn=RowCollator(self.data_collator)))
+        fields = frozenset(self._eval_fields[epoch])
+        ckpt = collect_checkpoint(self.model, self._eval_loader, torch.as_tensor(self.coreset_labels), epoch=epoch,
+                                  fields=fields, head=self._head() if "features" in fields else None,
+                                  accelerator=self.accelerator, progress=False)
+        have = self._signals.checkpoints.setdefault(epoch, Checkpoint(epoch=epoch))
+        for f in fields:
+            if getattr(have, f) is None:
+                setattr(have, f, getattr(ckpt, f))
+        self._timings["signals"] += time.perf_counter() - t0
+
+    def _enter_coreset_phase(self) -> None:
+        args = self.args
+        if args.coreset_schedule == "crest":
+            self._start_crest()
+            return
+        if self.coreset_selection is None:
+            self.coreset_selection = self._select()
+        sel = self.coreset_selection
+        self._sampler.coreset_rows = sel.indices
+        if sel.weights is not None:
+            self._row_weights[torch.as_tensor(sel.indices)] = torch.as_tensor(sel.weights / sel.weights.mean(),
+                                                                                dtype=torch.float32)
+        self._save_selection(sel)
+        self.log({"coreset_rows": float(len(sel)), "coreset_weighted": float(sel.weights is not None)})
+
+    def _select(self) -> CoresetSelection:
+        args = self.args
+        proxy_key = {"trainer": "CoresetTrainer", "optim": str(args.optim), "learning_rate": args.learning_rate,
+                     "warmup_epochs": args.coreset_warmup_epochs, "signals": args.coreset_signals,
+                     "epochs": sorted(self._spec.needs(self._options))}
+        head = self.args.coreset_head
+        return build_selection(
+            self.coreset_source, self._spec, self._signals, self._budget, options=self._options, seed=self.coreset_seed,
+            fraction=args.coreset_fraction, size=None, per_class=args.coreset_per_class,
+            label_column=self.coreset_label_column, timings=self._timings,
+            proxy_key=proxy_key if self._spec.needs(self._options) else None, model=self.model, model_fp=self._model_fp,
+            head=head, fingerprint_key=proxy_key)
+
+    def _save_selection(self, sel: CoresetSelection) -> None:
+        if not self.is_world_process_zero():
+            return
+        if self.args.output_dir:
+            sel.save(Path(self.args.output_dir) / SELECTION_DIR)
+        if self.args.coreset_cache_dir and sel.fingerprint:
+            sel.save(Path(self.args.coreset_cache_dir) / "selections" / sel.fingerprint)
+
+    # ------------------------------------------------------------------ CREST
+    def _start_crest(self) -> None:
+        args = self.args
+        m, r = self._crest_size
+        cfg = CrestConfig(tau=args.crest_tau, h=args.crest_h, b=args.crest_b, T2=args.crest_T2, alpha=args.crest_alpha,
+                          random_subset_size=r, minibatch_size=m, drop_learned=args.crest_drop_learned,
+                          params=args.crest_params)
+        self.crest = Crest(cfg, self.coreset_labels, self.coreset_seed, logits_fn=self._rows_logits,
+                           batch_logits_fn=self._batch_logits, params_fn=self._crest_params)
+        self._sampler.crest = self.crest
+        event = self.crest.select(self.model, self.state.global_step)
+        self._loss_norm = self.crest.coreset_size / self.args.world_size
+        self._log_event(event)
+
+    def _crest_params(self):
+        module = self._head() if self.args.crest_params == "head" else self.model
+        return [p for p in module.parameters() if p.requires_grad]
+
+    def _collate_rows(self, rows: np.ndarray) -> dict:
+        if not hasattr(self, "_row_view"):
+            self._row_view = RowDataset(self.coreset_source, self._input_columns())
+            self._row_collator = RowCollator(self.data_collator)
+        batch = self._row_collator(self._row_view.__getitems__([int(r) for r in rows]))
+        batch.pop(ROW_KEY)
+        return {k: v.to(self.args.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def _batch_logits(self, model, rows: np.ndarray) -> torch.Tensor:
+        return forward_logits(model, self._collate_rows(rows))
+
+    @torch.no_grad()
+    def _rows_logits(self, rows: np.ndarray) -> np.ndarray:
+        """Eval-mode logits of `rows`, split across processes and gathered in order."""
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        per = math.ceil(len(rows) / world)
+        mine = np.resize(rows, per * world)[rank * per:(rank + 1) * per]
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            bs = self.args.per_device_eval_batch_size
+            local = torch.cat([forward_logits(model, self._collate_rows(mine[i:i + bs])).float()
+                               for i in range(0, len(mine), bs)])
+        finally:
+            model.train(was_training)
+        return self.accelerator.gather(local)[:len(rows)].cpu().numpy()
+
+    def _log_event(self, event) -> None:
+        record = asdict(event)
+        self.coreset_events.append(record)
+        logs = {f"crest_{k}": float(v) for k, v in record.items() if v is not None and k != "step"}
+        self.log(logs)
+
+    def _on_train_end(self) -> None:
+        if self.crest is not None and self.is_world_process_zero() and self.args.output_dir:
+            out = Path(self.args.output_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / EVENTS_FILE).write_text(json.dumps(self.coreset_events, indent=2))
+            self._save_selection(self._crest_selection())
+
+    def _crest_selection(self) -> CoresetSelection:
+        """The final mini-batch coresets as a CoresetSelection (for provenance; CREST has no single subset)."""
+        from . import __version__
+        from .fingerprint import dataset_fingerprint, hash_parts, label_hash
+
+        rows = np.concatenate([r for r, _ in self.crest.coresets])
+        weights = np.concatenate([w for _, w in self.crest.coresets])
+        n = self.coreset_source.num_rows
+        config = {"schedule": "crest", **asdict(self.crest.config), "fraction": self.args.coreset_fraction,
+                  "warmup_epochs": self.args.coreset_warmup_epochs, "events": len(self.coreset_events)}
+        src = dataset_fingerprint(self.coreset_source)
+        return CoresetSelection(indices=rows, scores=np.full(n, np.nan), weights=weights, method="crest", num_rows=n,
+                                config=config, seed=self.coreset_seed, source_fingerprint=src,
+                                label_column=self.coreset_label_column,
+                                label_hash=label_hash(self.coreset_source, self.coreset_label_column),
+                                fingerprint=hash_parts(src, "hf_coreset.crest", config, self.coreset_seed,
+                                                       self.state.global_step),
+                                library_version=__version__)
+
+    # ------------------------------------------------------------------ card
+    def create_model_card(self, *args, **kwargs) -> None:
+        """Trainer's model card plus a "Coreset training" section (model_cards/model_card_section.md)."""
+        if not self.is_world_process_zero() or not self.args.output_dir:
+            return
+        path = Path(self.args.output_dir) / "README.md"
+        if hasattr(self.model, "config"):
+            super().create_model_card(*args, **kwargs)
+        else:  # Trainer's summary reads model.config; a plain nn.Module gets a title only
+            path.parent.mkdir(parents=True, exist_ok=True)
+            name = kwargs.get("model_name") or Path(self.args.output_dir).name
+            path.write_text(f"# {name}\n\nA `{type(self.model).__name__}` trained with hf-coreset.\n", encoding="utf-8")
+        section = render_model_card_section(self)
+        path.write_text(path.read_text(encoding="utf-8").rstrip() + "\n\n" + section, encoding="utf-8")
+
+
+def _template(name: str) -> str:
+    """A card template: from the checkout's model_cards/ or the installed hf_coreset.model_cards."""
+    local = Path(__file__).resolve().parents[1] / "model_cards" / name
+    if local.is_file():
+        return local.read_text(encoding="utf-8")
+    from importlib import resources
+
+    return resources.files("hf_coreset.model_cards").joinpath(name).read_text(encoding="utf-8")
+
+
+def render_model_card_section(trainer: CoresetTrainer) -> str:
+    """The model-card section describing the coreset a trainer used."""
+    import jinja2
+    from huggingface_hub import constants
+
+    args = trainer.args
+    sel = trainer.coreset_selection
+    repo = args.coreset_selection_repo
+    schedule = args.coreset_schedule
+    if schedule == "crest":
+        method = "crest"
+    elif sel is not None:
+        method = sel.method
+    else:
+        method = args.coreset_method
+    context = {
+        "method": method, "schedule": schedule, "fraction": args.coreset_fraction,
+        "warmup_epochs": trainer._plan["warmup_epochs"] if hasattr(trainer, "_plan") else args.coreset_warmup_epochs,
+        "epochs": int(args.num_train_epochs), "seed": trainer.coreset_seed,
+        "kept": len(sel) if sel is not None and schedule == "static" else None,
+        "num_rows": trainer.coreset_source.num_rows, "weighted": sel is not None and sel.weights is not None,
+        "options": trainer._options, "fingerprint": sel.fingerprint if sel is not None else None,
+        "selection_repo": repo, "selection_url": f"{constants.ENDPOINT}/datasets/{repo}" if repo else None,
+        "events": trainer.coreset_events, "crest": asdict(trainer.crest.config) if trainer.crest else None,
+        "selection_dir": SELECTION_DIR, "version": __import__("hf_coreset").__version__,
+    }
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(_template("model_card_section.md")).render(**context)
