@@ -1,0 +1,89 @@
+"""Coverage for any score: CCS-style stratified sampling over the strata of any registered score.
+
+Difficulty and typicality scores keep one end of their ranking, which at small fractions leaves
+most of the data's range uncovered (research/peer_measurements.md: every such method loses to
+random at 1% and 5% on MNIST-1D). Zheng et al. (ICLR 2023) fix this for one difficulty score by
+spreading the budget over score strata; this module does it for every method that returns
+per-row `scores` and keeps their "highest" or "lowest" end, so "nfg with coverage", "el2n with
+coverage" and the rest are one call, while each method's own name stays its faithful version.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import get, register
+from ._common import MethodOutput, groups
+from .ccs import stratified_sample
+
+ORIENTED = ("highest", "lowest")
+
+
+def scored(signals, budget, *, rng, score: str, score_options: dict | None) -> tuple[np.ndarray, str]:
+    """Run the registered method `score` and return (its per-row scores, the end it keeps)."""
+    spec = get(score)
+    if spec.keeps not in ORIENTED:
+        from . import _REGISTRY, available
+
+        usable = [n for n in available() if _REGISTRY[n].keeps in ORIENTED]
+        raise ValueError(f"score={score!r} keeps {spec.keeps!r}, not one end of a per-row score; pass one of {usable}.")
+    out = spec.fn(signals, budget, rng=rng, **spec.check_options(dict(score_options or {})))
+    scores = None if out.scores is None else np.asarray(out.scores, dtype=np.float64)
+    if scores is None or scores.shape != (signals.num_rows,) or not np.isfinite(scores).all():
+        raise ValueError(f"Method {score!r} did not return one finite score per row; it cannot be stratified.")
+    return scores, spec.keeps
+
+
+def inner_needs(options: dict) -> dict:
+    """`needs` of a wrapper: those of the method named by its `score` option, with `score_options`."""
+    spec = get(options["score"])
+    return spec.needs(spec.check_options(dict(options["score_options"] or {})))
+
+
+@register("coverage", needs=inner_needs, version=1,
+          summary="Any per-row score made coverage-aware: budget spread over its strata after a cut at its kept end.",
+          paper="Zheng et al., Coverage-centric Coreset Selection for High Pruning Rates, ICLR 2023 (generalised)",
+          signal="the scores of the method named by `score`", cost="that method's cost + O(n log n)",
+          keeps="all strata")
+def coverage(signals, budget, *, rng, score: str = "el2n", score_options: dict | None = None, strata: int = 50,
+             cut: float = 0.0) -> MethodOutput:
+    """Coverage-aware selection over the scores of any registered method.
+
+    The method named by `score` runs with `score_options`; its per-row scores are oriented so that
+    the end it keeps comes first. Per class (or globally), the `cut` share of rows at that end is
+    dropped (CCS's hard cut for a difficulty score such as EL2N, whose kept end is its hardest
+    rows), the remaining score range is split into `strata` equal-width bins, and the budget is
+    spread over the bins from the smallest up, each taking min(size, budget left / bins left)
+    random rows (`ccs.stratified_sample`). The faithful method stays available under its own name.
+
+    Defaults: `strata=50` is the CCS paper's; `cut=0.0` keeps every row eligible, because the
+    paper tunes its cut per pruning rate and our validation study
+    (benchmarks/results/tuning_small_fractions.md) is what `auto` uses to pick one.
+
+    Args:
+        score (`str`, *optional*, defaults to `"el2n"`): a registered method that keeps the
+            "highest" or "lowest" of its per-row `scores` (el2n, grand, forgetting, entropy, ...).
+        score_options (`dict`, *optional*): that method's options, e.g. `{"epoch": 5}`.
+        strata (`int`, *optional*, defaults to `50`): number of equal-width score bins.
+        cut (`float`, *optional*, defaults to `0.0`): share of rows dropped at the kept end, in [0, 1).
+
+    Returns:
+        `MethodOutput` with the scores of `score` (unoriented, as that method returns them).
+
+    Example:
+        ```python
+        >>> sel = hf_coreset.select(ds, "coverage", score="forgetting", cut=0.1, fraction=0.05, model=model)
+        ```
+    """
+    if not 0.0 <= cut < 1.0:
+        raise ValueError(f"cut={cut!r} must be in [0, 1): the share of rows dropped at the kept end (0.1 = 10%).")
+    if isinstance(strata, bool) or not isinstance(strata, int) or strata < 1:
+        raise ValueError(f"strata={strata!r} must be a positive integer (the CCS paper uses 50).")
+    if score == "coverage":
+        raise ValueError("score='coverage' would stratify itself; pass the name of a scoring method, e.g. 'el2n'.")
+    scores, keeps = scored(signals, budget, rng=rng, score=score, score_options=score_options)
+    oriented = scores if keeps == "highest" else -scores
+    picked = [rows[stratified_sample(oriented[rows], k, strata=strata, hard_cutoff=cut, rng=rng)]
+              for rows, k in groups(signals.labels, budget)]
+    return MethodOutput(indices=np.concatenate(picked).astype(np.int64), scores=scores,
+                        info={"coverage_of": score})

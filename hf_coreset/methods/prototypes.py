@@ -1,0 +1,108 @@
+"""Class-conditional prototypes: per-class k-means in the proxy's feature space, one row per centre."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import register
+from ._common import MethodOutput, groups, last_epoch_needs
+from .el2n import el2n_scores
+
+BLOCK = 4096  # rows per distance block: memory O(BLOCK * k), never n x n
+
+
+def _sq_dists(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Squared distances of the rows of `x` to `centres`, (n, k), computed in row blocks."""
+    cn = (centres ** 2).sum(1)
+    out = np.empty((len(x), len(centres)))
+    for i in range(0, len(x), BLOCK):
+        b = x[i:i + BLOCK]
+        out[i:i + BLOCK] = np.maximum((b ** 2).sum(1)[:, None] - 2.0 * b @ centres.T + cn[None, :], 0.0)
+    return out
+
+
+def kmeans(x: np.ndarray, k: int, *, iters: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means with k-means++ seeding from `rng`; returns (centres (k, d), assignment (n,)).
+
+    A centre left without rows keeps its position (it still names a row in `nearest_rows`).
+    """
+    first = int(rng.integers(len(x)))
+    centres = [x[first]]
+    d2 = _sq_dists(x, x[first][None])[:, 0]
+    for _ in range(1, k):
+        total = d2.sum()
+        j = int(rng.choice(len(x), p=d2 / total)) if total > 0 else int(rng.integers(len(x)))
+        centres.append(x[j])
+        d2 = np.minimum(d2, _sq_dists(x, x[j][None])[:, 0])
+    centres = np.stack(centres)
+    assign = _sq_dists(x, centres).argmin(1)
+    for _ in range(iters):
+        sums = np.zeros_like(centres)
+        np.add.at(sums, assign, x)
+        counts = np.bincount(assign, minlength=k)
+        full = counts > 0
+        centres[full] = sums[full] / counts[full, None]
+        new = _sq_dists(x, centres).argmin(1)
+        if np.array_equal(new, assign):
+            break
+        assign = new
+    return centres, assign
+
+
+def nearest_rows(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """One distinct row per centre: centres in order take their nearest row not taken yet."""
+    d = _sq_dists(x, centres)
+    out = np.empty(len(centres), dtype=np.int64)
+    for j in range(len(centres)):
+        out[j] = int(np.argmin(d[:, j]))  # ties: the lower row
+        d[out[j], :] = np.inf  # taken rows are no longer candidates
+    return out
+
+
+@register("prototypes", needs=lambda o: {int(o["epoch"]): frozenset({"features", "logits"})}, version=1,
+          summary="Per-class k-means on proxy features with the class budget as k; keeps the row nearest each centre.",
+          paper="k-medoid-style prototypes; cf. Sorscher et al., Beyond neural scaling laws, NeurIPS 2022",
+          signal="classifier input (and EL2N for `easy`) at proxy epoch",
+          cost="proxy epochs + 1 forward pass + O(iters n k d)", keeps="nearest row to each centre")
+def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 1.0, iters: int = 20,
+               normalize: bool = False) -> MethodOutput:
+    """Class-conditional prototypes: for each class with budget k, k-means (k-means++ seeding from
+    the selection seed, `iters` Lloyd steps, distances in row blocks) on the classifier-input
+    features at proxy epoch `epoch`, then the distinct row nearest each centre.
+
+    With `easy < 1` only the `easy` share of each class with the lowest EL2N (the easiest rows at
+    the same epoch) is clustered: representative and easy rows, the regime Sorscher et al. find
+    best when little data is kept. `normalize=True` clusters unit-norm features (cosine geometry).
+
+    Args:
+        epoch (`int`, *optional*, defaults to `10`): proxy epoch of the features.
+        easy (`float`, *optional*, defaults to `1.0`): share of each class (easiest first) that is
+            clustered, in (0, 1]; never fewer rows than the class budget.
+        iters (`int`, *optional*, defaults to `20`): at most this many Lloyd iterations.
+        normalize (`bool`, *optional*, defaults to `False`): cluster L2-normalised features.
+
+    Returns:
+        `MethodOutput` with `gains` = the size of each kept row's cluster, and `scores` = EL2N.
+
+    Example:
+        ```python
+        >>> sel = hf_coreset.select(ds, "prototypes", fraction=0.01, model=model, proxy={"lr": 1e-2})
+        ```
+    """
+    if not 0.0 < easy <= 1.0:
+        raise ValueError(f"easy={easy!r} must be in (0, 1]: the share of easiest rows clustered (1.0 = all).")
+    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
+        raise ValueError(f"iters={iters!r} must be a non-negative integer.")
+    feats = signals.at(epoch, "features").features.astype(np.float64)
+    if normalize:
+        feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    difficulty = el2n_scores(signals, epoch)
+    picked, sizes = [], []
+    for rows, k in groups(signals.labels, budget):
+        m = max(k, int(np.ceil(easy * len(rows))))
+        pool = rows[np.lexsort((rows, difficulty[rows]))[:m]] if m < len(rows) else rows
+        centres, assign = kmeans(feats[pool], k, iters=iters, rng=rng)
+        picked.append(pool[nearest_rows(feats[pool], centres)])
+        sizes.append(np.bincount(assign, minlength=k))
+    return MethodOutput(indices=np.concatenate(picked), scores=difficulty,
+                        gains=np.concatenate(sizes).astype(np.float64))
