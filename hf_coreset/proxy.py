@@ -135,8 +135,9 @@ class SignalCache:
     """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus the
     proxy state at the last scored epoch so an interrupted run resumes."""
 
-    def __init__(self, root: Path | None):
+    def __init__(self, root: Path | None, meta: dict | None = None):
         self.root = root
+        self.meta = meta or {}
 
     def path(self, epoch: int, field: str) -> Path:
         return self.root / f"epoch{epoch:04d}.{field}.npy"
@@ -150,7 +151,9 @@ class SignalCache:
     def save(self, epoch: int, field: str, array: np.ndarray) -> None:
         if self.root is None:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.root.is_dir():  # created on the first write: a run that fails before leaves nothing
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "meta.json").write_text(json.dumps(self.meta, indent=2, default=repr))
         final = self.path(epoch, field)
         tmp = final.with_name(final.name + f".tmp{os.getpid()}.npy")
         np.save(tmp, array, allow_pickle=False)
@@ -228,12 +231,8 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
                          label_column, inputs, head_name, type(collate_fn).__qualname__ if collate_fn else None,
                          str(accelerator.mixed_precision))
         root = Path(cache_dir or default_cache_dir()) / "signals" / key
-    cache = SignalCache(root)
-    if accelerator.is_main_process and root is not None:
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "meta.json").write_text(json.dumps({"dataset": dataset_fingerprint(dataset), "num_rows": len(labels),
-                                                    "proxy": config.training_key(), "seed": seed, "head": head_name,
-                                                    "inputs": inputs}, indent=2))
+    cache = SignalCache(root, meta={"dataset": dataset_fingerprint(dataset), "num_rows": len(labels),
+                                    "proxy": config.training_key(), "seed": seed, "head": head_name, "inputs": inputs})
 
     missing = {e: {f for f in fs if not cache.has(e, f)} for e, fs in needs.items()}
     missing = {e: fs for e, fs in missing.items() if fs}
