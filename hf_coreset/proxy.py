@@ -44,7 +44,8 @@ class ProxyConfig:
         momentum (`float`, *optional*, defaults to `0.9`): momentum, for "sgd" only.
         batch_size (`int`, *optional*, defaults to `128`): global training batch size (split across
             processes, so 1 and N processes take the same steps).
-        eval_batch_size (`int`, *optional*, defaults to `512`): batch size of the signal passes.
+        eval_batch_size (`int`, *optional*, defaults to `512`): batch size of the signal passes (per
+            process with the default Accelerator; it does not change the signals).
         epochs (`int`, *optional*): train at least this many epochs; by default the largest epoch a
             method asks for.
     """
@@ -202,10 +203,11 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
         Every process must call it; all end with the same Signals.
     """
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration
 
     if accelerator is None:
-        accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
+        # Any Accelerator works: training batches are sharded by _EpochBatchSampler, and signal
+        # passes are placed by row index, so neither depends on how Accelerate splits batches.
+        accelerator = Accelerator()
     bad = {f for fs in needs.values() for f in fs} - set(FIELDS)
     if bad:
         raise ValueError(f"Unknown signal fields {sorted(bad)}; known: {list(FIELDS)}.")

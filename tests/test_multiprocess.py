@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 @pytest.mark.multiprocess
 def test_two_processes_match_one(mnist1d_small, mnist1d_proxy, tmp_path):
-    # 301 rows: the last training batch (45 of 64) and the last signal batch (45 of 128) are short,
-    # and neither splits evenly over two processes.
+    # 301 rows: the last training batch (45 of 64) is short and does not split evenly over two
+    # processes; signal batches of 75 leave one row over, and five batches do not split evenly.
     mnist1d_small["train"].select(range(301)).save_to_disk(tmp_path / "ds")
     ds = datasets.load_from_disk(tmp_path / "ds")
-    proxy = {**mnist1d_proxy, "batch_size": 64, "eval_batch_size": 128}
+    proxy = {**mnist1d_proxy, "batch_size": 64, "eval_batch_size": 75}
     one = hf_coreset.select(ds, "kcenter", fraction=0.1, model=make_convnet(0), proxy=proxy, progress=False,
                             cache_dir=tmp_path / "one", epoch=2)
 
