@@ -24,7 +24,7 @@ from torch import nn
 
 from .fingerprint import dataset_fingerprint, hash_parts, model_fingerprint
 from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, RowCollator, RowDataset, Signals,
-                      collect_checkpoint, find_head, forward_input_names, forward_logits)
+                      check_logits, collect_checkpoint, find_head, forward_input_names, forward_logits)
 
 logger = logging.getLogger(__name__)
 
@@ -330,6 +330,7 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
                 idx = batch.pop(ROW_KEY)
                 weight = batch.pop(WEIGHT_KEY)
                 logits = forward_logits(net, batch).float()
+                check_logits(logits, labels_dev[idx], None)
                 per_row = nn.functional.cross_entropy(logits, labels_dev[idx], reduction="none")
                 loss = (per_row * weight).sum()
                 # The global batch's mean loss, on every process, so that all of them stop together.

@@ -202,3 +202,26 @@ def test_selection_leaves_the_caller_rng_alone(ds):
     select(ds, method="el2n", epoch=1)
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert np.random.get_state()[1].tolist() == np_state[1].tolist()
+
+
+class FiveWay(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(40, 5)
+
+    def forward(self, x):
+        return self.head(x)
+
+
+def test_model_with_too_few_outputs(ds, cache):
+    with pytest.raises(ValueError, match="The last nn.Linear of FiveWay has 5 outputs but the data has 10 classes"):
+        select(ds, method="kcenter", model=FiveWay(), cache=cache)
+    with pytest.raises(ValueError, match=r"logits of shape \(\d+, 5\), but the labels go up to 9"):
+        select(ds, method="el2n", model=FiveWay(), cache=cache)
+
+
+def test_plain_int_labels_missing_the_top_class_are_fine(ds, tmp_path):
+    """A plain int column only bounds the class count from below: a 10-way model fits 9 seen classes."""
+    nine = ds.filter(lambda r: r["label"] != 9).cast_column("label", datasets.Value("int64"))
+    sel = select(nine, method="kcenter", cache=tmp_path)
+    assert sel.per_class_counts(np.asarray(nine["label"])).keys() == set(range(9))
