@@ -61,6 +61,7 @@ def _cmd_select(args) -> int:
     options = json.loads(args.options) if args.options else {}
     proxy = json.loads(args.proxy) if args.proxy else None
     model, collate_fn = None, None
+    source = ds
     loaded = load_model_arg(args.model, num_classes, args.seed)
     if loaded is not None:
         model, tokenizer = loaded
@@ -74,6 +75,12 @@ def _cmd_select(args) -> int:
             collate_fn = DataCollatorWithPadding(tokenizer)
     sel = select(ds, args.method, fraction=args.fraction, model=model, label_column=args.label_column, seed=args.seed,
                  proxy=proxy, collate_fn=collate_fn, cache_dir=args.cache_dir, **options)
+    if ds is not source:  # tokenized here: the selection belongs to the dataset as the user has it
+        import dataclasses
+
+        from .fingerprint import dataset_fingerprint
+
+        sel = dataclasses.replace(sel, source_fingerprint=dataset_fingerprint(source))
     from accelerate import PartialState
 
     if PartialState().is_main_process:

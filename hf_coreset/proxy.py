@@ -24,7 +24,7 @@ from torch import nn
 
 from .fingerprint import dataset_fingerprint, hash_parts, model_fingerprint
 from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, RowCollator, RowDataset, Signals,
-                      collect_checkpoint, find_head, forward_input_names, forward_logits)
+                      check_logits, collect_checkpoint, find_head, forward_input_names, forward_logits)
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ class ProxyConfig:
         momentum (`float`, *optional*, defaults to `0.9`): momentum, for "sgd" only.
         batch_size (`int`, *optional*, defaults to `128`): global training batch size (split across
             processes, so 1 and N processes take the same steps).
-        eval_batch_size (`int`, *optional*, defaults to `512`): batch size of the signal passes.
+        eval_batch_size (`int`, *optional*, defaults to `512`): batch size of the signal passes (per
+            process with the default Accelerator; it does not change the signals).
         epochs (`int`, *optional*): train at least this many epochs; by default the largest epoch a
             method asks for.
     """
@@ -135,8 +136,9 @@ class SignalCache:
     """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus the
     proxy state at the last scored epoch so an interrupted run resumes."""
 
-    def __init__(self, root: Path | None):
+    def __init__(self, root: Path | None, meta: dict | None = None):
         self.root = root
+        self.meta = meta or {}
 
     def path(self, epoch: int, field: str) -> Path:
         return self.root / f"epoch{epoch:04d}.{field}.npy"
@@ -150,7 +152,9 @@ class SignalCache:
     def save(self, epoch: int, field: str, array: np.ndarray) -> None:
         if self.root is None:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.root.is_dir():  # created on the first write: a run that fails before leaves nothing
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "meta.json").write_text(json.dumps(self.meta, indent=2, default=repr))
         final = self.path(epoch, field)
         tmp = final.with_name(final.name + f".tmp{os.getpid()}.npy")
         np.save(tmp, array, allow_pickle=False)
@@ -199,10 +203,11 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
         Every process must call it; all end with the same Signals.
     """
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration
 
     if accelerator is None:
-        accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
+        # Any Accelerator works: training batches are sharded by _EpochBatchSampler, and signal
+        # passes are placed by row index, so neither depends on how Accelerate splits batches.
+        accelerator = Accelerator()
     bad = {f for fs in needs.values() for f in fs} - set(FIELDS)
     if bad:
         raise ValueError(f"Unknown signal fields {sorted(bad)}; known: {list(FIELDS)}.")
@@ -228,12 +233,8 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
                          label_column, inputs, head_name, type(collate_fn).__qualname__ if collate_fn else None,
                          str(accelerator.mixed_precision))
         root = Path(cache_dir or default_cache_dir()) / "signals" / key
-    cache = SignalCache(root)
-    if accelerator.is_main_process and root is not None:
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "meta.json").write_text(json.dumps({"dataset": dataset_fingerprint(dataset), "num_rows": len(labels),
-                                                    "proxy": config.training_key(), "seed": seed, "head": head_name,
-                                                    "inputs": inputs}, indent=2))
+    cache = SignalCache(root, meta={"dataset": dataset_fingerprint(dataset), "num_rows": len(labels),
+                                    "proxy": config.training_key(), "seed": seed, "head": head_name, "inputs": inputs})
 
     missing = {e: {f for f in fs if not cache.has(e, f)} for e, fs in needs.items()}
     missing = {e: fs for e, fs in missing.items() if fs}
@@ -329,6 +330,7 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
                 idx = batch.pop(ROW_KEY)
                 weight = batch.pop(WEIGHT_KEY)
                 logits = forward_logits(net, batch).float()
+                check_logits(logits, labels_dev[idx], None)
                 per_row = nn.functional.cross_entropy(logits, labels_dev[idx], reduction="none")
                 loss = (per_row * weight).sum()
                 # The global batch's mean loss, on every process, so that all of them stop together.

@@ -85,7 +85,8 @@ class Signals:
 def find_head(model: nn.Module, name: str | None = None, num_classes: int | None = None) -> nn.Linear:
     """The classifier head: the module called `name`, else the last ``nn.Linear`` registered.
 
-    With `num_classes` given, the automatic choice must have that many outputs.
+    With `num_classes` given, the automatic choice must have at least that many outputs (a plain
+    int label column only bounds the number of classes from below).
     """
     if name is not None:
         modules = dict(model.named_modules())
@@ -103,7 +104,7 @@ def find_head(model: nn.Module, name: str | None = None, num_classes: int | None
             "Pass head='<module name>' naming the final nn.Linear, or use a method that needs no features "
             "(random, el2n, entropy, forgetting).")
     head = linear[-1]
-    if num_classes is not None and head.out_features != num_classes:
+    if num_classes is not None and head.out_features < num_classes:
         raise ValueError(
             f"The last nn.Linear of {type(model).__name__} has {head.out_features} outputs but the data has "
             f"{num_classes} classes; pass head='<module name>' naming the classifier layer.")
@@ -201,6 +202,16 @@ def forward_logits(model, batch: dict) -> torch.Tensor:
     return logits_of(model(**batch))
 
 
+def check_logits(logits: torch.Tensor, y: torch.Tensor, head: nn.Linear | None) -> None:
+    """Logits must be (batch, classes), cover every label, and come out of the captured head."""
+    if logits.ndim != 2 or (len(y) and logits.shape[1] <= int(y.max())):
+        raise ValueError(f"The model returns logits of shape {tuple(logits.shape)}, but the labels go up to "
+                         f"{int(y.max())}; it must return (batch, number of classes), e.g. num_labels=<classes>.")
+    if head is not None and head.out_features != logits.shape[1]:
+        raise ValueError(f"The nn.Linear taken as the classifier has {head.out_features} outputs but the model "
+                         f"returns {logits.shape[1]} logits; pass head='<module name>' naming the final layer.")
+
+
 # --------------------------------------------------------------------------- collection
 @torch.no_grad()
 def collect_checkpoint(model: nn.Module, loader, labels: torch.Tensor, *, epoch: int, fields: frozenset,
@@ -228,6 +239,7 @@ def collect_checkpoint(model: nn.Module, loader, labels: torch.Tensor, *, epoch:
             rows = batch.pop(ROW_KEY)
             logits = forward_logits(model, batch).float()
             y = labels[rows.cpu()].to(logits.device)
+            check_logits(logits, y, head if "features" in fields else None)
             parts = {"row": rows}
             loss = nn.functional.cross_entropy(logits, y, reduction="none")
             if "loss" in fields:

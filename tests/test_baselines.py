@@ -341,3 +341,16 @@ def test_ccs_samples_across_strata():
     taken = np.bincount(stratum(out.indices), minlength=4)
     # Smallest strata first, each taking min(its size, budget left / strata left >= 40 / 4).
     assert np.all(taken >= np.minimum(sizes, 10)), (sizes, taken)
+
+
+def test_ccs_stratified_sample_always_fills_the_budget():
+    from hf_coreset.methods.ccs import stratified_sample
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(5, 120))
+        scores = rng.lognormal(sigma=float(rng.uniform(0.1, 3)), size=n)  # skewed: uneven strata
+        k = int(rng.integers(1, n + 1))
+        picks = stratified_sample(scores, k, strata=int(rng.integers(1, 12)), hard_cutoff=float(rng.uniform(0, 0.9)),
+                                  rng=rng)
+        assert len(picks) == k and len(np.unique(picks)) == k and picks.min() >= 0 and picks.max() < n

@@ -254,3 +254,14 @@ def test_proxy_config_validation():
         ProxyConfig.coerce({"learning_rate": 0.1})
     assert ProxyConfig.coerce({"lr": 0.1}).lr == 0.1
     assert os.environ["HF_CORESET_CACHE"]  # the session fixture isolates the cache
+
+
+def test_a_user_accelerator_gives_the_same_signals(mnist1d_small):
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+
+    ds = mnist1d_small["train"].select(range(150))
+    default, _ = signals_of(make_convnet(0), ds, _needs(1))
+    split = Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
+    given, _ = signals_of(make_convnet(0), ds, _needs(1), accelerator=split)
+    np.testing.assert_array_equal(given.at(1).features, default.at(1).features)

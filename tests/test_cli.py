@@ -1,0 +1,98 @@
+"""The `hf-coreset` command line: methods, select on saved data, and errors (exit code and message)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+
+import hf_coreset
+from hf_coreset.cli import main
+from hf_coreset.data.mnist1d import make_convnet
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINES = ["ccs", "craig", "el2n", "entropy", "forgetting", "grand", "herding", "kcenter", "moderate", "random"]
+
+
+@pytest.fixture
+def saved(mnist1d_small, tmp_path):
+    path = tmp_path / "mnist1d"
+    mnist1d_small["train"].select(range(400)).save_to_disk(path)
+    return path
+
+
+def test_methods_lists_every_baseline_with_options(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in BASELINES:
+        assert f"\n{name:12s} " in "\n" + out, name
+    assert "options: epoch=10, init='mean'" in out  # kcenter's options and defaults
+
+
+def test_select_on_saved_dataset_with_builtin_model(saved, tmp_path, capsys, mnist1d_proxy):
+    out_dir = tmp_path / "sel"
+    rc = main(["select", "--dataset", str(saved), "--method", "kcenter", "--fraction", "0.1", "--output", str(out_dir),
+               "--model", "mnist1d-convnet", "--options", '{"epoch": 1}', "--proxy", json.dumps(mnist1d_proxy),
+               "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0
+    assert "CoresetSelection(method='kcenter', kept=40/400" in capsys.readouterr().out
+    sel = hf_coreset.CoresetSelection.load(out_dir)
+    ds = datasets.load_from_disk(saved)
+    assert sel.apply(ds).num_rows == 40  # strict check: the same folder loads with the same fingerprint
+    ref = hf_coreset.select(ds, "kcenter", fraction=0.1, model=make_convnet(0), proxy=mnist1d_proxy, progress=False,
+                            cache_dir=False, epoch=1)
+    np.testing.assert_array_equal(sel.indices, ref.indices)
+
+
+def test_select_with_a_transformers_model_folder(minilm_path, minilm_text, tmp_path, capsys):
+    ds, _ = minilm_text
+    raw = ds.select_columns(["text", "label"])
+    raw.save_to_disk(tmp_path / "text")
+    out_dir = tmp_path / "sel"
+    rc = main(["select", "--dataset", str(tmp_path / "text"), "--method", "el2n", "--fraction", "0.25",
+               "--output", str(out_dir), "--model", minilm_path, "--options", '{"epoch": 0}',
+               "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0, capsys.readouterr().err
+    sel = hf_coreset.CoresetSelection.load(out_dir)
+    assert len(sel) == 12 and sel.config["model_name"].endswith("model")
+    # The selection is of the dataset as given (the CLI tokenizes it internally).
+    assert sel.apply(datasets.load_from_disk(tmp_path / "text")).num_rows == 12
+
+
+def test_bad_method_exits_2_with_message(saved, tmp_path):
+    """Run as a real process: exit status and stderr, and no output folder."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out_dir = tmp_path / "sel"
+    proc = subprocess.run([sys.executable, "-m", "hf_coreset.cli", "select", "--dataset", str(saved), "--method",
+                           "kcentre", "--fraction", "0.1", "--output", str(out_dir)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "error: Unknown coreset method 'kcentre'; known methods: " in proc.stderr
+    assert "kcenter" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--fraction", "10"], "error: fraction == 10.0, must be in (0, 1]"),
+    (["--fraction", "0.1", "--options", '{"k": 1}'], "error: Method 'kcenter' got unknown option(s) ['k']"),
+    (["--fraction", "0.1", "--label-column", "y"], "error: label_column='y' is not a column"),
+])
+def test_select_errors_in_process(saved, tmp_path, capsys, args, message):
+    rc = main(["select", "--dataset", str(saved), "--method", "kcenter", "--output", str(tmp_path / "sel"),
+               "--model", "mnist1d-convnet", *args])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "sel").exists()
+
+
+def test_missing_split(saved, tmp_path):
+    datasets.DatasetDict(train=datasets.load_from_disk(saved)).save_to_disk(tmp_path / "dd")
+    with pytest.raises(SystemExit, match=r"split 'validation' not in the dataset \(splits: \['train'\]\)"):
+        main(["select", "--dataset", str(tmp_path / "dd"), "--split", "validation", "--method", "random",
+              "--fraction", "0.1", "--output", str(tmp_path / "sel")])
