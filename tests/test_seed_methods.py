@@ -162,6 +162,8 @@ def test_mrmc_fit_recovers_exponential_and_falls_back():
     drop, failed = fitted_drop(losses)
     np.testing.assert_allclose(drop, q * (1 - w ** -20.0), rtol=1e-10)
     assert not failed.any() and drop[2] < 0
+    with_zero = q * w ** -np.arange(0, 21)[:, None].astype(float)  # epochs 0..20
+    np.testing.assert_allclose(fitted_drop(with_zero, first_epoch=0)[0], q * (1 - w ** -20.0), rtol=1e-10)
     zeros = np.zeros((20, 1))  # clamped at the floor: a flat fit, no drop
     assert fitted_drop(zeros)[0][0] == pytest.approx(0.0, abs=1e-12)
     huge = np.array([[1e300], [1e-6]])  # the fit extrapolates to q = exp(1395) at epoch 0: overflow
@@ -257,8 +259,12 @@ def test_bad_inputs():
     for radius in (0.0, -0.1, 2.5, float("nan")):
         with pytest.raises(ValueError, match="radius"):
             run("nfg", signals, budget, radius=radius)
+    with pytest.raises(ValueError, match="checkpoints"):
+        run("nfg", signals, budget, checkpoints=[])
     with pytest.raises(ValueError, match="R >= 2"):
-        methods.get("mrmc").needs({"epochs": 1, "stratified": False})
+        methods.get("mrmc").needs({"epochs": 1, "stratified": False, "fit_from": 1})
+    with pytest.raises(ValueError, match="fit_from"):
+        methods.get("mrmc").needs({"epochs": 5, "stratified": False, "fit_from": 2})
     with pytest.raises(ValueError, match="R >= 2"):
         hf_coreset.select(_tiny_dataset(), "mrmc-r", fraction=0.5, model=make_convnet(0), epochs=1)
     with pytest.raises(ValueError, match="scoring"):
@@ -289,7 +295,7 @@ def test_class_with_one_row_is_kept():
     ckpts = {e: Checkpoint(epoch=e, loss=loss[e], logits=logits, features=feats) for e in (1, 2)}
     signals = Signals(labels=labels, num_classes=3, checkpoints=ckpts)
     budget = make_budget(labels, fraction=0.1, num_classes=3)
-    for name, opts in (("nfg", {"epochs": 2}), ("fdmat", {"epoch": 2}), ("mrmc", {"epochs": 2, "stratified": True}),
+    for name, opts in (("nfg", {"epochs": 2}), ("nfg", {"checkpoints": [2], "bias": True}), ("fdmat", {"epoch": 2}), ("mrmc", {"epochs": 2, "stratified": True}),
                        ("mrmc-r", {"epochs": 2, "stratified": True})):
         out = run(name, signals, budget, **opts)
         assert 60 in out.indices and len(out.indices) == budget.total, name

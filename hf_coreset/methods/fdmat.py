@@ -63,8 +63,9 @@ def fdmat(signals, budget, *, rng, epoch: int = 10, lam: float = 10.0, beta: flo
       to its own class and grows when it sends its mass elsewhere (from the dual, it is the row's
       own-class cost minus the cost of the class the plan prefers, each net of the class's price).
       Mislabelled rows and outliers score high.
-    - `scoring="official"`: s_i = sum_k (P_ik M_ik)^2, the official code's score. It ignores the
-      row's label: a mislabelled row next to another class's centroid looks central and is kept.
+    - `scoring="official"`: s_i = sum_k (P_ik M_ik)^2, the official code's score (the squared norm
+      of row i of P * M, fdmat.py L150). It ignores the row's label: a mislabelled row next to
+      another class's centroid looks central and is kept.
 
     Keeps the lowest scores per class (ties to the lower row); `scores` are s.
 

@@ -30,25 +30,35 @@ def _check_epochs(epochs) -> int:
     return int(epochs)
 
 
+def _check_fit_from(fit_from) -> int:
+    if fit_from not in (0, 1) or isinstance(fit_from, bool):
+        raise ValueError(f"fit_from={fit_from!r}; pass 1 (fit the losses after epochs 1..R, default) or 0 (also the "
+                         "untrained model's loss at epoch 0).")
+    return int(fit_from)
+
+
 def _needs(options):
     r = _check_epochs(options["epochs"])
-    needs = {e: frozenset({"loss"}) for e in range(1, r + 1)}
-    if "rho" in options:  # MRMC-R: its linear head reads the features at epoch R
-        needs[r] = frozenset({"loss", "features"})
+    return {e: frozenset({"loss"}) for e in range(_check_fit_from(options["fit_from"]), r + 1)}
+
+
+def _needs_r(options):
+    needs = _needs(options)
+    needs[max(needs)] = frozenset({"loss", "features"})  # the linear head reads the features at epoch R
     return needs
 
 
-def fitted_drop(losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fit l(r) = q w^(-r) to each row's losses at epochs r = 1..R and return the fitted drop from
-    epoch 0 to epoch R, q (1 - w^(-R)), and a mask of rows whose fit failed (non-finite), which get
-    the raw drop l(1) - l(R) instead.
+def fitted_drop(losses: np.ndarray, first_epoch: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Fit l(r) = q w^(-r) to each row's losses at epochs r = first_epoch..R (rows of `losses`) and
+    return the fitted drop from epoch 0 to epoch R, q (1 - w^(-R)), and a mask of rows whose fit
+    failed (non-finite), which get the raw drop l(first) - l(R) instead.
 
     The fit is ordinary least squares of log(max(l, 1e-6)) on r, in closed form for all rows at
     once: log l = a + b r with a = log q and b = -log w, so the drop is exp(a) (1 - exp(b R)).
     """
     losses = np.asarray(losses, dtype=np.float64)  # (R, n)
-    r_count = losses.shape[0]
-    r = np.arange(1, r_count + 1, dtype=np.float64)
+    r = np.arange(first_epoch, first_epoch + losses.shape[0], dtype=np.float64)
+    r_count = r[-1]
     y = np.log(np.maximum(losses, LOSS_FLOOR))
     rc = r - r.mean()
     with np.errstate(over="ignore", invalid="ignore"):
@@ -60,14 +70,14 @@ def fitted_drop(losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return drop, failed
 
 
-def mrmc_scores(signals, epochs: int) -> tuple[np.ndarray, dict]:
-    """MRMC score of every row (fitted loss drop over proxy epochs 1..`epochs`) and fit statistics."""
+def mrmc_scores(signals, epochs: int, fit_from: int = 1) -> tuple[np.ndarray, dict]:
+    """MRMC score of every row (fitted loss drop over proxy epochs `fit_from`..`epochs`) and fit statistics."""
     losses = []
-    for e in range(1, epochs + 1):
+    for e in range(fit_from, epochs + 1):
         loss = signals.at(e, "loss").loss
         check_finite("loss", loss, e)
         losses.append(loss)
-    drop, failed = fitted_drop(np.stack(losses))
+    drop, failed = fitted_drop(np.stack(losses), fit_from)
     return drop, {"fit_failed": int(failed.sum()), "increasing": int((drop < 0).sum())}
 
 
@@ -90,7 +100,7 @@ def _top(scores: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
           paper="Chen et al., Efficient Core-set Selection for Deep Learning Through Squared Loss Minimization, "
                 "ICML 2025", signal="per-row loss after proxy epochs 1..R", cost="R proxy epochs + O(n R)",
           keeps="highest")
-def mrmc(signals, budget, *, rng, epochs: int = 20, stratified: bool = False) -> MethodOutput:
+def mrmc(signals, budget, *, rng, epochs: int = 20, stratified: bool = False, fit_from: int = 1) -> MethodOutput:
     """MRMC: keep the rows whose loss fell the most during early training.
 
     Each row's loss is recorded in a clean eval-mode pass after each of the proxy's first R
@@ -104,6 +114,8 @@ def mrmc(signals, budget, *, rng, epochs: int = 20, stratified: bool = False) ->
         epochs (`int`, *optional*, defaults to `20`): R, the number of proxy epochs (>= 2).
         stratified (`bool`, *optional*, defaults to `False`): per-class quotas instead of the
             paper's global top-k.
+        fit_from (`int`, *optional*, defaults to `1`): first epoch of the fit; 0 adds the loss of
+            the untrained proxy (one more eval pass).
 
     Choices (no official code exists):
         - Losses come from the eval pass after each epoch, not from the training mini-batches:
@@ -123,7 +135,7 @@ def mrmc(signals, budget, *, rng, epochs: int = 20, stratified: bool = False) ->
         ```
     """
     epochs = _check_epochs(epochs)
-    scores, fit = mrmc_scores(signals, epochs)
+    scores, fit = mrmc_scores(signals, epochs, _check_fit_from(fit_from))
     plan = _budget_for(signals, budget, stratified)
     picked = [_top(scores, rows, k) for rows, k in groups(signals.labels, plan)]
     return MethodOutput(indices=np.concatenate(picked), scores=scores,
@@ -159,13 +171,13 @@ def head_likelihood(features: np.ndarray, labels: np.ndarray, train_rows: np.nda
     return torch.exp(-ce).numpy()
 
 
-@register("mrmc-r", needs=_needs, version=1,
+@register("mrmc-r", needs=_needs_r, version=1,
           summary="MRMC for rho of the budget, then rows the MRMC rows' linear head explains worst (diversity).",
           paper="Chen et al., Efficient Core-set Selection for Deep Learning Through Squared Loss Minimization, "
                 "ICML 2025", signal="per-row loss after proxy epochs 1..R + features at R",
           cost="R proxy epochs + a linear head on rho k rows", keeps="highest")
 def mrmc_r(signals, budget, *, rng, epochs: int = 20, rho: float = 0.3, gamma: float = 2.0,
-           stratified: bool = False) -> MethodOutput:
+           stratified: bool = False, fit_from: int = 1) -> MethodOutput:
     """MRMC-R: MRMC with the paper's balance regulariser.
 
     1. C' = the ceil(rho k) rows with the highest MRMC score (see `mrmc`).
@@ -184,6 +196,7 @@ def mrmc_r(signals, budget, *, rng, epochs: int = 20, rho: float = 0.3, gamma: f
         rho (`float`, *optional*, defaults to `0.3`): share of the budget taken by plain MRMC, in (0, 1].
         gamma (`float`, *optional*, defaults to `2.0`): weight of the regulariser, >= 0.
         stratified (`bool`, *optional*, defaults to `False`): per-class quotas.
+        fit_from (`int`, *optional*, defaults to `1`): first epoch of the fit (see `mrmc`).
 
     Example:
         ```python
@@ -195,7 +208,7 @@ def mrmc_r(signals, budget, *, rng, epochs: int = 20, rho: float = 0.3, gamma: f
         raise ValueError(f"rho={rho!r} must be in (0, 1]: the share of the budget picked by plain MRMC (paper: 0.3).")
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (math.isfinite(gamma) and gamma >= 0):
         raise ValueError(f"gamma={gamma!r} must be a finite number >= 0 (paper: about 2).")
-    base, fit = mrmc_scores(signals, epochs)
+    base, fit = mrmc_scores(signals, epochs, _check_fit_from(fit_from))
     feats = signals.at(epochs, "features").features
     check_finite("features", feats, epochs)
     plan = _budget_for(signals, budget, stratified)
