@@ -145,7 +145,6 @@ class CoresetTrainingArguments(TrainingArguments):
     _VALID_DICT_FIELDS = TrainingArguments._VALID_DICT_FIELDS + ["coreset_method_options"]
 
     def __post_init__(self):
-        super().__post_init__()
         if isinstance(self.coreset_method_options, str):
             try:
                 self.coreset_method_options = json.loads(self.coreset_method_options)
@@ -155,6 +154,7 @@ class CoresetTrainingArguments(TrainingArguments):
         if self.coreset_method_options is not None and not isinstance(self.coreset_method_options, dict):
             raise TypeError(f"coreset_method_options must be a dict or a JSON object string, not "
                             f"{type(self.coreset_method_options).__name__}.")
+        super().__post_init__()
         if self.coreset_schedule not in SCHEDULES:
             raise ValueError(f"coreset_schedule={self.coreset_schedule!r}; pick one of {list(SCHEDULES)}.")
         if self.coreset_signals not in SIGNAL_SOURCES:
@@ -387,6 +387,13 @@ class CoresetTrainer(Trainer):
             self._signature_columns.append(ROW_KEY)  # the row index survives remove_unused_columns
 
     def _input_columns(self) -> list[str]:
+        """The columns the model receives in training (Trainer's signature columns), for eval passes."""
+        if self.args.remove_unused_columns:
+            self._set_signature_columns_if_needed()
+            skip = {ROW_KEY, self.coreset_label_column, "label", "labels", "label_ids", *self.label_names}
+            names = [c for c in self.coreset_source.column_names if c in self._signature_columns and c not in skip]
+            if names:
+                return names
         return forward_input_names(self.model, self.coreset_source.column_names, self.coreset_label_column)
 
     def _head(self) -> nn.Linear:
