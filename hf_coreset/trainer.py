@@ -530,6 +530,7 @@ class CoresetTrainer(Trainer):
         if self.crest is not None and self._completed >= self._plan["warmup_epochs"]:
             event = self.crest.after_step(self.model, self.state.global_step)
             if event is not None:
+                self._apply_crest_weights()
                 self._log_event(event)
 
     def _on_epoch_end(self) -> None:
@@ -613,7 +614,14 @@ class CoresetTrainer(Trainer):
         self._sampler.crest = self.crest
         event = self.crest.select(self.model, self.state.global_step)
         self._loss_norm = self.crest.coreset_size / self.args.world_size
+        self._apply_crest_weights()
         self._log_event(event)
+
+    def _apply_crest_weights(self) -> None:
+        # Rows of earlier coresets keep their weights: a batch drawn (prefetched) before a re-selection
+        # still trains with the weights it was selected with.
+        for rows, weights in self.crest.coresets:
+            self._row_weights[torch.as_tensor(rows)] = torch.as_tensor(weights, dtype=torch.float32)
 
     def _crest_params(self):
         module = self._head() if self.args.crest_params == "head" else self.model
