@@ -12,7 +12,10 @@ Static schedule (``coreset_schedule="static"``)
     weights for weighted methods (CRAIG). Or pass ``coreset_selection=`` to train on a given one.
 
 CREST schedule (``coreset_schedule="crest"``)
-    After the warm-up, every step trains on a mini-batch coreset; see `hf_coreset.crest`.
+    After the warm-up, every step trains on a mini-batch coreset; see `hf_coreset.crest`. Checks
+    and re-selections run after optimizer steps (on every process, identically); because the
+    data loader prefetches one batch, a re-selection at step t takes effect from step t + 2, and
+    that prefetched batch keeps the weights it was selected with.
 
 How the changing dataset fits Trainer's loop (which sizes epochs once, before training): the
 sampler knows its phase from the epoch number and yields a fixed number of global batches per
@@ -349,6 +352,14 @@ class CoresetTrainer(Trainer):
         self._row_weights = None
         self._recording: dict | None = None
         self.add_callback(_CoresetCallback(self))
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        """As `Trainer.train`; resuming is refused (the warm-up signals and phase plan are not checkpointed)."""
+        if resume_from_checkpoint not in (None, False):
+            raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r}: CoresetTrainer cannot resume yet (its "
+                             "warm-up signals and coreset phase are not checkpointed). Train from the start, or train "
+                             "a fresh model on the saved selection with coreset_selection=<output_dir>/coreset_selection.")
+        return super().train(None, *args, **kwargs)
 
     # ------------------------------------------------------------------ setup
     def _check_given_selection(self, selection):
