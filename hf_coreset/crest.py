@@ -118,6 +118,21 @@ def quadratic_value(loss0: float, grad: torch.Tensor, hess_diag: torch.Tensor, d
     return float(loss0 + grad.double().dot(delta.double()) + 0.5 * (hess_diag.double() * delta.double() ** 2).sum())
 
 
+def hutchinson_diag(loss: torch.Tensor, params: list, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient of `loss` and one Hutchinson estimate z * (H z) of its Hessian diagonal (Eq. 7).
+
+    z has independent Rademacher (+-1) entries, so E[z * Hz] = diag(H). One backward with
+    `create_graph=True` and one Hessian-vector product.
+
+    Returns:
+        `(grad, diag_estimate)`, both flat float32 CPU tensors over `params`.
+    """
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    probes = [(torch.randint(0, 2, p.shape, generator=generator) * 2 - 1).to(p.device, p.dtype) for p in params]
+    hz = torch.autograd.grad(grads, params, grad_outputs=probes)
+    return _flat(grads).detach().float().cpu(), (_flat(probes) * _flat(hz)).detach().float().cpu()
+
+
 def _flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
@@ -257,18 +272,14 @@ class Crest:
                 y = torch.as_tensor(self.labels[rows], device=logits.device)
                 w = torch.as_tensor(weights, dtype=logits.dtype, device=logits.device)
                 loss = (w * torch.nn.functional.cross_entropy(logits, y, reduction="none")).mean()
-                grads = torch.autograd.grad(loss, params, create_graph=True)
-                probes = [(torch.randint(0, 2, p.shape, generator=gen) * 2 - 1).to(p.device, p.dtype) for p in params]
-                hz = torch.autograd.grad(grads, params, grad_outputs=probes)
-                g = _flat(grads).detach().float().cpu()
-                d = (_flat(probes) * _flat(hz)).detach().float().cpu()
+                g, d = hutchinson_diag(loss, params, gen)
                 if self.ema_g is None:
                     self.ema_g = torch.zeros_like(g)
                     self.ema_h = torch.zeros_like(d)
                 self.ema_g.mul_(cfg.beta1).add_(g, alpha=1 - cfg.beta1)
                 self.ema_h.mul_(cfg.beta2).add_(d * d, alpha=1 - cfg.beta2)
                 self.ema_t += 1
-                total += float(loss)
+                total += float(loss.detach())
         finally:
             model.train(was_training)
         self.g_hat = self.ema_g / (1 - cfg.beta1 ** self.ema_t)

@@ -12,7 +12,10 @@ Static schedule (``coreset_schedule="static"``)
     weights for weighted methods (CRAIG). Or pass ``coreset_selection=`` to train on a given one.
 
 CREST schedule (``coreset_schedule="crest"``)
-    After the warm-up, every step trains on a mini-batch coreset; see `hf_coreset.crest`.
+    After the warm-up, every step trains on a mini-batch coreset; see `hf_coreset.crest`. Checks
+    and re-selections run after optimizer steps (on every process, identically); because the
+    data loader prefetches one batch, a re-selection at step t takes effect from step t + 2, and
+    that prefetched batch keeps the weights it was selected with.
 
 How the changing dataset fits Trainer's loop (which sizes epochs once, before training): the
 sampler knows its phase from the epoch number and yields a fixed number of global batches per
@@ -145,7 +148,6 @@ class CoresetTrainingArguments(TrainingArguments):
     _VALID_DICT_FIELDS = TrainingArguments._VALID_DICT_FIELDS + ["coreset_method_options"]
 
     def __post_init__(self):
-        super().__post_init__()
         if isinstance(self.coreset_method_options, str):
             try:
                 self.coreset_method_options = json.loads(self.coreset_method_options)
@@ -155,6 +157,7 @@ class CoresetTrainingArguments(TrainingArguments):
         if self.coreset_method_options is not None and not isinstance(self.coreset_method_options, dict):
             raise TypeError(f"coreset_method_options must be a dict or a JSON object string, not "
                             f"{type(self.coreset_method_options).__name__}.")
+        super().__post_init__()
         if self.coreset_schedule not in SCHEDULES:
             raise ValueError(f"coreset_schedule={self.coreset_schedule!r}; pick one of {list(SCHEDULES)}.")
         if self.coreset_signals not in SIGNAL_SOURCES:
@@ -350,6 +353,14 @@ class CoresetTrainer(Trainer):
         self._recording: dict | None = None
         self.add_callback(_CoresetCallback(self))
 
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        """As `Trainer.train`; resuming is refused (the warm-up signals and phase plan are not checkpointed)."""
+        if resume_from_checkpoint not in (None, False):
+            raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r}: CoresetTrainer cannot resume yet (its "
+                             "warm-up signals and coreset phase are not checkpointed). Train from the start, or train "
+                             "a fresh model on the saved selection with coreset_selection=<output_dir>/coreset_selection.")
+        return super().train(None, *args, **kwargs)
+
     # ------------------------------------------------------------------ setup
     def _check_given_selection(self, selection):
         if selection is None:
@@ -387,6 +398,13 @@ class CoresetTrainer(Trainer):
             self._signature_columns.append(ROW_KEY)  # the row index survives remove_unused_columns
 
     def _input_columns(self) -> list[str]:
+        """The columns the model receives in training (Trainer's signature columns), for eval passes."""
+        if self.args.remove_unused_columns:
+            self._set_signature_columns_if_needed()
+            skip = {ROW_KEY, self.coreset_label_column, "label", "labels", "label_ids", *self.label_names}
+            names = [c for c in self.coreset_source.column_names if c in self._signature_columns and c not in skip]
+            if names:
+                return names
         return forward_input_names(self.model, self.coreset_source.column_names, self.coreset_label_column)
 
     def _head(self) -> nn.Linear:
@@ -523,6 +541,7 @@ class CoresetTrainer(Trainer):
         if self.crest is not None and self._completed >= self._plan["warmup_epochs"]:
             event = self.crest.after_step(self.model, self.state.global_step)
             if event is not None:
+                self._apply_crest_weights()
                 self._log_event(event)
 
     def _on_epoch_end(self) -> None:
@@ -606,7 +625,14 @@ class CoresetTrainer(Trainer):
         self._sampler.crest = self.crest
         event = self.crest.select(self.model, self.state.global_step)
         self._loss_norm = self.crest.coreset_size / self.args.world_size
+        self._apply_crest_weights()
         self._log_event(event)
+
+    def _apply_crest_weights(self) -> None:
+        # Rows of earlier coresets keep their weights: a batch drawn (prefetched) before a re-selection
+        # still trains with the weights it was selected with.
+        for rows, weights in self.crest.coresets:
+            self._row_weights[torch.as_tensor(rows)] = torch.as_tensor(weights, dtype=torch.float32)
 
     def _crest_params(self):
         module = self._head() if self.args.crest_params == "head" else self.model

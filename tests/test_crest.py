@@ -1,0 +1,169 @@
+"""CREST: mini-batch coresets against brute force, Hutchinson, the training step, re-selection, dropping."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import hf_coreset
+from hf_coreset.crest import hutchinson_diag, minibatch_coreset
+from hf_coreset.data.mnist1d import make_convnet
+from hf_coreset.signals import ROW_KEY
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _brute_force_coreset(e: np.ndarray, labels: np.ndarray, size: int):
+    """Naive greedy facility location with an explicit distance matrix, per class; cluster-size weights."""
+    budget = hf_coreset.make_budget(labels, size=size)
+    picks, weights = [], []
+    for c, k in enumerate(budget.per_class):
+        rows = np.flatnonzero(labels == c)
+        x = e[rows].astype(np.float64)
+        d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+        sim = d.max() + 1.0 - d  # any constant >= max distance gives the same greedy sequence
+        best = np.zeros(len(rows))
+        chosen = []
+        for _ in range(k):
+            gains = np.maximum(sim - best[:, None], 0).sum(0)
+            gains[chosen] = -np.inf
+            j = int(np.argmax(gains))  # first maximum: lowest position on ties
+            chosen.append(j)
+            best = np.maximum(best, sim[:, j])
+        nearest = np.argmin(d[:, chosen], axis=1)
+        picks.append(rows[chosen])
+        weights.append(np.bincount(nearest, minlength=k).astype(float))
+    w = np.concatenate(weights)
+    return np.concatenate(picks), w * len(w) / w.sum()
+
+
+def test_minibatch_coreset_matches_brute_force():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(60, 4)) * 2
+    labels = rng.integers(0, 4, size=60)
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    e = p.copy()
+    e[np.arange(60), labels] -= 1.0  # p - y, as CREST uses
+    picks, weights = minibatch_coreset(e.astype(np.float32), labels, 16)
+    ref_picks, ref_weights = _brute_force_coreset(e, labels, 16)
+    np.testing.assert_array_equal(picks, ref_picks)
+    np.testing.assert_allclose(weights, ref_weights, rtol=1e-6)
+    assert len(picks) == 16 and weights.mean() == pytest.approx(1.0)
+
+
+def test_hutchinson_estimates_the_hessian_diagonal():
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 5), torch.randint(0, 3, (32,))
+    w = torch.randn(3, 5, requires_grad=True)
+
+    def loss_fn(weight):
+        return torch.nn.functional.cross_entropy(x @ weight.T, y)
+
+    exact = torch.autograd.functional.hessian(loss_fn, w).reshape(15, 15).diagonal()
+    gen = torch.Generator().manual_seed(1)
+    estimates = []
+    for _ in range(3000):
+        grad, diag = hutchinson_diag(loss_fn(w), [w], gen)
+        estimates.append(diag)
+    np.testing.assert_allclose(grad, torch.autograd.grad(loss_fn(w), w)[0].reshape(-1), rtol=1e-5)
+    np.testing.assert_allclose(torch.stack(estimates).mean(0), exact, atol=0.15 * float(exact.abs().max()))
+
+
+def _crest_args(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path / "out"), num_train_epochs=3, per_device_train_batch_size=32,
+                learning_rate=5e-3, optim="adamw_torch", report_to="none", save_strategy="no", disable_tqdm=True,
+                logging_steps=1000, coreset_fraction=0.25, coreset_warmup_epochs=1, coreset_schedule="crest",
+                crest_random_subset_fraction=0.1, per_device_eval_batch_size=256, dataloader_pin_memory=False)
+    base.update(kw)
+    return hf_coreset.CoresetTrainingArguments(**base)
+
+
+class StepSpy(hf_coreset.CoresetTrainer):
+    """Records each training batch with the parameters it was computed at and its row weights."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training:
+            rows = inputs[ROW_KEY]
+            self.batches.append((rows.clone(), self._row_weights[rows].clone(), inputs["x"].clone(),
+                                 inputs["labels"].clone(), {k: v.detach().clone() for k, v in model.state_dict().items()}))
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+
+def test_crest_step_equals_plain_sgd_step(mnist1d_small, tmp_path):
+    """One CREST step is one plain SGD step on the weighted mini-batch coreset (no doubled gradient)."""
+    train = mnist1d_small["train"].select(range(640))
+    lr = 0.1
+    trainer = StepSpy(model=make_convnet(0), train_dataset=train, args=_crest_args(
+        tmp_path, coreset_warmup_epochs=0, num_train_epochs=1, optim="sgd", learning_rate=lr,
+        lr_scheduler_type="constant", max_grad_norm=0.0, weight_decay=0.0, crest_tau=1e9))
+    trainer.batches = []
+    trainer.train()
+    rows, weights, x, y, before = trainer.batches[0]
+    after = trainer.batches[1][4]
+    assert len(trainer.coreset_events) == 1  # tau = 1e9: the first coresets stay
+    coresets = {tuple(r.tolist()): w for r, w in trainer.crest.coresets}
+    # The batch is one of the mini-batch coresets, trained with its facility-location weights.
+    np.testing.assert_allclose(weights.numpy(), coresets[tuple(rows.tolist())], rtol=1e-6)
+    assert len(rows) == trainer.crest.coreset_size and weights.std() > 0
+    model = make_convnet(0)
+    model.load_state_dict(before)
+    loss = (weights * torch.nn.functional.cross_entropy(model(x), y, reduction="none")).mean()
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    for (name, p), g in zip(model.named_parameters(), grads):
+        torch.testing.assert_close(after[name], p.detach() - lr * g, rtol=1e-5, atol=1e-6)
+
+
+def test_crest_reselection_triggers_and_records(mnist1d_small, tmp_path):
+    train = mnist1d_small["train"].select(range(640))
+    trainer = hf_coreset.CoresetTrainer(model=make_convnet(0), train_dataset=train,
+                                        args=_crest_args(tmp_path, crest_tau=0.0, crest_drop_learned=False))
+    trainer.train()
+    events = trainer.coreset_events
+    crest = trainer.crest
+    assert len(events) >= 3 and events[0]["rel_error"] is None and events[0]["step"] == 20  # after 1 warm-up epoch
+    max_p = len(crest.pool) // crest.config.random_subset_size
+    for prev, ev in zip(events, events[1:]):
+        assert ev["rel_error"] > 0.0  # tau = 0: every check that runs re-selects
+        assert isinstance(ev["P"], int) and isinstance(ev["T1"], int) and ev["T1"] >= 1
+        assert ev["step"] == prev["step"] + prev["T1"]  # the check ran exactly T1 steps after the last selection
+        assert ev["P"] == min(math.ceil(5.0 * prev["T1"]), max_p)  # P chosen at the previous selection
+    for rows, w in crest.coresets:
+        assert len(rows) == 32 and w.mean() == pytest.approx(1.0) and (w > 0).all()
+    all_rows = np.concatenate([r for r, _ in crest.coresets])
+    assert len(np.unique(all_rows)) == len(all_rows)  # disjoint random subsets: one weight per row
+    logged = [h for h in trainer.state.log_history if "crest_P" in h]
+    assert len(logged) == len(events) and "crest_rel_error" in logged[1]
+    saved = (tmp_path / "out" / "coreset_events.json").read_text()
+    assert '"rel_error"' in saved
+    trainer.create_model_card()
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f"selected {len(events)} time(s)" in card
+
+    calm = hf_coreset.CoresetTrainer(model=make_convnet(0), train_dataset=train,
+                                     args=_crest_args(tmp_path / "calm", crest_tau=1e9, coreset_warmup_epochs=0))
+    calm.train()
+    assert len(calm.coreset_events) == 1 and calm.state.global_step == calm.state.max_steps == 3 * 5
+
+
+def test_crest_drops_learned_rows(mnist1d_small, tmp_path):
+    train = mnist1d_small["train"].select(range(640))
+    trainer = hf_coreset.CoresetTrainer(model=make_convnet(0), train_dataset=train, args=_crest_args(
+        tmp_path, crest_alpha=100.0, crest_T2=1, crest_tau=0.0))  # every observed row counts as learned
+    trainer.train()
+    dropped = sum(ev["dropped"] for ev in trainer.coreset_events)
+    crest = trainer.crest
+    assert dropped > 0 and len(crest.pool) == 640 - dropped
+    floor = hf_coreset.make_budget(crest.labels, size=crest.config.random_subset_size).per_class
+    counts = np.bincount(crest.labels[crest.pool], minlength=10)
+    assert (counts >= floor).all()  # never below a class's share of a random subset
+    kept = set(crest.pool.tolist())
+    assert all(set(r.tolist()) <= kept for r, _ in crest.coresets)
