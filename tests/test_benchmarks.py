@@ -95,6 +95,7 @@ def _tiny(tmp_path, **kw):
     return QualityConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
     from hf_coreset.benchmark.quality import Cells, quality_report, run_quality
     from hf_coreset.data import load_mnist1d
@@ -112,7 +113,10 @@ def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
         assert r["git"] and r["date"] and r["machine"]["cpu_count"] and r["command"] == "tiny"
     el2n_sel = next(r for r in sels if r["method"] == "el2n")
     assert el2n_sel["kept"] == 100 and el2n_sel["timings"]["proxy_training"] > 0 and el2n_sel["proxy_epochs"] == 2
-    assert not (tmp_path / "cache" / "proxy" / "el2n").exists()  # signal cache dropped once selected
+    proxy = [r for r in recs if r["kind"] == "proxy"]
+    assert [r["seed"] for r in proxy] == [2]  # the one epoch el2n reads; its training time is el2n's proxy cost
+    assert el2n_sel["timings"]["proxy_training"] == proxy[0]["timings"]["proxy_training"]
+    assert not (tmp_path / "cache" / "proxy").exists()  # signal cache dropped once every selection is made
 
     # The recorded accuracy is that of a model trained by hand on the same rows.
     data = load_mnist1d(num_samples=1250, cache_dir=tmp_path / "cache" / "data")
@@ -149,6 +153,7 @@ def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
     assert "git revision(s)" in md and "tiny" in md
 
 
+@pytest.mark.slow
 def test_quality_grid_with_two_workers_matches_one(tmp_path, offline):
     """Training in worker processes (one thread each) records the same accuracies as in-process."""
     from hf_coreset.benchmark.quality import Cells, run_quality
