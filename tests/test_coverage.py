@@ -32,7 +32,7 @@ def run(name, signals, fraction, seed=0, **options):
 
 def test_coverage_budget_exact_and_strata_spread():
     sig = make_signals()
-    out, budget = run("coverage", sig, 0.2, strata=5)
+    out, budget = run("coverage", sig, 0.2, strata=5, cut=0.0)
     assert len(out.indices) == budget.total == 60 and len(np.unique(out.indices)) == 60
     np.testing.assert_array_equal(np.bincount(sig.labels[out.indices]), budget.per_class)
     el2n = el2n_scores(sig, 10)
@@ -147,6 +147,7 @@ def test_schedule_switches_at_the_fraction(fraction, end):
         run("schedule", sig, fraction, switch=0.0)
 
 
+@pytest.mark.slow
 def test_end_to_end_through_select(mnist1d_small):
     ds = mnist1d_small["train"]
     proxy = {"optimizer": "adam", "lr": 1e-2, "epochs": 2}
