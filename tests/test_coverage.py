@@ -118,7 +118,7 @@ def test_prototypes_one_row_per_blob_and_easy_pool():
     rng = np.random.default_rng(3)
     blob = np.tile(np.repeat(np.arange(3), 20), 2)
     sig.checkpoints[10].features = rng.normal(size=(120, 4)) * 0.1 + 10 * blob[:, None] + 50 * sig.labels[:, None]
-    out, budget = run("prototypes", sig, 0.05)  # 3 rows per class
+    out, budget = run("prototypes", sig, 0.05, easy=1.0)  # 3 rows per class
     assert len(out.indices) == budget.total == 6
     for c in range(2):
         kept = out.indices[sig.labels[out.indices] == c]

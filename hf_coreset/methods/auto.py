@@ -7,6 +7,7 @@ from . import get, register
 # (largest kept share, method, options), in increasing order; the first row whose bound is >= the
 # kept share applies. Chosen from the validation study benchmarks/results/tuning_small_fractions.md
 # (MNIST-1D, 32k/8k split of the train split; the test split was not used), see the README.
+# Changing a row changes what `auto` selects: bump the version in `register` below.
 TABLE = (
     (0.03, "prototypes", {}),
     (0.075, "prototypes", {}),
