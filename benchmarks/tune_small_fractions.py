@@ -37,22 +37,34 @@ CELLS = RESULTS / "tuning_small_fractions.jsonl"
 REPORT = RESULTS / "tuning_small_fractions.md"
 PROXY = {"optimizer": "adam", "lr": 1e-2, "batch_size": 128}
 
-# name -> (method, options). "cov" = coverage over a score; "proto" = prototypes.
+# name -> (method, options). "ccs-*" = coverage over a score; "random-cutX" = coverage with one stratum,
+# i.e. uniform over the rows left after cutting the hardest X (EL2N); "proto" = prototypes.
 CANDIDATES = {
     "random": ("random", {}),
     "kcenter": ("kcenter", {}),
     "el2n": ("el2n", {}),
-    "ccs-el2n": ("coverage", {"score": "el2n"}),
+    "entropy": ("entropy", {}),
+    "ccs-el2n": ("coverage", {"score": "el2n", "cut": 0.0}),
     "ccs-el2n-cut0.1": ("coverage", {"score": "el2n", "cut": 0.1}),
-    "ccs-forgetting": ("coverage", {"score": "forgetting"}),
+    "ccs-forgetting": ("coverage", {"score": "forgetting", "cut": 0.0}),
     "schedule-el2n": ("schedule", {}),
-    "proto": ("prototypes", {}),
+    "random-cut0.1": ("coverage", {"strata": 1, "cut": 0.1}),
+    "random-cut0.3": ("coverage", {"strata": 1, "cut": 0.3}),
+    "random-cut0.5": ("coverage", {"strata": 1, "cut": 0.5}),
+    "ccs-el2n-cut0.3": ("coverage", {"score": "el2n", "cut": 0.3}),
+    "ccs-el2n-cut0.5": ("coverage", {"score": "el2n", "cut": 0.5}),
+    "proto": ("prototypes", {"easy": 1.0}),
+    "proto-easy0.9": ("prototypes", {"easy": 0.9}),
     "proto-easy0.5": ("prototypes", {"easy": 0.5}),
-    "proto-norm": ("prototypes", {"normalize": True}),
-    "proto-ep3": ("prototypes", {"epoch": 3}),
+    "proto-norm": ("prototypes", {"easy": 1.0, "normalize": True}),
+    "proto-ep3": ("prototypes", {"epoch": 3, "easy": 1.0}),
+    "proto-ep1": ("prototypes", {"epoch": 1, "easy": 1.0}),
+    "proto-ep0": ("prototypes", {"epoch": 0, "easy": 1.0}),
+    "proto-ep0-norm": ("prototypes", {"epoch": 0, "easy": 1.0, "normalize": True}),
     "proto-ep3-easy0.5": ("prototypes", {"epoch": 3, "easy": 0.5}),
 }
-NEEDS = {e: frozenset({"correct"}) for e in range(1, 11)} | {3: frozenset({"features"}), 10: frozenset({"features"})}
+NEEDS = ({e: frozenset({"correct"}) for e in range(1, 11)}
+         | {e: frozenset({"features"}) for e in (0, 1, 3, 10)})
 
 
 def git_rev() -> str:
@@ -157,7 +169,7 @@ def main() -> None:
         f"Git revision: {git_rev()}.",
         "Protocol: MNIST-1D 40k train split cut into 32k (selection) + 8k (validation), permutation seed 0; "
         "the test split is never used. Proxy: ConvNet, Adam lr 1e-2, batch 128, 10 epochs, proxy seed 0 "
-        f"(features at epochs 3 and 10). Subset training: `train_convnet`, {args.epochs} epochs; "
+        f"(features at epochs 0 = the untrained ConvNet, 1, 3 and 10). Subset training: `train_convnet`, {args.epochs} epochs; "
         "selection seed = training seed."])
     REPORT.write_text(render(cells, header))
     print(REPORT.read_text())

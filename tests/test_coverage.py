@@ -32,7 +32,7 @@ def run(name, signals, fraction, seed=0, **options):
 
 def test_coverage_budget_exact_and_strata_spread():
     sig = make_signals()
-    out, budget = run("coverage", sig, 0.2, strata=5)
+    out, budget = run("coverage", sig, 0.2, strata=5, cut=0.0)
     assert len(out.indices) == budget.total == 60 and len(np.unique(out.indices)) == 60
     np.testing.assert_array_equal(np.bincount(sig.labels[out.indices]), budget.per_class)
     el2n = el2n_scores(sig, 10)
@@ -118,7 +118,7 @@ def test_prototypes_one_row_per_blob_and_easy_pool():
     rng = np.random.default_rng(3)
     blob = np.tile(np.repeat(np.arange(3), 20), 2)
     sig.checkpoints[10].features = rng.normal(size=(120, 4)) * 0.1 + 10 * blob[:, None] + 50 * sig.labels[:, None]
-    out, budget = run("prototypes", sig, 0.05)  # 3 rows per class
+    out, budget = run("prototypes", sig, 0.05, easy=1.0)  # 3 rows per class
     assert len(out.indices) == budget.total == 6
     for c in range(2):
         kept = out.indices[sig.labels[out.indices] == c]
@@ -147,6 +147,7 @@ def test_schedule_switches_at_the_fraction(fraction, end):
         run("schedule", sig, fraction, switch=0.0)
 
 
+@pytest.mark.slow
 def test_end_to_end_through_select(mnist1d_small):
     ds = mnist1d_small["train"]
     proxy = {"optimizer": "adam", "lr": 1e-2, "epochs": 2}

@@ -1,0 +1,66 @@
+"""`auto`: the selection the benchmark favours at the requested fraction, from a fixed table."""
+
+from __future__ import annotations
+
+from . import get, register
+
+# (largest kept share, method, options), in increasing order; the first row whose bound is >= the
+# kept share applies. Chosen from the validation study benchmarks/results/tuning_small_fractions.md
+# (MNIST-1D, 32k/8k split of the train split; the test split was not used), see the README.
+# Changing a row changes what `auto` selects: bump the version in `register` below.
+TABLE = (
+    (0.03, "prototypes", {}),
+    (0.075, "prototypes", {}),
+    (0.2, "prototypes", {}),
+    (1.0, "random", {}),
+)
+
+
+def choice(fraction: float) -> tuple[str, dict]:
+    """(method, options) that `auto` uses for a kept share `fraction` in (0, 1]."""
+    for bound, method, options in TABLE:
+        if fraction <= bound:
+            return method, dict(options)
+    return TABLE[-1][1], dict(TABLE[-1][2])
+
+
+def _needs(options: dict) -> dict:
+    # `needs` sees options, not the budget, so the proxy collects what every table row may use.
+    merged: dict = {}
+    for _, method, opts in TABLE:
+        spec = get(method)
+        for epoch, fields in spec.needs(spec.check_options(dict(opts))).items():
+            merged[epoch] = merged.get(epoch, frozenset()) | fields
+    return merged
+
+
+def _table_doc() -> str:
+    return "; ".join(f"<= {b:g}: {m} {o or ''}".strip() for b, m, o in TABLE)
+
+
+@register("auto", needs=_needs, version=1,
+          summary="The benchmark's pick for the requested fraction (see the README table): " + _table_doc() + ".",
+          paper="-", signal="those of the picked method", cost="those of the picked method", keeps="the picked method's")
+def auto(signals, budget, *, rng):
+    """Run the method that the validation study favours at the kept share f = budget / rows.
+
+    The choice is a fixed table (`hf_coreset.methods.auto.TABLE`), not a search at run time, so a
+    selection is reproducible from its config: `info["auto_method"]` and `info["auto_options"]`
+    name what ran. It was decided on a validation split (never the test split) as the best
+    candidate per fraction, falling back to "random" where nothing beat random.
+
+    Returns:
+        the picked method's `MethodOutput`.
+
+    Example:
+        ```python
+        >>> sel = hf_coreset.select(ds, "auto", fraction=0.01, model=model)
+        >>> sel.config["auto_method"]
+        'prototypes'
+        ```
+    """
+    method, options = choice(budget.total / signals.num_rows)
+    spec = get(method)
+    out = spec.fn(signals, budget, rng=rng, **spec.check_options(options))
+    out.info = {**out.info, "auto_method": method, "auto_options": options, "auto_method_version": spec.version}
+    return out
