@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -35,7 +36,8 @@ REPO_TYPE = "dataset"
 SELECTION_DIR = "selection"
 DATA_DIR = "data"
 CARD_TEMPLATE = "dataset_card.md"
-MAX_SHARD_BYTES = 500 * 2**20  # the shard size `datasets.Dataset.push_to_hub` uses by default
+MAX_SHARD_BYTES = 500 * 2**20
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")  # the shard size `datasets.Dataset.push_to_hub` uses by default
 
 
 class HubError(RuntimeError):
@@ -164,7 +166,12 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
 
     info = dataset.info
     source = source_dataset or info.dataset_name or None
-    license = license or info.license or None
+    source_license = license or info.license or None
+    # The card's `license` must be a Hub license id; a free-text license from the source becomes "other"
+    # and is quoted in the card body instead.
+    license = None
+    if source_license:
+        license = source_license.strip().lower() if LICENSE_ID.fullmatch(source_license.strip().lower()) else "other"
     config = selection.config or {}
     kept = len(selection)
     summary, paper = _method_info(selection.method)
@@ -206,7 +213,8 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         num_rows=selection.num_rows, seed=selection.seed, weighted=selection.weights is not None,
         has_gains=selection.gains is not None, source_md=source_md, source_split=split,
         source_revision=source_revision, source_fingerprint=selection.source_fingerprint,
-        label_column=selection.label_column, label_hash=selection.label_hash, fingerprint=selection.fingerprint,
+        label_column=selection.label_column, label_hash=selection.label_hash,
+        source_license=" ".join(source_license.split())[:300] if source_license else None, fingerprint=selection.fingerprint,
         model_md=model_md, library_version=selection.library_version, pushed_with=__version__,
         config_json=json.dumps(config, indent=2, sort_keys=True, default=repr), source_load=load,
         per_class=_per_class_rows(selection, dataset), benchmark=_benchmark_rows(config),
@@ -331,6 +339,9 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
                         f"not {type(dataset).__name__}; e.g. push_to_hub(repo_id, dataset=ds['train']).")
     if not isinstance(repo_id, str) or repo_id.count("/") > 1 or not repo_id.strip("/"):
         raise ValueError(f"repo_id={repo_id!r}; pass 'user/name' (or 'name' for your own namespace).")
+    if revision is not None and re.fullmatch(r"[0-9a-f]{40}", revision):
+        raise ValueError(f"revision={revision!r} is a commit; a push goes to a branch: pass a branch name "
+                         f"(created from main if missing) or leave it None for main.")
     pruned = selection.apply(dataset, check=check)
     message = commit_message or (f"hf-coreset: {selection.method} coreset, {len(selection)}/{selection.num_rows} rows "
                                  f"({selection.fraction:.1%})")

@@ -167,7 +167,7 @@ def test_card_metadata_and_body(hub, craig_selection, source):
 def test_card_license_task_and_benchmark(hub):
     features = datasets.Features({"text": datasets.Value("string"),
                                   "label": datasets.ClassLabel(names=["neg", "neu", "pos"])})
-    info = datasets.DatasetInfo(license="cc-by-4.0", dataset_name="tiny-text", features=features)
+    info = datasets.DatasetInfo(license="CC-BY-4.0", dataset_name="tiny-text", features=features)
     ds = datasets.Dataset.from_dict({"text": [f"review {i}" for i in range(60)], "label": [i % 3 for i in range(60)]},
                                     features=features, info=info)
     sel = hf_coreset.select(ds, "random", fraction=0.5, seed=3)
@@ -178,6 +178,12 @@ def test_card_license_task_and_benchmark(hub):
     assert meta["license"] == "cc-by-4.0"
     assert meta["source_datasets"] == ["tiny-text"]
     assert meta["task_categories"] == ["text-classification"]
+    assert "| license | CC-BY-4.0 |" in text
+    # A free-text license is not a Hub license id: the metadata says "other", the body quotes it.
+    ds.info.license = "Free for research.\nNo redistribution."
+    sel.push_to_hub("me/text", dataset=ds)
+    text = read_remote("me/text", "README.md")
+    assert card_yaml(text)["license"] == "other" and "| license | Free for research. No redistribution. |" in text
     assert "| test_accuracy / coreset | 0.81 |" in text and "| test_accuracy / random | 0.78 |" in text
     assert "| 2 | pos | 20 | 10 | 50.0 |" in text
     assert load("me/text", split="train")["text"] == sel.apply(ds)["text"]
@@ -251,6 +257,21 @@ def test_refuses_a_dataset_that_is_not_the_source(hub, source, mnist1d_small):
     # push_to_hub refuses to publish rows of a dataset that is not the selection's source.
     with pytest.raises(ValueError):
         sel.push_to_hub("me/strict", dataset=other)
+
+
+def test_clear_errors_for_missing_repo_or_selection(hub, source):
+    from huggingface_hub import HfApi
+
+    with pytest.raises(HubError, match="no dataset repository 'me/nothing'"):
+        CoresetSelection.from_hub("me/nothing")
+    HfApi().create_repo("me/plain", repo_type="dataset")
+    HfApi().upload_file(path_or_fileobj=b"# just a card", path_in_repo="README.md", repo_id="me/plain",
+                        repo_type="dataset")
+    with pytest.raises(HubError, match="push_to_hub"):
+        CoresetSelection.from_hub("me/plain")
+    sel = hf_coreset.select(source, "random", fraction=0.1, seed=0)
+    with pytest.raises(ValueError, match="branch"):
+        sel.push_to_hub("me/plain", dataset=source, revision="0" * 40)
 
 
 def test_server_down_mid_push(hub, source, tmp_path):
