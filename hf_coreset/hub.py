@@ -255,6 +255,11 @@ def _hub_error(err: BaseException, action: str, repo_id: str, token: str | None)
     else:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         text = f"{action} {repo_id!r} failed ({type(err).__name__}: {first})."
+        if action.startswith("Pushing"):
+            # The commit is the last step and is atomic on the Hub: either all files landed or none.
+            text += (" The Hub did not confirm the commit, so the push is not done; the local selection is "
+                     "unchanged. Push again once the Hub is reachable (if the commit did land, pushing the same "
+                     "selection again changes nothing).")
     return HubError(_scrub(text, token))
 
 

@@ -284,7 +284,7 @@ def test_server_down_mid_push(hub, source, tmp_path):
     hub.state.fail["commit"] = "close"  # the LFS uploads succeed, then the commit's connection drops
     with pytest.raises(HubError, match="me/flaky") as err:
         second.push_to_hub("me/flaky", dataset=source)
-    assert "Pushing the selection" in str(err.value)
+    assert "Pushing the selection" in str(err.value) and "not done" in str(err.value)
     repo = hub.state.repos[("dataset", "me/flaky")]
     assert repo.branches["main"] == a.oid and len(repo.commits) == 2  # nothing half-committed
     assert any(m == "PUT" for m, p, s in hub.state.requests)  # the data did reach the LFS store
@@ -363,6 +363,7 @@ def test_template_ships_in_the_wheel(tmp_path):
     """The card template loads from an installed wheel (hf_coreset.model_cards), not only from a checkout."""
     import shutil
 
+    pytest.importorskip("setuptools")  # the wheel is built without isolation, with the venv's setuptools
     root = Path(__file__).resolve().parents[1]
     src = tmp_path / "src"  # build from a copy, so the checkout gets no build/ or egg-info folders
     for name in ("hf_coreset", "model_cards"):
