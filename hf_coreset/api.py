@@ -172,18 +172,41 @@ def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, s
 
 
 def select_coreset(dataset, method: str | None = None, *, fraction: float | None = None,
-                   return_selection: bool = False, **kwargs):
+                   return_selection: bool = False, from_hub: str | None = None, revision: str | None = None,
+                   token: str | None = None, **kwargs):
     """`Dataset.select_coreset`: select with `method` and return the kept rows as a Dataset.
 
     Takes the arguments of :func:`hf_coreset.select`. With `return_selection=True` it returns
     `(pruned_dataset, selection)`.
 
+    Args:
+        from_hub (`str`, *optional*): instead of selecting, load the selection pushed to this Hub
+            dataset repo (see `CoresetSelection.push_to_hub`) and apply it; the dataset must be its
+            source (row count, fingerprint and label hash; pass `check="content"` for the same data
+            loaded another way).
+        revision (`str`, *optional*): with `from_hub`, the branch, tag or commit to load.
+        token (`str`, *optional*): with `from_hub`, a token for a private repo.
+
     Example:
         ```python
         >>> import hf_coreset  # attaches Dataset.select_coreset
         >>> pruned = ds.select_coreset("random", fraction=0.1, seed=0)
+        >>> same = ds.select_coreset(from_hub="me/mnist1d-random-10pct")
         ```
     """
+    if from_hub is not None:
+        check = kwargs.pop("check", "strict")
+        if method is not None or fraction is not None or kwargs:
+            given = ([f"method={method!r}"] if method is not None else []) + (
+                [f"fraction={fraction!r}"] if fraction is not None else []) + sorted(kwargs)
+            raise TypeError(f"select_coreset(from_hub={from_hub!r}) applies a published selection and takes no "
+                            f"selection settings; drop {', '.join(given)} (only revision, token, check and "
+                            f"return_selection apply).")
+        selection = CoresetSelection.from_hub(from_hub, revision=revision, token=token)
+        pruned = selection.apply(dataset, check=check)
+        return (pruned, selection) if return_selection else pruned
+    if revision is not None or token is not None:
+        raise TypeError("revision and token apply only with from_hub='user/repo'.")
     if method is None:
         raise TypeError("select_coreset needs a method, e.g. ds.select_coreset('kcenter', fraction=0.1, model=model); "
                         f"known methods: {', '.join(methods.available())}.")

@@ -1,4 +1,4 @@
-"""The `hf-coreset` command line: methods, select, demo, benchmark (works under `accelerate launch`)."""
+"""The `hf-coreset` command line: methods, select, push, demo, benchmark (works under `accelerate launch`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 from pathlib import Path
+
+from .hub import HubError
 
 
 def _cmd_methods(args) -> int:
@@ -89,6 +91,20 @@ def _cmd_select(args) -> int:
     return 0
 
 
+def _cmd_push(args) -> int:
+    from .selection import CoresetSelection
+
+    sel = CoresetSelection.load(args.selection)
+    ds = load_dataset_arg(args.dataset, args.split)
+    # The token comes from HF_TOKEN or `hf auth login` only: a --token flag would leak into shell history.
+    info = sel.push_to_hub(args.repo_id, dataset=ds, private=args.private, revision=args.revision,
+                           commit_message=args.commit_message, check=args.check,
+                           source_dataset=args.source_dataset or (None if Path(args.dataset).exists() else args.dataset),
+                           source_revision=args.source_revision)
+    print(f"{sel} -> {args.repo_id} at commit {info.oid}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import DEFAULT_METHODS, run_demo
 
@@ -122,6 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="signal cache folder")
     p.set_defaults(func=_cmd_select)
 
+    p = sub.add_parser("push", help="publish a saved selection, its kept rows and a dataset card to the Hub")
+    p.add_argument("--selection", required=True, help="folder written by `hf-coreset select` / CoresetSelection.save")
+    p.add_argument("--dataset", required=True, help="the source: 'mnist1d', a save_to_disk folder, or a Hub dataset name")
+    p.add_argument("--split", default="train", help="split of a DatasetDict (default: train)")
+    p.add_argument("--repo-id", required=True, help="Hub dataset repo to push to, 'user/name'")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", default=None, help="branch to commit to (default: main)")
+    p.add_argument("--commit-message", default=None)
+    p.add_argument("--check", default="strict", choices=["strict", "content", "none"],
+                   help="how to check the dataset is the selection's source (default: strict)")
+    p.add_argument("--source-dataset", default=None, help="Hub id of the source for the card (default: --dataset)")
+    p.add_argument("--source-revision", default=None, help="revision of the source, for the card")
+    p.set_defaults(func=_cmd_push)
+
     p = sub.add_parser("demo", help="MNIST-1D: select 10%%, train on each subset, compare with random and full data")
     p.add_argument("--fraction", type=float, default=0.1)
     p.add_argument("--methods", default=None, help="comma-separated methods (default: random,el2n,forgetting,kcenter,craig)")
@@ -143,7 +173,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError, HubError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

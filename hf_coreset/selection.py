@@ -229,6 +229,41 @@ class CoresetSelection:
             **fields,
         )
 
+    # ------------------------------------------------------------------- Hub
+    def push_to_hub(self, repo_id: str, *, dataset, private: bool = False, token: str | None = None,
+                    revision: str | None = None, commit_message: str | None = None, **kwargs):
+        """Publish the kept rows, this selection and a dataset card to a Hub dataset repo, in one commit.
+
+        See :func:`hf_coreset.hub.push_to_hub` for every argument (`check`, `source_dataset`, ...).
+
+        Returns:
+            `huggingface_hub.CommitInfo`
+
+        Example:
+            ```python
+            >>> sel.push_to_hub("me/mnist1d-kcenter-10pct", dataset=ds)
+            ```
+        """
+        from .hub import push_to_hub
+
+        return push_to_hub(self, repo_id, dataset=dataset, private=private, token=token, revision=revision,
+                           commit_message=commit_message, **kwargs)
+
+    @classmethod
+    def from_hub(cls, repo_id: str, revision: str | None = None, token: str | None = None) -> "CoresetSelection":
+        """Load a selection pushed with :meth:`push_to_hub` (without downloading the kept rows).
+
+        See :func:`hf_coreset.hub.from_hub`.
+
+        Example:
+            ```python
+            >>> pruned = CoresetSelection.from_hub("me/mnist1d-kcenter-10pct").apply(ds)
+            ```
+        """
+        from .hub import from_hub
+
+        return from_hub(repo_id, revision=revision, token=token)
+
     def per_class_counts(self, labels: np.ndarray) -> dict[int, int]:
         """Kept rows per class id, given the source's labels."""
         kept = np.asarray(labels)[self.indices]
