@@ -169,8 +169,6 @@ def test_bad_proxy_settings(ds, cache):
         select(ds, proxy={"batch_size": 0}, cache=cache)
     with pytest.raises(TypeError, match="proxy must be a ProxyConfig, a dict or None, not str"):
         select(ds, proxy="fast", cache=cache)
-    with pytest.raises(ValueError, match=r"Proxy epochs must be integers >= 0.*got \[-1\]"):
-        select(ds, epoch=-1, cache=cache)
 
 
 def test_apply_refuses_another_dataset(ds, tmp_path):
@@ -225,3 +223,19 @@ def test_plain_int_labels_missing_the_top_class_are_fine(ds, tmp_path):
     nine = ds.filter(lambda r: r["label"] != 9).cast_column("label", datasets.Value("int64"))
     sel = select(nine, method="kcenter", cache=tmp_path)
     assert sel.per_class_counts(np.asarray(nine["label"])).keys() == set(range(9))
+
+
+@pytest.mark.parametrize("method,options,match", [
+    ("kcenter", {"init": "far"}, r"init='far'; pass 'mean' or 'random'"),
+    ("craig", {"space": "logits"}, r"space='logits'; pass 'gradient' or 'features'"),
+    ("ccs", {"score": "loss"}, r"score='loss'; pass one of \['el2n', 'grand', 'forgetting'\]"),
+    ("ccs", {"strata": 0}, r"strata=0 must be a positive integer"),
+    ("ccs", {"hard_cutoff": 1.0}, r"hard_cutoff=1.0 must be in \[0, 1\)"),
+    ("forgetting", {"epochs": 1, "epoch": None}, r"epochs=1; pass an integer proxy epoch >= 2"),
+    ("el2n", {"epoch": -1}, r"epoch=-1; pass an integer proxy epoch >= 0"),
+    ("grand", {"epoch": "3"}, r"epoch='3'; pass an integer proxy epoch"),
+])
+def test_bad_option_values_fail_before_training(ds, cache, method, options, match):
+    options = {k: v for k, v in {"epoch": 1, **options}.items() if v is not None}
+    with pytest.raises(ValueError, match=match):
+        hf_coreset.select(ds, method, fraction=0.1, model=make_convnet(0), cache_dir=cache, progress=False, **options)

@@ -48,10 +48,23 @@ def keep_by_score(scores: np.ndarray, labels: np.ndarray, budget: Budget, *, hig
     return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
 
 
-def last_epoch_needs(fields: tuple[str, ...]):
-    """A `needs` function: `fields` at the proxy epoch named by the method's `epoch` option."""
+def check_epoch(value, name: str = "epoch", minimum: int = 0) -> int:
+    """A proxy epoch option: an integer >= `minimum` (0 is the model as given)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r}; pass an integer proxy epoch >= {minimum}, e.g. {name}=10.")
+    return int(value)
+
+
+def last_epoch_needs(fields: tuple[str, ...], check=None):
+    """A `needs` function: `fields` at the proxy epoch named by the method's `epoch` option.
+
+    `check(**options)`, if given, validates the other options first: `select` calls `needs` before
+    the proxy trains, so a bad value fails at once instead of after training.
+    """
 
     def needs(options: dict) -> dict:
-        return {int(options["epoch"]): frozenset(fields)}
+        if check is not None:
+            check(**options)
+        return {check_epoch(options["epoch"]): frozenset(fields)}
 
     return needs

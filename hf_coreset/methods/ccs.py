@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register
-from ._common import MethodOutput, groups
+from ._common import MethodOutput, check_epoch, groups
 from .el2n import el2n_scores
 from .forgetting import forgetting_scores
 from .grand import grand_scores
@@ -13,11 +13,21 @@ from .grand import grand_scores
 DIFFICULTY = ("el2n", "grand", "forgetting")
 
 
+def _check(*, score, strata, hard_cutoff, **_):
+    if score not in DIFFICULTY:
+        raise ValueError(f"score={score!r}; pass one of {list(DIFFICULTY)}.")
+    if not 0.0 <= hard_cutoff < 1.0:
+        raise ValueError(f"hard_cutoff={hard_cutoff} must be in [0, 1).")
+    if isinstance(strata, bool) or not isinstance(strata, int) or strata < 1:
+        raise ValueError(f"strata={strata!r} must be a positive integer.")
+
+
 def _needs(options):
+    _check(**options)  # before the proxy trains
     if options["score"] == "forgetting":
-        return {e: frozenset({"correct"}) for e in range(1, int(options["epoch"]) + 1)}
+        return {e: frozenset({"correct"}) for e in range(1, check_epoch(options["epoch"], minimum=1) + 1)}
     fields = {"logits", "features"} if options["score"] == "grand" else {"logits"}
-    return {int(options["epoch"]): frozenset(fields)}
+    return {check_epoch(options["epoch"]): frozenset(fields)}
 
 
 def stratified_sample(scores: np.ndarray, k: int, *, strata: int, hard_cutoff: float,
@@ -53,12 +63,7 @@ def ccs(signals, budget, *, rng, score: str = "el2n", epoch: int = 10, strata: i
     is the number of epochs counted). Per class (the paper samples globally; global mode does too).
     `hard_cutoff` is the share of hardest rows removed first (the paper's beta; it tunes beta per
     pruning rate, 0 keeps every row eligible); `strata` is the number of equal-width bins (50)."""
-    if score not in DIFFICULTY:
-        raise ValueError(f"score={score!r}; pass one of {list(DIFFICULTY)}.")
-    if not 0.0 <= hard_cutoff < 1.0:
-        raise ValueError(f"hard_cutoff={hard_cutoff} must be in [0, 1).")
-    if not isinstance(strata, int) or strata < 1:
-        raise ValueError(f"strata={strata!r} must be a positive integer.")
+    _check(score=score, strata=strata, hard_cutoff=hard_cutoff)
     if score == "el2n":
         difficulty = el2n_scores(signals, epoch)
     elif score == "grand":

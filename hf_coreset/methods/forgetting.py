@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register
-from ._common import MethodOutput, keep_by_score
+from ._common import MethodOutput, check_epoch, keep_by_score
 
 
 def forgetting_scores(signals, epochs: int) -> np.ndarray:
@@ -17,7 +17,12 @@ def forgetting_scores(signals, epochs: int) -> np.ndarray:
     return events
 
 
-@register("forgetting", needs=lambda o: {e: frozenset({"correct"}) for e in range(1, int(o["epochs"]) + 1)},
+def _needs(options):
+    epochs = check_epoch(options["epochs"], name="epochs", minimum=2)  # before the proxy trains
+    return {e: frozenset({"correct"}) for e in range(1, epochs + 1)}
+
+
+@register("forgetting", needs=_needs,
           version=1, summary="Rows forgotten most often during early training (never-learned rows first).",
           paper="Toneva et al., An Empirical Study of Example Forgetting, ICLR 2019",
           signal="correctness after each proxy epoch", cost="proxy epochs + 1 forward pass per epoch",

@@ -9,7 +9,12 @@ from . import register
 from ._common import MethodOutput, groups, last_epoch_needs
 
 
-@register("kcenter", needs=last_epoch_needs(("features",)), version=1,
+def _check(*, init, **_):
+    if init not in ("mean", "random"):
+        raise ValueError(f"init={init!r}; pass 'mean' or 'random'.")
+
+
+@register("kcenter", needs=last_epoch_needs(("features",), check=_check), version=1,
           summary="Greedy k-center: each pick is the row farthest from the picks so far, per class.",
           paper="Sener & Savarese, Active Learning for CNNs: A Core-Set Approach, ICLR 2018",
           signal="classifier input at proxy epoch", cost="proxy epochs + 1 forward pass + O(k n d)",
@@ -18,8 +23,7 @@ def kcenter(signals, budget, *, rng, epoch: int = 10, init: str = "mean") -> Met
     """Greedy k-center on classifier-input features, per class. The first pick is the row nearest
     the class mean (`init="mean"`, deterministic) or a seeded random row (`init="random"`).
     `gains` holds each pick's distance to the earlier picks (the covering radius it closed)."""
-    if init not in ("mean", "random"):
-        raise ValueError(f"init={init!r}; pass 'mean' or 'random'.")
+    _check(init=init)
     feats = signals.at(epoch, "features").features
     picked, radii = [], []
     for rows, k in groups(signals.labels, budget):
