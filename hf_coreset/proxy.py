@@ -46,8 +46,6 @@ class ProxyConfig:
             processes, so 1 and N processes take the same steps).
         eval_batch_size (`int`, *optional*, defaults to `512`): batch size of the signal passes (per
             process with the default Accelerator; it does not change the signals).
-        epochs (`int`, *optional*): train at least this many epochs; by default the largest epoch a
-            method asks for.
     """
 
     optimizer: str = "adamw"
@@ -56,7 +54,6 @@ class ProxyConfig:
     momentum: float = 0.9
     batch_size: int = 128
     eval_batch_size: int = 512
-    epochs: int | None = None
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -67,8 +64,6 @@ class ProxyConfig:
                 raise ValueError(f"proxy {name}={value!r} must be a positive number.")
         if self.weight_decay < 0:
             raise ValueError(f"proxy weight_decay={self.weight_decay} must be >= 0.")
-        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 0):
-            raise ValueError(f"proxy epochs={self.epochs!r} must be a non-negative integer.")
 
     @classmethod
     def coerce(cls, value) -> "ProxyConfig":
@@ -86,7 +81,6 @@ class ProxyConfig:
     def training_key(self) -> dict:
         """Settings that change the training trajectory (not how long it runs or eval batching)."""
         d = asdict(self)
-        d.pop("epochs")
         d.pop("eval_batch_size")
         if self.optimizer != "sgd":
             d.pop("momentum")
