@@ -7,6 +7,10 @@ import os
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One intra-op thread per process: the tests' tensors are small, and on 2 cores two threads per
+# process (more with the 2-process tests) were measured ~3x slower under load. Set before torch loads,
+# so that subprocesses (accelerate launch) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
