@@ -47,7 +47,7 @@ class SpyTrainer(hf_coreset.CoresetTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
         if model.training:
-            value = loss[0] if return_outputs else loss
+            value = (loss[0] if return_outputs else loss).detach()
             state = {k: v.detach().clone() for k, v in model.state_dict().items()} if self.keep_params else None
             self.seen.setdefault(self._completed, []).append(
                 (inputs[ROW_KEY].clone(), {k: v.clone() for k, v in inputs.items() if k != ROW_KEY}, float(value), state))
