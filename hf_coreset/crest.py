@@ -32,7 +32,8 @@ Departures from the official code (research/nfg_crest.md, section 2.7), each a f
 - No warm-up is needed (no LR-0 epoch, no division by zero); T1 and P are integers.
 - Random subsets within one selection are disjoint, so no row sits in two coresets with two weights.
 - Dropping follows the paper's prose (drop rows that *consistently* have loss < alpha) over
-  windows of T2 training steps, never taking a class below its share of a random subset.
+  windows of T2 training steps, never taking a class below its share of a random subset nor below
+  `min_pool_fraction` of its rows (the official code's floor; the paper states none).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class CrestConfig:
         random_subset_size (`int`): r, rows per random subset and per check sample.
         minibatch_size (`int`): m, rows per mini-batch coreset (the global training batch).
         drop_learned (`bool`): drop learned rows from the pool.
+        min_pool_fraction (`float`): never drop a class below this share of its rows (the official
+            code's `min_train_size`, 40000 of CIFAR's 50000, is 0.8).
         params (`str`): "all" trainable parameters or the classifier "head" for the quadratic model.
         beta1, beta2 (`float`): smoothing of the gradient and of the squared Hessian diagonal.
     """
@@ -75,6 +78,7 @@ class CrestConfig:
     random_subset_size: int = 128
     minibatch_size: int = 32
     drop_learned: bool = True
+    min_pool_fraction: float = 0.8
     params: str = "all"
     beta1: float = 0.9
     beta2: float = 0.999
@@ -321,7 +325,8 @@ class Crest:
         if not cfg.drop_learned or step - self.window_start < cfg.T2:
             return 0
         pool_labels = self.labels[self.pool]
-        floor = make_budget(self.labels, size=min(len(self.labels), cfg.random_subset_size)).per_class
+        floor = np.maximum(make_budget(self.labels, size=min(len(self.labels), cfg.random_subset_size)).per_class,
+                           make_budget(self.labels, fraction=cfg.min_pool_fraction).per_class)
         seen = self.window_max[self.pool]
         learned = ~np.isnan(seen) & (seen < cfg.alpha)
         keep = np.ones(len(self.pool), dtype=bool)

@@ -141,6 +141,9 @@ class CoresetTrainingArguments(TrainingArguments):
                 "to per_device_train_batch_size * number of processes."})
     crest_drop_learned: bool = field(default=True, metadata={
         "help": "CREST: drop learned rows (loss < crest_alpha over crest_T2 steps) from the pool."})
+    crest_min_pool_fraction: float = field(default=0.8, metadata={
+        "help": "CREST: dropping learned rows never takes a class below this share of its rows (the official "
+                "code keeps 80%% of CIFAR)."})
     crest_params: str = field(default="all", metadata={
         "help": "CREST: parameters of the quadratic loss model: 'all' trainable ones (paper, small networks) or "
                 "the classifier 'head' (paper, large networks)."})
@@ -166,6 +169,7 @@ class CoresetTrainingArguments(TrainingArguments):
             raise ValueError(f"crest_params={self.crest_params!r}; pick one of {list(CREST_PARAMS)}.")
         check_fraction(self.coreset_fraction, name="coreset_fraction")
         check_fraction(self.crest_random_subset_fraction, name="crest_random_subset_fraction")
+        check_fraction(self.crest_min_pool_fraction, name="crest_min_pool_fraction")
         _check_int(self.coreset_warmup_epochs, "coreset_warmup_epochs", 0)
         _check_int(self.crest_T2, "crest_T2", 1)
         if self.coreset_seed is not None:
@@ -619,6 +623,7 @@ class CoresetTrainer(Trainer):
         m, r = self._crest_size
         cfg = CrestConfig(tau=args.crest_tau, h=args.crest_h, b=args.crest_b, T2=args.crest_T2, alpha=args.crest_alpha,
                           random_subset_size=r, minibatch_size=m, drop_learned=args.crest_drop_learned,
+                          min_pool_fraction=args.crest_min_pool_fraction,
                           params=args.crest_params)
         self.crest = Crest(cfg, self.coreset_labels, self.coreset_seed, logits_fn=self._rows_logits,
                            batch_logits_fn=self._batch_logits, params_fn=self._crest_params)

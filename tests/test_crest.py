@@ -157,13 +157,15 @@ def test_crest_reselection_triggers_and_records(mnist1d_small, tmp_path):
 def test_crest_drops_learned_rows(mnist1d_small, tmp_path):
     train = mnist1d_small["train"].select(range(640))
     trainer = hf_coreset.CoresetTrainer(model=make_convnet(0), train_dataset=train, args=_crest_args(
-        tmp_path, crest_alpha=100.0, crest_T2=1, crest_tau=0.0))  # every observed row counts as learned
+        tmp_path, crest_alpha=100.0, crest_T2=1, crest_tau=0.0, crest_min_pool_fraction=0.3))  # all rows "learned"
     trainer.train()
     dropped = sum(ev["dropped"] for ev in trainer.coreset_events)
     crest = trainer.crest
     assert dropped > 0 and len(crest.pool) == 640 - dropped
-    floor = hf_coreset.make_budget(crest.labels, size=crest.config.random_subset_size).per_class
+    floor = np.maximum(hf_coreset.make_budget(crest.labels, size=crest.config.random_subset_size).per_class,
+                       hf_coreset.make_budget(crest.labels, fraction=0.3).per_class)
     counts = np.bincount(crest.labels[crest.pool], minlength=10)
-    assert (counts >= floor).all()  # never below a class's share of a random subset
+    assert (counts >= floor).all()  # never below a class's share of a random subset nor 30% of its rows
+    assert (counts == floor).any()  # the floor binds: without it more rows would have gone
     kept = set(crest.pool.tolist())
     assert all(set(r.tolist()) <= kept for r, _ in crest.coresets)

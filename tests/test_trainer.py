@@ -47,7 +47,7 @@ class SpyTrainer(hf_coreset.CoresetTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
         if model.training:
-            value = loss[0] if return_outputs else loss
+            value = (loss[0] if return_outputs else loss).detach()
             state = {k: v.detach().clone() for k, v in model.state_dict().items()} if self.keep_params else None
             self.seen.setdefault(self._completed, []).append(
                 (inputs[ROW_KEY].clone(), {k: v.clone() for k, v in inputs.items() if k != ROW_KEY}, float(value), state))
@@ -59,7 +59,8 @@ class SpyTrainer(hf_coreset.CoresetTrainer):
 
 def test_static_el2n_mnist1d(mnist1d_small, tmp_path):
     train = mnist1d_small["train"].select(range(640))
-    trainer = SpyTrainer(model=make_convnet(0), args=_args(tmp_path, coreset_method="el2n"), train_dataset=train)
+    trainer = SpyTrainer(model=make_convnet(0), train_dataset=train,
+                         args=_args(tmp_path, coreset_method="el2n", coreset_cache_dir=str(tmp_path / "cache")))
     trainer.seen = {}
     trainer.train()
     sel = trainer.coreset_selection
@@ -86,6 +87,8 @@ def test_static_el2n_mnist1d(mnist1d_small, tmp_path):
     # Saved next to the model, loadable, and applicable to the source.
     saved = CoresetSelection.load(tmp_path / "out" / "coreset_selection")
     np.testing.assert_array_equal(saved.indices, sel.indices)
+    cached = CoresetSelection.load(tmp_path / "cache" / "selections" / sel.fingerprint)
+    np.testing.assert_array_equal(cached.indices, sel.indices)
     assert saved.apply(train).num_rows == k
 
 
