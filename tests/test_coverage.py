@@ -150,7 +150,7 @@ def test_schedule_switches_at_the_fraction(fraction, end):
 @pytest.mark.slow
 def test_end_to_end_through_select(mnist1d_small):
     ds = mnist1d_small["train"]
-    proxy = {"optimizer": "adam", "lr": 1e-2, "epochs": 2}
+    proxy = {"optimizer": "adam", "lr": 1e-2}
     common = dict(fraction=0.05, model=make_convnet(0), proxy=proxy, progress=False, seed=0)
     faithful = hf_coreset.select(ds, "el2n", epoch=2, **common)
     cov = hf_coreset.select(ds, "coverage", score_options={"epoch": 2}, **common)
