@@ -63,6 +63,23 @@ CANDIDATES = {
     "proto-ep0-norm": ("prototypes", {"epoch": 0, "easy": 1.0, "normalize": True}),
     "proto-ep3-easy0.5": ("prototypes", {"epoch": 3, "easy": 0.5}),
 }
+# The invocations that produced the stored cells, in order (CPU time was short, so candidates that
+# lost clearly at seed 0 were not repeated; runs 1 and 6 were stopped early to reorder the queue).
+RUNS = (
+    "--fractions 0.01 0.05 --seeds 0 1",
+    "--fractions 0.01 0.05 --seeds 0 --candidates random-cut0.1 random-cut0.3 random-cut0.5 ccs-el2n-cut0.3 "
+    "proto-easy0.9",
+    "--fractions 0.01 0.05 --seeds 0 --candidates proto-ep0 proto-ep1 proto-ep0-norm",
+    "--fractions 0.01 --seeds 1 --candidates proto-easy0.9 proto-ep1 proto-ep0-norm random-cut0.5",
+    "--fractions 0.05 --seeds 1 --candidates random proto proto-ep1 ccs-el2n-cut0.3 proto-easy0.9",
+    "--fractions 0.1 --seeds 0 1 --candidates random proto-ep1 proto ccs-el2n-cut0.3",
+    "--fractions 0.1 --seeds 1 --candidates ccs-el2n-cut0.3",
+    "--fractions 0.1 --seeds 0 --candidates proto-easy0.9",
+    "--fractions 0.01 --seeds 1 2 --candidates random proto-easy0.9 ccs-el2n-cut0.3",
+    "--fractions 0.05 --seeds 2 --candidates random proto-easy0.9 ccs-el2n-cut0.3",
+    "--fractions 0.3 --seeds 0 --candidates random entropy el2n",
+    "--fractions 0.3 --seeds 1 --candidates random entropy",
+)
 NEEDS = ({e: frozenset({"correct"}) for e in range(1, 11)}
          | {e: frozenset({"features"}) for e in (0, 1, 3, 10)})
 
@@ -170,7 +187,10 @@ def main() -> None:
         "Protocol: MNIST-1D 40k train split cut into 32k (selection) + 8k (validation), permutation seed 0; "
         "the test split is never used. Proxy: ConvNet, Adam lr 1e-2, batch 128, 10 epochs, proxy seed 0 "
         f"(features at epochs 0 = the untrained ConvNet, 1, 3 and 10). Subset training: `train_convnet`, {args.epochs} epochs; "
-        "selection seed = training seed."])
+        "selection seed = training seed.",
+        "Stored cells come from these runs of `PYTHONPATH=. python benchmarks/tune_small_fractions.py`, in order: "
+        + "; ".join(f"`{r}`" for r in RUNS) + ". The machine was shared by several jobs (load about 7 on 2 cores), "
+        "so the selection times below are rough."])
     REPORT.write_text(render(cells, header))
     print(REPORT.read_text())
 

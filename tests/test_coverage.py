@@ -66,7 +66,8 @@ def test_coverage_orients_a_lowest_keeping_method(monkeypatch):
         return MethodOutput(indices=np.zeros(0, dtype=np.int64), scores=el2n_scores(signals, epoch))
 
     spec = methods.MethodSpec(name="easiest_test", fn=easiest, needs=lambda o: {10: frozenset({"logits"})}, version=1,
-                              summary="", paper="", signal="", cost="", keeps="lowest", defaults={"epoch": 10})
+                              summary="", paper="", signal="", cost="", keeps="lowest (easiest first)",
+                              defaults={"epoch": 10})
     methods._load_all()
     monkeypatch.setitem(methods._REGISTRY, "easiest_test", spec)
     sig = make_signals()

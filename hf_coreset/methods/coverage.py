@@ -19,19 +19,28 @@ from .ccs import stratified_sample
 ORIENTED = ("highest", "lowest")
 
 
+def kept_end(spec) -> str | None:
+    """The end of its scores a method keeps: "highest" or "lowest" when its `keeps` starts with that
+    word (e.g. NFG's "lowest (best summed rank)"), else None (greedy, random or stratified methods)."""
+    word = spec.keeps.split()[0] if spec.keeps else ""
+    return word if word in ORIENTED else None
+
+
 def scored(signals, budget, *, rng, score: str, score_options: dict | None) -> tuple[np.ndarray, str]:
     """Run the registered method `score` and return (its per-row scores, the end it keeps)."""
     spec = get(score)
-    if spec.keeps not in ORIENTED:
-        from . import _REGISTRY, available
+    keeps = kept_end(spec)
+    if keeps is None:
+        from . import available
 
-        usable = [n for n in available() if _REGISTRY[n].keeps in ORIENTED]
-        raise ValueError(f"score={score!r} keeps {spec.keeps!r}, not one end of a per-row score; pass one of {usable}.")
+        usable = [n for n in available() if kept_end(get(n)) is not None]
+        raise ValueError(f"score={score!r} keeps {spec.keeps!r}, not one end of a per-row "
+                         f"score; pass one of {usable}.")
     out = spec.fn(signals, budget, rng=rng, **spec.check_options(dict(score_options or {})))
     scores = None if out.scores is None else np.asarray(out.scores, dtype=np.float64)
     if scores is None or scores.shape != (signals.num_rows,) or not np.isfinite(scores).all():
         raise ValueError(f"Method {score!r} did not return one finite score per row; it cannot be stratified.")
-    return scores, spec.keeps
+    return scores, keeps
 
 
 def inner_needs(options: dict) -> dict:

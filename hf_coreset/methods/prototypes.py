@@ -82,8 +82,9 @@ def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 0.9, iter
             or better than the untrained model (0) and epochs 1 and 3 in the validation study.
         easy (`float`, *optional*, defaults to `0.9`): share of each class (easiest first) that is
             clustered, in (0, 1]; never fewer rows than the class budget. 0.9 (drop the hardest
-            tenth, mostly ambiguous rows) was the best of 0.5, 0.9 and 1.0 on the MNIST-1D
-            validation split at 1% and 5% (benchmarks/results/tuning_small_fractions.md).
+            tenth, mostly ambiguous rows) matched 1.0 at 1% and beat it at 5% on the seeds both
+            ran on the MNIST-1D validation split; 0.5 was worse
+            (benchmarks/results/tuning_small_fractions.md).
         iters (`int`, *optional*, defaults to `20`): at most this many Lloyd iterations.
         normalize (`bool`, *optional*, defaults to `False`): cluster L2-normalised features.
 
