@@ -134,7 +134,7 @@ def mrmc(signals, budget, *, rng, epochs: int = 20, stratified: bool = False, fi
     rows" (the concern in the paper's constant-initial-loss reading): in log space, rows learned
     in the first epoch sit on a flat tail and get a small fitted drop, while rows learned slowly
     over the R epochs get the largest. A fit in loss space would weight the first epochs more and
-    move the score towards l(0) - l(R), i.e. towards low loss at R.
+    move the score towards l(0) - l(R), i.e. towards low loss at R (not measured here).
 
     Example:
         ```python
