@@ -16,7 +16,8 @@ Part 2 (noisy labels): 20% of the pool's labels are flipped to another class (se
 trains on the noisy pool; FDMat keeps 10% with `scoring="class"` and `scoring="official"` at
 each lambda; we report the share of flipped rows kept (random keeps 20% on average) and the
 validation accuracy (clean labels) of a ConvNet trained on each noisy subset.
-Writes benchmarks/results/fdmat_reg_study.md.
+Writes benchmarks/results/fdmat_reg_study.md. `--part noise --lam 10` runs Part 2 alone at a
+given lambda and writes benchmarks/results/fdmat_noise.md.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100, help="training epochs on each subset")
     parser.add_argument("--proxy-epoch", type=int, default=10)
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--part", choices=("all", "noise"), default="all", help="'noise': Part 2 alone")
+    parser.add_argument("--lam", type=float, default=10.0, help="lambda for Part 2's accuracies with --part noise")
     args = parser.parse_args()
     header = provenance()
     cache = args.cache_dir or tempfile.mkdtemp(prefix="fdmat_study_")
@@ -79,15 +82,18 @@ def main() -> None:
 
     # Part 1: lambda on clean labels
     acc = {}
-    for frac in FRACTIONS:
+    for frac in FRACTIONS if args.part == "all" else ():
         rand = hf_coreset.select(pool, "random", fraction=frac, seed=0)
         acc[("random", frac)] = val_acc(pool, rand.indices)
         for lam in LAMBDAS:
             sel = select(pool, frac, lam=lam)
             acc[(lam, frac)] = val_acc(pool, sel.indices)
             print(f"lambda {lam} fraction {frac}: {acc[(lam, frac)]:.4f} ({sel.config['fdmat']})", flush=True)
-    mean = {lam: np.mean([acc[(lam, f)] for f in FRACTIONS]) for lam in LAMBDAS}
-    best = min(LAMBDAS, key=lambda lam: (-round(mean[lam], 6), lam))
+    if args.part == "all":
+        mean = {lam: np.mean([acc[(lam, f)] for f in FRACTIONS]) for lam in LAMBDAS}
+        best = min(LAMBDAS, key=lambda lam: (-round(mean[lam], 6), lam))
+    else:
+        best = args.lam
 
     # Part 2: noisy labels
     noisy, flipped = flip_labels(pool, 0.2, seed=1)
@@ -103,11 +109,25 @@ def main() -> None:
     rand = hf_coreset.select(noisy, "random", fraction=0.1, seed=0)
     rand_kept, rand_acc = np.isin(rand.indices, flipped).mean(), val_acc(noisy, rand.indices)
 
-    lines = ["## FDMat: regularisation study and noisy labels (validation split, never test)", "", header,
-             f"MNIST-1D train split ({args.num_samples} generated rows), seeded split into a pool of {pool.num_rows} "
+    setup = (f"MNIST-1D train split ({args.num_samples} generated rows), seeded split into a pool of {pool.num_rows} "
              f"and a validation split of {val.num_rows}; proxy {PROXY}, features after {args.proxy_epoch} epochs; "
              f"subsets trained {args.epochs} epochs (hf_coreset.evaluation protocol), validation accuracy averaged "
-             f"over training seeds {list(SEEDS)}.", "",
+             f"over training seeds {list(SEEDS)}.")
+    noise_lines = [f"### Part 2: 20% flipped labels ({len(flipped)} rows), keeping 10%", "",
+                   "Share of flipped rows among the kept rows (random: about 20%); validation accuracy (clean labels) "
+                   f"of a ConvNet trained on the kept rows with their noisy labels, at lambda = {best:g}.", "",
+                   "| lambda | class-conditional: flipped kept | official: flipped kept |", "|---:|---:|---:|"]
+    for r in noise_rows:
+        noise_lines.append(f"| {r['lam']:g} | {100 * r['class']:.1f}% | {100 * r['official']:.1f}% |")
+    b = next(r for r in noise_rows if r["lam"] == best)
+    noise_lines += [f"| random | {100 * rand_kept:.1f}% | |", "",
+                    f"Validation accuracy at lambda = {best:g}: class-conditional {100 * b['class_acc']:.1f}%, "
+                    f"official {100 * b['official_acc']:.1f}%, random {100 * rand_acc:.1f}%.", ""]
+    if args.part == "noise":
+        write("fdmat_noise.md", "\n".join(["## FDMat on noisy labels (validation split, never test)", "", header, setup,
+                                           ""] + noise_lines))
+        return
+    lines = ["## FDMat: regularisation study and noisy labels (validation split, never test)", "", header, setup, "",
              "### Part 1: lambda (inverse entropic regularisation), class-conditional scoring, clean labels", "",
              "| lambda | " + " | ".join(f"{f:.0%} val acc" for f in FRACTIONS) + " | mean |",
              "|---:|" + "---:|" * (len(FRACTIONS) + 1)]
@@ -116,17 +136,8 @@ def main() -> None:
                      + f" | {100 * mean[lam]:.2f}% |")
     lines.append("| random | " + " | ".join(f"{100 * acc[('random', f)]:.1f}%" for f in FRACTIONS)
                  + f" | {100 * np.mean([acc[('random', f)] for f in FRACTIONS]):.2f}% |")
-    lines += ["", f"**Chosen default: lambda = {best:g}** (best mean validation accuracy; ties to the smaller lambda).", "",
-              f"### Part 2: 20% flipped labels ({len(flipped)} rows), keeping 10%", "",
-              "Share of flipped rows among the kept rows (random: about 20%); validation accuracy (clean labels) of a "
-              f"ConvNet trained on the kept rows with their noisy labels, at lambda = {best:g}.", "",
-              "| lambda | class-conditional: flipped kept | official: flipped kept |", "|---:|---:|---:|"]
-    for r in noise_rows:
-        lines.append(f"| {r['lam']:g} | {100 * r['class']:.1f}% | {100 * r['official']:.1f}% |")
-    b = next(r for r in noise_rows if r["lam"] == best)
-    lines += [f"| random | {100 * rand_kept:.1f}% | |", "",
-              f"Validation accuracy at lambda = {best:g}: class-conditional {100 * b['class_acc']:.1f}%, "
-              f"official {100 * b['official_acc']:.1f}%, random {100 * rand_acc:.1f}%.", ""]
+    lines += ["", f"**Chosen default: lambda = {best:g}** (best mean validation accuracy; ties to the smaller lambda).", ""]
+    lines += noise_lines
     write("fdmat_reg_study.md", "\n".join(lines))
 
 
