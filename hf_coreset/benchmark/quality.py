@@ -61,6 +61,8 @@ class QualityConfig:
             in this process with torch's default threads.
         cache_dir (`str`, *optional*, defaults to `"benchmarks/cache"`): data, signal and selection cache.
         results (`str`, *optional*, defaults to `"benchmarks/results/quality_cells.jsonl"`): the cells file.
+        threads (`int`, *optional*): torch threads of this process (proxy, selections; training too when
+            `workers=1`); torch's default if not given. On a loaded machine 1 is much faster than 2.
         keep_signals (`bool`, *optional*, defaults to `False`): keep the proxy's signal cache once every
             selection is made (it takes about 100 MB per feature checkpoint at 40k rows).
     """
@@ -77,6 +79,7 @@ class QualityConfig:
     cache_dir: str = "benchmarks/cache"
     results: str = "benchmarks/results/quality_cells.jsonl"
     keep_signals: bool = False
+    threads: int | None = None
 
     def __post_init__(self):
         for f in self.fractions:
@@ -211,7 +214,11 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
     from ..metrics import load as load_metric
     from ..proxy import ProxyConfig, run_proxy
 
+    import torch
+
     command = command or " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     names = tuple(cfg.methods) if cfg.methods else tuple(registry.available())
     specs = {m: registry.get(m) for m in names}
     cells = Cells(cfg.results)
