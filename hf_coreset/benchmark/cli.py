@@ -69,7 +69,7 @@ def _cmd_scaling(args) -> int:
     from .scaling import run_scaling
 
     run_scaling(out_md=args.report, sizes=args.sizes, kernels=tuple(args.kernels.split(",")), dim=args.dim,
-                fraction=args.fraction, budget_s=args.budget_s, command=_command(args, "scaling"), log=_say)
+                fraction=args.fraction, budget_s=args.budget_s, threads=args.threads, command=_command(args, "scaling"), log=_say)
     _say(f"report -> {args.report}")
     return 0
 
@@ -114,5 +114,6 @@ def add_parser(sub) -> None:
     s.add_argument("--fraction", type=float, default=0.1, help="rows picked per class by k-center and facility location")
     s.add_argument("--budget-s", type=float, default=300.0,
                    help="skip a size whose predicted time (quadratic from the last size run) exceeds this")
+    s.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
     s.add_argument("--report", default="benchmarks/results/scaling.md")
     s.set_defaults(func=_cmd_scaling, parser_=s)

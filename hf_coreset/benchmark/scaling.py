@@ -61,9 +61,12 @@ def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, np.repeat(np.arange(NUM_CLASSES), per)
 
 
-def _run_one(name: str, n: int, dim: int, fraction: float, queue) -> None:
+def _run_one(name: str, n: int, dim: int, fraction: float, threads: int | None, queue) -> None:
     """Child process: build the data, run the kernel per class, report time and peak memory."""
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     x, labels = synthetic(n, dim)
     per = n // NUM_CLASSES
@@ -93,11 +96,11 @@ def _run_one(name: str, n: int, dim: int, fraction: float, queue) -> None:
                "base_rss": base, "threads": torch.get_num_threads()})
 
 
-def run_size(name: str, n: int, dim: int, fraction: float, timeout_s: float) -> dict:
+def run_size(name: str, n: int, dim: int, fraction: float, timeout_s: float, threads: int | None = None) -> dict:
     """Run one (kernel, size) in a fresh process; {"status": "ok", seconds, peak_rss, ...} or a reason."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_run_one, args=(name, n, dim, fraction, queue))
+    proc = ctx.Process(target=_run_one, args=(name, n, dim, fraction, threads, queue))
     proc.start()
     try:
         out = queue.get(timeout=timeout_s)
@@ -115,7 +118,8 @@ def run_size(name: str, n: int, dim: int, fraction: float, timeout_s: float) -> 
 
 def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000, 30_000, 100_000, 300_000, 1_000_000),
                 kernels=tuple(KERNELS), dim: int = 512, fraction: float = 0.1, budget_s: float = 300.0,
-                command: str | None = None, log: Callable[[str], None] = logger.info) -> list[dict]:
+                threads: int | None = None, command: str | None = None,
+                log: Callable[[str], None] = logger.info) -> list[dict]:
     """Time each kernel at each size within the budget and write the fragment `out_md` (and its plot).
 
     Returns:
@@ -139,7 +143,7 @@ def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000,
                                                                     f"budget {budget_s:.0f} s", "predicted": predicted})
                     continue
             log(f"{name}: {n:,} rows x {dim} ...")
-            r = {"kernel": name, "n": n, **run_size(name, n, dim, fraction, timeout_s=3 * budget_s)}
+            r = {"kernel": name, "n": n, **run_size(name, n, dim, fraction, timeout_s=3 * budget_s, threads=threads)}
             rows.append(r)
             if r["status"] == "ok":
                 last = r
