@@ -16,6 +16,7 @@ is skipped and reported with its prediction.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import multiprocessing as mp
 import resource
@@ -169,22 +170,29 @@ def _write(rows, out_md, *, dim, fraction, budget_s, command) -> None:
              f"Command: `{command or 'hf-coreset benchmark scaling'}`; {now()}; git {git_revision()}; "
              f"{mach['cpu_count']} CPU cores, torch {mach['torch']} ({threads} threads); 1-minute load average at the "
              f"end {mach['loadavg_1m']:.1f} (shared machine, so times are rough).", "",
-             "| kernel | rows | time (s) | peak RSS (GiB) | data (GiB) | one n x n float32 (GiB) | status |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+             "Peak RSS is the whole process (Python, torch, the data); the kernel's own share is the peak minus the "
+             "peak before it started. For scale: one n x n float32 matrix, and one class's n_c x n_c one "
+             "(n_c = n / 10, the largest block a per-class kernel could form).", "",
+             "| kernel | rows | time (s) | peak RSS (GiB) | kernel's share (GiB) | data (GiB) | n_c x n_c (GiB) | "
+             "n x n (GiB) | status |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         nn = r["n"] ** 2 * 4 / 2**30
+        ncnc = (r["n"] // NUM_CLASSES) ** 2 * 4 / 2**30
         data = r["n"] * dim * 4 / 2**30
         if r["status"] == "ok":
             lines.append(f"| {r['kernel']} | {r['n']:,} | {r['seconds']:.3g} | {r['peak_rss'] / 2**30:.2f} | "
-                         f"{data:.2f} | {nn:,.1f} | ok |")
+                         f"{(r['peak_rss'] - r['base_rss']) / 2**30:.2f} | {data:.2f} | {ncnc:,.2f} | {nn:,.1f} | ok |")
         else:
-            lines.append(f"| {r['kernel']} | {r['n']:,} | - | - | {data:.2f} | {nn:,.1f} | {r['status']} |")
+            lines.append(f"| {r['kernel']} | {r['n']:,} | - | - | - | {data:.2f} | {ncnc:,.2f} | {nn:,.1f} | "
+                         f"{r['status']} |")
     lines.append("")
     png = Path(out_md).with_suffix(".png")
     if _plot(rows, png, dim):
         lines += [f"![kernel time and peak memory vs rows]({png.name})", ""]
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text("\n".join(lines))
+    Path(out_md).with_suffix(".json").write_text(json.dumps(rows, indent=1))  # the raw rows, to rebuild from
 
 
 def _plot(rows, png, dim) -> bool:
