@@ -551,14 +551,14 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
             lines += [f"In {sum(p > 1 for p in pairs)} of these {len(pairs)} cells the kept rows cover their classes "
                       f"worse than random's do (mean nearest-kept distance {min(pairs):.2f}x to {max(pairs):.2f}x "
                       f"random's).", ""]
-        for label, fn in (("mean nearest-kept distance", lambda c: c["coverage"]["mean_nn_dist"]),
-                          ("Frechet distance", lambda c: c["coverage"]["frechet"]),
-                          ("share of kept rows the proxy misclassifies",
+        for label, fn in (("the mean nearest-kept distance", lambda c: c["coverage"]["mean_nn_dist"]),
+                          ("the Frechet distance of the kept rows", lambda c: c["coverage"]["frechet"]),
+                          ("the share of kept rows the proxy misclassifies",
                            lambda c: c["proxy_wrong"]["share"] if c.get("proxy_wrong") else None)):
             corr = _correlation(acc, sel, rand, fractions, fn)
             if corr:
-                lines += [f"Spearman correlation, over the methods, between the accuracy difference to random and the "
-                          f"{label} of the kept rows: " + ", ".join(f"{rho:+.2f} at {f:.0%} (n={n})" for f, rho, n in corr)
+                lines += [f"Spearman correlation, over the methods, between the accuracy difference to random and "
+                          f"{label}: " + ", ".join(f"{rho:+.2f} at {f:.0%} (n={n})" for f, rho, n in corr)
                           + ".", ""]
 
     if out_png is not None:
