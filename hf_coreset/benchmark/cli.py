@@ -46,7 +46,7 @@ def _cmd_quality(args) -> int:
     overrides = {"methods": tuple(args.methods.split(",")) if args.methods else None,
                  "fractions": args.fractions, "seeds": args.seeds, "num_samples": args.num_samples,
                  "workers": args.workers, "cache_dir": args.cache_dir, "results": args.results,
-                 "keep_signals": args.keep_signals or None}
+                 "keep_signals": args.keep_signals or None, "threads": args.threads}
     cfg = QualityConfig(**{**base.__dict__, "protocol": protocol, **{k: v for k, v in overrides.items() if v is not None}})
     if not args.report_only:
         run_quality(cfg, log=_say, command=_command(args, "quality"))
@@ -69,7 +69,7 @@ def _cmd_scaling(args) -> int:
     from .scaling import run_scaling
 
     run_scaling(out_md=args.report, sizes=args.sizes, kernels=tuple(args.kernels.split(",")), dim=args.dim,
-                fraction=args.fraction, budget_s=args.budget_s, command=_command(args, "scaling"), log=_say)
+                fraction=args.fraction, budget_s=args.budget_s, threads=args.threads, command=_command(args, "scaling"), log=_say)
     _say(f"report -> {args.report}")
     return 0
 
@@ -87,6 +87,8 @@ def add_parser(sub) -> None:
     q.add_argument("--seeds", type=_ints, default=None, help="comma-separated training seeds (default 0,1,2)")
     q.add_argument("--workers", type=int, default=None,
                    help="training processes with one torch thread each (default 2; 1 = in-process, torch's threads)")
+    q.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the main process (proxy and selections); default: torch's")
     q.add_argument("--num-samples", type=int, default=None, help="MNIST-1D rows generated (default 50000)")
     q.add_argument("--epochs", type=int, default=None, help="epochs on each subset (default 100)")
     q.add_argument("--full-data-epochs", type=int, default=None, help="epochs on the full data (default 30)")
@@ -112,5 +114,6 @@ def add_parser(sub) -> None:
     s.add_argument("--fraction", type=float, default=0.1, help="rows picked per class by k-center and facility location")
     s.add_argument("--budget-s", type=float, default=300.0,
                    help="skip a size whose predicted time (quadratic from the last size run) exceeds this")
+    s.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
     s.add_argument("--report", default="benchmarks/results/scaling.md")
     s.set_defaults(func=_cmd_scaling, parser_=s)

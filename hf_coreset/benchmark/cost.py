@@ -2,9 +2,9 @@
 
 The plain pass is what a user would write for inference: a `torch.utils.data.DataLoader` over the
 same `datasets.Dataset` (input columns, torch format, the same collator and batch size) and
-``model(**batch)`` under `torch.no_grad()`. The signal pass is the library's: `run_proxy` at epoch 0
-with every field (loss, correct, logits, classifier input), through Accelerate, placing rows by
-index. The figure is the throughput ratio plain time / signal time (1 = no overhead; target >= 0.8).
+``model(**batch)`` under `torch.no_grad()`. The signal pass is the library's, as `run_proxy` runs it at epoch 0 (minus
+the cache write): `collect_checkpoint` with every field (loss, correct, logits, classifier input)
+over a loader prepared by Accelerate, placing rows by index. The figure is the throughput ratio plain time / signal time (1 = no overhead; target >= 0.8).
 Passes alternate (plain, signals, plain, ...) so a load change on a shared machine hits both; the
 median of `repeats` passes is reported.
 """
@@ -42,14 +42,20 @@ def _plain_pass(model, dataset, inputs, collate_fn, batch_size) -> float:
     return time.perf_counter() - t0
 
 
-def _signal_pass(model, dataset, labels, num_classes, collate_fn, batch_size) -> float:
-    from ..proxy import ProxyConfig, run_proxy
-    from ..signals import FIELDS
+def _signal_pass(model, dataset, labels, inputs, collate_fn, batch_size) -> float:
+    """The library's signal pass at epoch 0, as `run_proxy` runs it, without the cache write."""
+    from accelerate import Accelerator
 
-    _, timings = run_proxy(model, dataset, labels, num_classes, {0: frozenset(FIELDS)},
-                           config=ProxyConfig(eval_batch_size=batch_size), seed=0, label_column="label",
-                           collate_fn=collate_fn, cache_dir=False, progress=False)
-    return timings["signals"]
+    from ..signals import FIELDS, RowCollator, RowDataset, collect_checkpoint, find_head
+
+    accelerator = Accelerator()
+    head = find_head(model, None, int(labels.max()) + 1)
+    loader = accelerator.prepare(torch.utils.data.DataLoader(RowDataset(dataset, inputs), batch_size=batch_size,
+                                                             shuffle=False, collate_fn=RowCollator(collate_fn)))
+    t0 = time.perf_counter()
+    collect_checkpoint(model, loader, torch.as_tensor(labels), epoch=0, fields=frozenset(FIELDS), head=head,
+                       accelerator=accelerator, progress=False)
+    return time.perf_counter() - t0
 
 
 def measure(name: str, model, dataset, *, collate_fn=None, repeats: int = 3, batch_size: int = BATCH,
@@ -58,13 +64,13 @@ def measure(name: str, model, dataset, *, collate_fn=None, repeats: int = 3, bat
     from ..api import check_dataset
     from ..signals import forward_input_names
 
-    labels, num_classes = check_dataset(dataset, "label")
+    labels, _ = check_dataset(dataset, "label")
     inputs = forward_input_names(model, dataset.column_names, "label")
     _plain_pass(model, dataset.select(range(min(256, len(dataset)))), inputs, collate_fn, batch_size)  # warm-up
     plain, signals = [], []
     for r in range(repeats):
         plain.append(_plain_pass(model, dataset, inputs, collate_fn, batch_size))
-        signals.append(_signal_pass(model, dataset, labels, num_classes, collate_fn, batch_size))
+        signals.append(_signal_pass(model, dataset, labels, inputs, collate_fn, batch_size))
         log(f"{name}: pass {r + 1}/{repeats}: plain {plain[-1]:.2f} s, signals {signals[-1]:.2f} s")
     p, s = statistics.median(plain), statistics.median(signals)
     return {"name": name, "rows": len(dataset), "plain_s": p, "signals_s": s, "ratio": p / s,

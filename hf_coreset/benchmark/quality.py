@@ -41,6 +41,7 @@ DEFAULT_FRACTIONS = (0.01, 0.05, 0.10, 0.30)
 DEFAULT_SEEDS = (0, 1, 2)
 # The proxy of the demo and of research/peer_measurements.md: the ConvNet with Adam at 1e-2.
 PROXY = {"optimizer": "adam", "lr": 1e-2, "batch_size": 128}
+HARD_EPOCH = 10  # the methods' default proxy epoch: where the report measures how "hard" kept rows are
 
 
 @dataclass
@@ -60,6 +61,8 @@ class QualityConfig:
             in this process with torch's default threads.
         cache_dir (`str`, *optional*, defaults to `"benchmarks/cache"`): data, signal and selection cache.
         results (`str`, *optional*, defaults to `"benchmarks/results/quality_cells.jsonl"`): the cells file.
+        threads (`int`, *optional*): torch threads of this process (proxy, selections; training too when
+            `workers=1`); torch's default if not given. On a loaded machine 1 is much faster than 2.
         keep_signals (`bool`, *optional*, defaults to `False`): keep the proxy's signal cache once every
             selection is made (it takes about 100 MB per feature checkpoint at 40k rows).
     """
@@ -76,6 +79,7 @@ class QualityConfig:
     cache_dir: str = "benchmarks/cache"
     results: str = "benchmarks/results/quality_cells.jsonl"
     keep_signals: bool = False
+    threads: int | None = None
 
     def __post_init__(self):
         for f in self.fractions:
@@ -210,7 +214,11 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
     from ..metrics import load as load_metric
     from ..proxy import ProxyConfig, run_proxy
 
+    import torch
+
     command = command or " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     names = tuple(cfg.methods) if cfg.methods else tuple(registry.available())
     specs = {m: registry.get(m) for m in names}
     cells = Cells(cfg.results)
@@ -237,7 +245,8 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
     pending = [(m, f) for m in names for f in cfg.fractions
                if cells.find(**sel_key(m, f)) is None or not (_selection_dir(cfg, m, specs[m].version, f)
                                                               / "selection.json").is_file()]
-    if any(needs[m] for m, _ in pending):
+    proxy_needed = any(needs[m] for m, _ in pending)
+    if proxy_needed:
         labels, num_classes = check_dataset(train, "label")
         for e in sorted(union):
             key = dict(kind="proxy", method=None, version=None, options=sorted(union[e]), fraction=None, seed=e,
@@ -250,6 +259,13 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                            "machine": machine(), **stamp})
                 log(f"proxy epoch {e}: training {timings['proxy_training']:.1f} s, signals "
                     f"({', '.join(sorted(union[e]))}) {timings['signals']:.1f} s")
+    hard = None  # which rows the proxy misclassifies at its last default-length epoch: what "hard" keeps
+    if proxy_needed:
+        hard_epoch = max([e for e in union if e <= HARD_EPOCH] or union)
+        signals, _ = run_proxy(make_convnet(cfg.selection_seed), train, labels, num_classes,
+                               {hard_epoch: frozenset({"correct"})}, config=ProxyConfig.coerce(cfg.proxy),
+                               seed=cfg.selection_seed, label_column="label", cache_dir=signal_dir, progress=False)
+        hard = (hard_epoch, ~signals.at(hard_epoch, "correct").correct)
     proxy_t = {e: rec["timings"] for e in union
                if (rec := cells.find(kind="proxy", method=None, version=None, options=sorted(union[e]), fraction=None,
                                      seed=e, setup=setup))}
@@ -280,7 +296,10 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                 timings = {k: round(v, 3) for k, v in timings.items()}
                 cells.add({**key, "kept": len(sel), "proxy_epochs": last, "fingerprint": sel.fingerprint,
                            "timings": timings, "select_call_s": round(wall, 3),
-                           "coverage": _coverage(train, sel.indices), "date": now(), "machine": machine(), **stamp})
+                           "coverage": _coverage(train, sel.indices),
+                           "proxy_wrong": None if hard is None else {"epoch": hard[0],
+                                                                     "share": float(hard[1][sel.indices].mean())},
+                           "date": now(), "machine": machine(), **stamp})
                 log(f"selected {m} at {f:.0%}: {len(sel)} rows; "
                     + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
             elif rec["fingerprint"] != sel.fingerprint:
@@ -504,6 +523,20 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
 
+    wrong_epochs = {sel[k]["proxy_wrong"]["epoch"] for k in sel if sel[k].get("proxy_wrong")}
+    if wrong_epochs:
+        lines += ["### How hard the kept rows are", "",
+                  f"Share of the kept rows (%) that the shared proxy misclassifies at epoch "
+                  f"{', '.join(map(str, sorted(wrong_epochs)))} (random's is close to the rate over the whole train split).",
+                  "", head, rule]
+        for m in methods:
+            row = [m]
+            for f in fractions:
+                w = sel.get((m, f), {}).get("proxy_wrong")
+                row.append(f"{100 * w['share']:.1f}" if w else "-")
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+
     if losses:
         lines += ["### Where a method loses to random", "",
                   "; ".join(f"{m} at {f:.0%} ({d:+.1f})" for m, f, d in sorted(losses, key=lambda t: (t[1], t[2])))
@@ -518,11 +551,15 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
             lines += [f"In {sum(p > 1 for p in pairs)} of these {len(pairs)} cells the kept rows cover their classes "
                       f"worse than random's do (mean nearest-kept distance {min(pairs):.2f}x to {max(pairs):.2f}x "
                       f"random's).", ""]
-        corr = _coverage_correlation(acc, sel, rand, fractions)
-        if corr:
-            lines += ["Across all methods and fractions, the Spearman correlation between the accuracy difference to "
-                      "random and the ratio of mean nearest-kept distance to random's is "
-                      + ", ".join(f"{rho:+.2f} at {f:.0%}" for f, rho in corr) + ".", ""]
+        for label, fn in (("the mean nearest-kept distance", lambda c: c["coverage"]["mean_nn_dist"]),
+                          ("the Frechet distance of the kept rows", lambda c: c["coverage"]["frechet"]),
+                          ("the share of kept rows the proxy misclassifies",
+                           lambda c: c["proxy_wrong"]["share"] if c.get("proxy_wrong") else None)):
+            corr = _correlation(acc, sel, rand, fractions, fn)
+            if corr:
+                lines += [f"Spearman correlation, over the methods, between the accuracy difference to random and "
+                          f"{label}: " + ", ".join(f"{rho:+.2f} at {f:.0%} (n={n})" for f, rho, n in corr)
+                          + ".", ""]
 
     if out_png is not None:
         made = _plot(acc, methods, fractions, full, out_png)
@@ -534,23 +571,24 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
     return md
 
 
-def _coverage_correlation(acc, sel, rand, fractions):
+def _correlation(acc, sel, rand, fractions, value):
+    """Per fraction: Spearman rho between (method - random) accuracy and value(selection record)."""
     from scipy.stats import spearmanr
 
     out = []
     for f in fractions:
-        xs, ys = [], []
-        r = sel.get(("random", f), {}).get("coverage")
-        if not r or f not in rand:
+        if f not in rand:
             continue
+        xs, ys = [], []
         for m in acc:
-            c = sel.get((m, f), {}).get("coverage")
-            if m in ("random", FULL) or not c or f not in acc[m]:
+            rec = sel.get((m, f))
+            v = value(rec) if rec else None
+            if m in ("random", FULL) or v is None or f not in acc[m]:
                 continue
-            xs.append(c["mean_nn_dist"] / r["mean_nn_dist"])
+            xs.append(v)
             ys.append(np.mean(list(acc[m][f].values())) - np.mean(list(rand[f].values())))
         if len(xs) >= 4:
-            out.append((f, float(spearmanr(xs, ys).statistic)))
+            out.append((f, float(spearmanr(xs, ys).statistic), len(xs)))
     return out
 
 

@@ -16,6 +16,7 @@ is skipped and reported with its prediction.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import multiprocessing as mp
 import resource
@@ -61,9 +62,12 @@ def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, np.repeat(np.arange(NUM_CLASSES), per)
 
 
-def _run_one(name: str, n: int, dim: int, fraction: float, queue) -> None:
+def _run_one(name: str, n: int, dim: int, fraction: float, threads: int | None, queue) -> None:
     """Child process: build the data, run the kernel per class, report time and peak memory."""
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     x, labels = synthetic(n, dim)
     per = n // NUM_CLASSES
@@ -93,11 +97,11 @@ def _run_one(name: str, n: int, dim: int, fraction: float, queue) -> None:
                "base_rss": base, "threads": torch.get_num_threads()})
 
 
-def run_size(name: str, n: int, dim: int, fraction: float, timeout_s: float) -> dict:
+def run_size(name: str, n: int, dim: int, fraction: float, timeout_s: float, threads: int | None = None) -> dict:
     """Run one (kernel, size) in a fresh process; {"status": "ok", seconds, peak_rss, ...} or a reason."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_run_one, args=(name, n, dim, fraction, queue))
+    proc = ctx.Process(target=_run_one, args=(name, n, dim, fraction, threads, queue))
     proc.start()
     try:
         out = queue.get(timeout=timeout_s)
@@ -115,7 +119,8 @@ def run_size(name: str, n: int, dim: int, fraction: float, timeout_s: float) -> 
 
 def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000, 30_000, 100_000, 300_000, 1_000_000),
                 kernels=tuple(KERNELS), dim: int = 512, fraction: float = 0.1, budget_s: float = 300.0,
-                command: str | None = None, log: Callable[[str], None] = logger.info) -> list[dict]:
+                threads: int | None = None, command: str | None = None,
+                log: Callable[[str], None] = logger.info) -> list[dict]:
     """Time each kernel at each size within the budget and write the fragment `out_md` (and its plot).
 
     Returns:
@@ -139,7 +144,7 @@ def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000,
                                                                     f"budget {budget_s:.0f} s", "predicted": predicted})
                     continue
             log(f"{name}: {n:,} rows x {dim} ...")
-            r = {"kernel": name, "n": n, **run_size(name, n, dim, fraction, timeout_s=3 * budget_s)}
+            r = {"kernel": name, "n": n, **run_size(name, n, dim, fraction, timeout_s=3 * budget_s, threads=threads)}
             rows.append(r)
             if r["status"] == "ok":
                 last = r
@@ -165,22 +170,29 @@ def _write(rows, out_md, *, dim, fraction, budget_s, command) -> None:
              f"Command: `{command or 'hf-coreset benchmark scaling'}`; {now()}; git {git_revision()}; "
              f"{mach['cpu_count']} CPU cores, torch {mach['torch']} ({threads} threads); 1-minute load average at the "
              f"end {mach['loadavg_1m']:.1f} (shared machine, so times are rough).", "",
-             "| kernel | rows | time (s) | peak RSS (GiB) | data (GiB) | one n x n float32 (GiB) | status |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+             "Peak RSS is the whole process (Python, torch, the data); the kernel's own share is the peak minus the "
+             "peak before it started. For scale: one n x n float32 matrix, and one class's n_c x n_c one "
+             "(n_c = n / 10, the largest block a per-class kernel could form).", "",
+             "| kernel | rows | time (s) | peak RSS (GiB) | kernel's share (GiB) | data (GiB) | n_c x n_c (GiB) | "
+             "n x n (GiB) | status |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         nn = r["n"] ** 2 * 4 / 2**30
+        ncnc = (r["n"] // NUM_CLASSES) ** 2 * 4 / 2**30
         data = r["n"] * dim * 4 / 2**30
         if r["status"] == "ok":
             lines.append(f"| {r['kernel']} | {r['n']:,} | {r['seconds']:.3g} | {r['peak_rss'] / 2**30:.2f} | "
-                         f"{data:.2f} | {nn:,.1f} | ok |")
+                         f"{(r['peak_rss'] - r['base_rss']) / 2**30:.2f} | {data:.2f} | {ncnc:,.2f} | {nn:,.1f} | ok |")
         else:
-            lines.append(f"| {r['kernel']} | {r['n']:,} | - | - | {data:.2f} | {nn:,.1f} | {r['status']} |")
+            lines.append(f"| {r['kernel']} | {r['n']:,} | - | - | - | {data:.2f} | {ncnc:,.2f} | {nn:,.1f} | "
+                         f"{r['status']} |")
     lines.append("")
     png = Path(out_md).with_suffix(".png")
     if _plot(rows, png, dim):
         lines += [f"![kernel time and peak memory vs rows]({png.name})", ""]
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text("\n".join(lines))
+    Path(out_md).with_suffix(".json").write_text(json.dumps(rows, indent=1))  # the raw rows, to rebuild from
 
 
 def _plot(rows, png, dim) -> bool:
