@@ -476,6 +476,7 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
                      + " | ".join([f"{_fmt_pct(mean)}" + (f" +- {100 * std:.1f}" if n > 1 else "")] * len(fractions))
                      + " |")
     lines.append("")
+    lines += _best_per_fraction(acc, rand, fractions, full_mean)
 
     if full:
         lines += ["### Share of the random-to-full gap closed", "",
@@ -569,6 +570,30 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text(md)
     return md
+
+
+def _best_per_fraction(acc, rand, fractions, full_mean) -> list[str]:
+    """Per fraction: the method with the best mean accuracy, and `auto`, each with its paired margin over
+    random (mean +- std of the per-seed differences) and its distance to full data."""
+    lines = ["### Best method per fraction, and `auto`", "",
+             "Margin = accuracy minus random's with the same training seed, mean +- std over those seeds (points).",
+             "", "| fraction | row | method | accuracy | margin over random | below full data by |", "|---|---|---|---:|---:|---:|"]
+    for f in fractions:
+        candidates = [m for m in acc if m not in (FULL, "random") and acc[m].get(f)]
+        if not candidates or not rand.get(f):
+            continue
+        best = max(candidates, key=lambda m: np.mean(list(acc[m][f].values())))
+        for label, m in (("best", best), ("auto", "auto")):
+            if m not in acc or not acc[m].get(f):
+                continue
+            seeds = sorted(set(acc[m][f]) & set(rand[f]))
+            diffs = [100 * (acc[m][f][k] - rand[f][k]) for k in seeds]
+            mean, std, n = _stats(list(acc[m][f].values()))
+            margin = f"{np.mean(diffs):+.1f} +- {np.std(diffs, ddof=1) if len(diffs) > 1 else 0.0:.1f}"
+            lines.append(f"| {f:.0%} | {label} | {m} | {_fmt_pct(mean)} +- {100 * std:.1f} | {margin} | "
+                         f"{100 * (full_mean - mean):.1f} |")
+    lines.append("")
+    return lines
 
 
 def _correlation(acc, sel, rand, fractions, value):
