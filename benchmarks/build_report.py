@@ -26,6 +26,9 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("seed_cost", "Seed methods: cost"),
     ("mrmc_spearman", "MRMC: Spearman study"),
     ("fdmat_reg_study", "FDMat: regularisation study"),
+    ("fdmat_noise", "FDMat: noisy labels"),
+    ("tuning_small_fractions", "Small fractions: validation study behind auto"),
+    ("auto_test_split", "auto against random on the test split"),
 )
 MISSING = {
     "crest_time_to_accuracy": "Not measured at this revision: the CREST trainer (hf_coreset/trainer.py, crest.py) "
@@ -67,6 +70,7 @@ def build(results: Path, out: Path) -> str:
             parts += [f"## {title}", "", MISSING[stem], ""]
             continue
         text = frags[stem].read_text().strip()
+        text = re.sub(r"\A# ", "## ", text)  # a fragment is a section of this report, never its title
         # images sit next to their fragment: make the links relative to the report
         text = re.sub(r"!\[([^\]]*)\]\((?!https?://|/)([^)]+)\)", lambda m: f"![{m[1]}]({rel}/{m[2]})", text)
         parts += [text, ""]
