@@ -516,13 +516,8 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
               "From the shipped `coreset_coverage` metric: mean distance of every train row to its nearest kept row "
               "of the same class (lower = better covered), then the Frechet distance between Gaussian fits of the kept "
               "rows and all rows (lower = closer distribution).", "", head, rule]
-    for m in methods:
-        row = [m]
-        for f in fractions:
-            c = sel.get((m, f), {}).get("coverage")
-            row.append(f"{c['mean_nn_dist']:.2f} / {c['frechet']:.2f}" if c else "-")
-        lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
+    lines += _selection_rows(methods, fractions, sel, "coverage",
+                             lambda c: f"{c['mean_nn_dist']:.2f} / {c['frechet']:.2f}")
 
     wrong_epochs = {sel[k]["proxy_wrong"]["epoch"] for k in sel if sel[k].get("proxy_wrong")}
     if wrong_epochs:
@@ -530,13 +525,7 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
                   f"Share of the kept rows (%) that the shared proxy misclassifies at epoch "
                   f"{', '.join(map(str, sorted(wrong_epochs)))} (random's is close to the rate over the whole train split).",
                   "", head, rule]
-        for m in methods:
-            row = [m]
-            for f in fractions:
-                w = sel.get((m, f), {}).get("proxy_wrong")
-                row.append(f"{100 * w['share']:.1f}" if w else "-")
-            lines.append("| " + " | ".join(row) + " |")
-        lines.append("")
+        lines += _selection_rows(methods, fractions, sel, "proxy_wrong", lambda w: f"{100 * w['share']:.1f}")
 
     if losses:
         lines += ["### Where a method loses to random", "",
@@ -570,6 +559,15 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text(md)
     return md
+
+
+def _selection_rows(methods, fractions, sel, field: str, fmt) -> list[str]:
+    """Table rows (one per method, one cell per fraction) from a field of the selection cells; "-" where absent."""
+    rows = []
+    for m in methods:
+        cells = [sel.get((m, f), {}).get(field) for f in fractions]
+        rows.append("| " + " | ".join([m] + [fmt(c) if c else "-" for c in cells]) + " |")
+    return rows + [""]
 
 
 def _best_per_fraction(acc, rand, fractions, full_mean) -> list[str]:
