@@ -67,3 +67,14 @@ def minilm_text(minilm_path):
     ds = datasets.Dataset.from_dict({"text": texts, "label": labels})
     ds = ds.map(lambda b: tokenizer(b["text"], truncation=True, max_length=32), batched=True)
     return ds, tokenizer
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on 2 shared cores run much faster single-threaded, whatever OMP_NUM_THREADS says; restored after."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -14,12 +14,7 @@ from hf_coreset.data.mnist1d import make_convnet
 from hf_coreset.signals import ROW_KEY
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _brute_force_coreset(e: np.ndarray, labels: np.ndarray, size: int):
