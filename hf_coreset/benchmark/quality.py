@@ -25,7 +25,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -648,11 +648,6 @@ def _plot(acc, methods, fractions, full, out_png) -> bool:
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
     return True
-
-
-def with_overrides(cfg: QualityConfig, **kw) -> QualityConfig:
-    """`cfg` with the non-None keyword arguments replaced."""
-    return replace(cfg, **{k: v for k, v in kw.items() if v is not None})
 
 
 __all__ = ["QualityConfig", "run_quality", "quality_report", "summarize", "train_cell", "Cells", "git_revision",
