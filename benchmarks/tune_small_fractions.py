@@ -1,14 +1,19 @@
-"""Validation study for the small-fraction methods (coverage, prototypes, schedule) and `auto`.
+"""Validation studies for the small-fraction methods (coverage, prototypes, schedule) and `auto`.
 
 Tuning never sees the MNIST-1D test split: the 40k train split is cut (fixed permutation, seed 0)
 into a 32k selection part and an 8k validation part; every candidate selects from the 32k part
 (one shared proxy: the ConvNet trained 10 epochs, Adam lr 1e-2, batch 128, proxy seed 0) and a
 fresh ConvNet trains on its rows with the library's protocol (hf_coreset.evaluation.train_convnet:
 Adam lr 1e-2 cosine to 0, batch 128, `--epochs` epochs over the subset), scored on the 8k part.
-Selection seed = training seed. Cells are appended to a JSON-lines file, so an interrupted study
-resumes; the markdown is rebuilt from all cells each time.
+Selection seed = training seed. Cells are appended to a JSON-lines file (`--cells`), each with the
+command and git revision that made it, so an interrupted study resumes; the markdown next to it is
+rebuilt from all its cells each time, with every candidate's margin over random paired by seed.
 
-    PYTHONPATH=. python benchmarks/tune_small_fractions.py --fractions 0.01 0.05 --seeds 0 1
+Two studies are stored: `auto_validation.jsonl` (the default; the study behind `auto` version 2,
+5 seeds per cell) and `tuning_small_fractions.jsonl` (the first, smaller study behind the
+`prototypes` and `coverage` defaults; rebuilt with `--cells benchmarks/results/tuning_small_fractions.jsonl`).
+
+    PYTHONPATH=. python benchmarks/tune_small_fractions.py --fractions 0.05 --seeds 0 1 2 3 4
 """
 
 from __future__ import annotations
@@ -33,17 +38,20 @@ from hf_coreset.evaluation import accuracy, arrays, train_convnet
 from hf_coreset.proxy import ProxyConfig, run_proxy
 
 RESULTS = Path(__file__).parent / "results"
-CELLS = RESULTS / "tuning_small_fractions.jsonl"
-REPORT = RESULTS / "tuning_small_fractions.md"
+DEFAULT_CELLS = RESULTS / "auto_validation.jsonl"
 PROXY = {"optimizer": "adam", "lr": 1e-2, "batch_size": 128}
 
 # name -> (method, options). "ccs-*" = coverage over a score; "random-cutX" = coverage with one stratum,
-# i.e. uniform over the rows left after cutting the hardest X (EL2N); "proto" = prototypes.
+# i.e. uniform over the rows left after cutting the hardest X (EL2N); "proto" = prototypes
+# ("proto-random" keeps a random member of each cluster instead of the row nearest its centre).
 CANDIDATES = {
     "random": ("random", {}),
     "kcenter": ("kcenter", {}),
+    "herding": ("herding", {}),
     "el2n": ("el2n", {}),
+    "grand": ("grand", {}),
     "entropy": ("entropy", {}),
+    "forgetting": ("forgetting", {}),
     "ccs-el2n": ("coverage", {"score": "el2n", "cut": 0.0}),
     "ccs-el2n-cut0.1": ("coverage", {"score": "el2n", "cut": 0.1}),
     "ccs-forgetting": ("coverage", {"score": "forgetting", "cut": 0.0}),
@@ -62,10 +70,13 @@ CANDIDATES = {
     "proto-ep0": ("prototypes", {"epoch": 0, "easy": 1.0}),
     "proto-ep0-norm": ("prototypes", {"epoch": 0, "easy": 1.0, "normalize": True}),
     "proto-ep3-easy0.5": ("prototypes", {"epoch": 3, "easy": 0.5}),
+    "proto-random": ("prototypes", {"easy": 1.0, "keep": "random"}),
+    "proto-random-easy0.9": ("prototypes", {"easy": 0.9, "keep": "random"}),
 }
-# The invocations that produced the stored cells, in order (CPU time was short, so candidates that
-# lost clearly at seed 0 were not repeated; runs 1 and 6 were stopped early to reorder the queue).
-RUNS = (
+# The invocations behind the first study's cells (tuning_small_fractions.jsonl), which predate the
+# per-cell "command" field; CPU time was short, so candidates that lost clearly at seed 0 were not
+# repeated, and runs 1 and 6 were stopped early to reorder the queue.
+FIRST_STUDY_RUNS = (
     "--fractions 0.01 0.05 --seeds 0 1",
     "--fractions 0.01 0.05 --seeds 0 --candidates random-cut0.1 random-cut0.3 random-cut0.5 ccs-el2n-cut0.3 "
     "proto-easy0.9",
@@ -80,6 +91,7 @@ RUNS = (
     "--fractions 0.3 --seeds 0 --candidates random entropy el2n",
     "--fractions 0.3 --seeds 1 --candidates random entropy",
 )
+# The proxy collects what every candidate may use; features also at epochs 0, 1 and 3 for the proto-ep* ones.
 NEEDS = ({e: frozenset({"correct"}) for e in range(1, 11)}
          | {e: frozenset({"features"}) for e in (0, 1, 3, 10)})
 
@@ -93,15 +105,25 @@ def git_rev() -> str:
         return "unknown"
 
 
-def load_cells() -> list[dict]:
-    return [json.loads(line) for line in CELLS.read_text().splitlines() if line.strip()] if CELLS.is_file() else []
+def load_cells(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def paired_margin(cells: list[dict], fraction: float, name: str) -> tuple[float, float, int]:
+    """Mean and standard deviation (points) of acc(name) - acc(random) over the seeds both ran."""
+    acc = {(c["candidate"], c["seed"]): c["acc"] for c in cells if c["fraction"] == fraction}
+    diffs = [100 * (acc[(name, s)] - acc[("random", s)]) for (n, s) in acc if n == name and ("random", s) in acc]
+    if not diffs:
+        return float("nan"), float("nan"), 0
+    return float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan"), len(diffs)
 
 
 def render(cells: list[dict], header: str) -> str:
     fractions = sorted({c["fraction"] for c in cells})
     names = [n for n in CANDIDATES if any(c["candidate"] == n for c in cells)]
     lines = [header, "", "Validation accuracy (%) on the 8k held-out part of the train split, mean ± std over seeds "
-             "(n = number of seeds); Δ = mean minus random's mean at that fraction.", "",
+             "(n = number of seeds); Δ = mean minus random's mean at that fraction; the best mean per fraction "
+             "is in bold.", "",
              "| candidate | method, options | " + " | ".join(f"{f:.0%}" for f in fractions) + " |",
              "|---|---|" + "---|" * len(fractions)]
     rnd = {f: np.mean([c["acc"] for c in cells if c["fraction"] == f and c["candidate"] == "random"] or [np.nan])
@@ -123,6 +145,23 @@ def render(cells: list[dict], header: str) -> str:
             cell = f"{m:.1f} ± {s:.1f} (Δ {m - 100 * rnd[f]:+.1f}, n={len(accs)})"
             row.append(f"**{cell}**" if best[f] == n else cell)
         lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Margin over random paired by seed (points): mean ± sample std of acc(candidate, seed) - "
+              "acc(random, seed) over the seeds both ran, and t = mean / (std / sqrt(n)), the paired "
+              "t statistic (|t| > 2.8 is about p < 0.05 two-sided at n = 5).", "",
+              "| candidate | " + " | ".join(f"{f:.0%}" for f in fractions) + " |", "|---|" + "---|" * len(fractions)]
+    for n in names:
+        if n == "random":
+            continue
+        row = [n]
+        for f in fractions:
+            m, s, k = paired_margin(cells, f, n)
+            if k == 0:
+                row.append("-")
+            elif k == 1 or not s > 0:
+                row.append(f"{m:+.1f} (n={k})")
+            else:
+                row.append(f"{m:+.1f} ± {s:.1f}, t = {m / (s / np.sqrt(k)):+.1f} (n={k})")
+        lines.append("| " + " | ".join(row) + " |")
     secs = {}
     for c in cells:
         secs.setdefault(c["candidate"], []).append(c["select_s"])
@@ -138,9 +177,12 @@ def main() -> None:
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     ap.add_argument("--epochs", type=int, default=100, help="training epochs over each subset (protocol: 100)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cells", type=Path, default=DEFAULT_CELLS,
+                    help="JSON-lines file of the study; the report is written next to it as .md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.cells.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(sys.argv[1:])
 
     train = load_mnist1d()["train"]
     perm = np.random.default_rng(0).permutation(train.num_rows)
@@ -148,51 +190,56 @@ def main() -> None:
     x, y = arrays(part)
     xv, yv = arrays(val)
     labels = np.asarray(y.numpy(), dtype=np.int64)
-    t0 = time.perf_counter()
-    signals, _ = run_proxy(make_convnet(0), part, labels, 10, NEEDS, config=ProxyConfig.coerce(PROXY), seed=0,
-                           label_column="label", progress=False)
-    print(f"signals ready in {time.perf_counter() - t0:.0f} s", flush=True)
-
-    done = {(c["candidate"], c["fraction"], c["seed"], c["epochs"]) for c in load_cells()}
-    for fraction in args.fractions:
+    done = {(c["candidate"], c["fraction"], c["seed"], c["epochs"]) for c in load_cells(args.cells)}
+    todo = [(f, s, n) for f in args.fractions for s in args.seeds for n in args.candidates
+            if (n, f, s, args.epochs) not in done]
+    if todo:
+        t0 = time.perf_counter()
+        signals, _ = run_proxy(make_convnet(0), part, labels, 10, NEEDS, config=ProxyConfig.coerce(PROXY), seed=0,
+                               label_column="label", progress=False)
+        print(f"signals ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    rev = git_rev()
+    for fraction, seed, name in todo:
         budget = make_budget(labels, fraction=fraction, num_classes=10)
-        for seed in args.seeds:
-            for name in args.candidates:
-                if (name, fraction, seed, args.epochs) in done:
-                    continue
-                method, opts = CANDIDATES[name]
-                spec = methods.get(method)
-                t1 = time.perf_counter()
-                out = spec.fn(signals, budget, rng=np.random.default_rng(seed), **spec.check_options(dict(opts)))
-                sel_s = time.perf_counter() - t1
-                idx = torch.as_tensor(np.asarray(out.indices, dtype=np.int64))
-                assert len(np.unique(out.indices)) == budget.total
-                model = train_convnet(x[idx], y[idx], epochs=args.epochs, seed=seed)
-                acc = accuracy(model, xv, yv)
-                cell = {"candidate": name, "fraction": fraction, "seed": seed, "epochs": args.epochs, "acc": acc,
-                        "select_s": sel_s, "train_s": time.perf_counter() - t1 - sel_s}
-                with CELLS.open("a") as f:
-                    f.write(json.dumps(cell) + "\n")
-                print(f"{fraction:.2f} seed {seed} {name:20s} {100 * acc:.2f}", flush=True)
+        method, opts = CANDIDATES[name]
+        spec = methods.get(method)
+        t1 = time.perf_counter()
+        out = spec.fn(signals, budget, rng=np.random.default_rng(seed), **spec.check_options(dict(opts)))
+        sel_s = time.perf_counter() - t1
+        idx = torch.as_tensor(np.asarray(out.indices, dtype=np.int64))
+        assert len(np.unique(out.indices)) == budget.total
+        model = train_convnet(x[idx], y[idx], epochs=args.epochs, seed=seed)
+        acc = accuracy(model, xv, yv)
+        cell = {"candidate": name, "fraction": fraction, "seed": seed, "epochs": args.epochs, "acc": acc,
+                "select_s": sel_s, "train_s": time.perf_counter() - t1 - sel_s, "command": command, "git": rev}
+        with args.cells.open("a") as f:
+            f.write(json.dumps(cell) + "\n")
+        print(f"{fraction:.2f} seed {seed} {name:20s} {100 * acc:.2f}", flush=True)
 
-    cells = [c for c in load_cells() if c["epochs"] == args.epochs]
+    cells = [c for c in load_cells(args.cells) if c["epochs"] == args.epochs]
+    commands = list(dict.fromkeys(c.get("command") for c in cells))
+    if None in commands:  # cells of the first study, made before cells recorded their command
+        commands = [r for r in FIRST_STUDY_RUNS] + [c for c in commands if c is not None]
+    revisions = sorted({c.get("git") for c in cells if c.get("git")}) or ["d301f10 and earlier (not recorded)"]
+    try:
+        shown = args.cells.resolve().relative_to(RESULTS.parent.parent.resolve())
+    except ValueError:
+        shown = args.cells
+    report = args.cells.with_suffix(".md")
     header = "\n".join([
-        "# Tuning at small fractions (validation split only)", "",
-        f"Command: `PYTHONPATH=. python {' '.join(sys.argv)}` (cells accumulate in "
-        f"`{CELLS.relative_to(RESULTS.parent.parent)}`; this table shows every stored cell with {args.epochs} "
-        "training epochs).",
-        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} cores "
-        f"(shared with other jobs), {platform.machine()}, torch {torch.__version__}, {args.threads} torch thread(s). "
-        f"Git revision: {git_rev()}.",
+        "# Validation study at small fractions (validation split only)", "",
+        f"Cells accumulate in `{shown}`; this table shows every stored cell with {args.epochs} training epochs. "
+        "They come from these runs of `PYTHONPATH=. python benchmarks/tune_small_fractions.py`, in order: "
+        + "; ".join(f"`{r}`" for r in commands) + ".",
+        f"Rebuilt: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} "
+        f"cores, {platform.machine()}, torch {torch.__version__}, {args.threads} torch thread(s). Git revision(s) of "
+        f"the cells: {', '.join(revisions)}.",
         "Protocol: MNIST-1D 40k train split cut into 32k (selection) + 8k (validation), permutation seed 0; "
         "the test split is never used. Proxy: ConvNet, Adam lr 1e-2, batch 128, 10 epochs, proxy seed 0 "
-        f"(features at epochs 0 = the untrained ConvNet, 1, 3 and 10). Subset training: `train_convnet`, {args.epochs} epochs; "
-        "selection seed = training seed.",
-        "Stored cells come from these runs of `PYTHONPATH=. python benchmarks/tune_small_fractions.py`, in order: "
-        + "; ".join(f"`{r}`" for r in RUNS) + ". The machine was shared by several jobs (load about 7 on 2 cores), "
-        "so the selection times below are rough."])
-    REPORT.write_text(render(cells, header))
-    print(REPORT.read_text())
+        f"(features at epochs 0 = the untrained ConvNet, 1, 3 and 10). Subset training: `train_convnet`, "
+        f"{args.epochs} epochs; selection seed = training seed."])
+    report.write_text(render(cells, header))
+    print(report.read_text())
 
 
 if __name__ == "__main__":

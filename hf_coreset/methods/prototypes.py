@@ -62,13 +62,32 @@ def nearest_rows(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return out
 
 
+def random_members(assign: np.ndarray, centres: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One distinct row per cluster, drawn uniformly from its members; a cluster left empty takes
+    the nearest row not drawn yet (so exactly one row per centre, as `nearest_rows` gives)."""
+    out = np.full(len(centres), -1, dtype=np.int64)
+    order = np.argsort(assign, kind="stable")
+    counts = np.bincount(assign, minlength=len(centres))
+    starts = np.cumsum(counts) - counts
+    for j in np.flatnonzero(counts):
+        out[j] = order[starts[j] + int(rng.integers(counts[j]))]
+    empty = np.flatnonzero(out < 0)
+    if len(empty):
+        d = _sq_dists(x, centres[empty])
+        d[out[out >= 0]] = np.inf
+        for i, j in enumerate(empty):
+            out[j] = int(np.argmin(d[:, i]))
+            d[out[j], :] = np.inf
+    return out
+
+
 @register("prototypes", needs=lambda o: {int(o["epoch"]): frozenset({"features", "logits"})}, version=1,
           summary="Per-class k-means on proxy features with the class budget as k; keeps the row nearest each centre.",
           paper="k-medoid-style prototypes; cf. Sorscher et al., Beyond neural scaling laws, NeurIPS 2022",
           signal="classifier input (and EL2N for `easy`) at proxy epoch",
-          cost="proxy epochs + 1 forward pass + O(iters n k d)", keeps="nearest row to each centre")
+          cost="proxy epochs + 1 forward pass + O(iters n k d)", keeps="one row per centre (the nearest, or a random member)")
 def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 0.9, iters: int = 20,
-               normalize: bool = False) -> MethodOutput:
+               normalize: bool = False, keep: str = "nearest") -> MethodOutput:
     """Class-conditional prototypes: for each class with budget k, k-means (k-means++ seeding from
     the selection seed, `iters` Lloyd steps, distances in row blocks) on the classifier-input
     features at proxy epoch `epoch`, then the distinct row nearest each centre.
@@ -87,6 +106,10 @@ def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 0.9, iter
             (benchmarks/results/tuning_small_fractions.md).
         iters (`int`, *optional*, defaults to `20`): at most this many Lloyd iterations.
         normalize (`bool`, *optional*, defaults to `False`): cluster L2-normalised features.
+        keep (`str`, *optional*, defaults to `"nearest"`): which row of each cluster is kept:
+            `"nearest"` the row nearest its centre (a prototype), `"random"` a uniformly random
+            member (cluster-stratified sampling: one draw per cluster, so the subset covers every
+            cluster yet keeps the within-cluster variety that nearest rows lose at larger budgets).
 
     Returns:
         `MethodOutput` with `gains` = the size of each kept row's cluster, and `scores` = EL2N.
@@ -98,6 +121,9 @@ def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 0.9, iter
     """
     if not 0.0 < easy <= 1.0:
         raise ValueError(f"easy={easy!r} must be in (0, 1]: the share of easiest rows clustered (1.0 = all).")
+    if keep not in ("nearest", "random"):
+        raise ValueError(f"keep={keep!r} must be 'nearest' (the row nearest each centre) or 'random' "
+                         "(a random member of each cluster).")
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
         raise ValueError(f"iters={iters!r} must be a non-negative integer.")
     feats = signals.at(epoch, "features").features.astype(np.float64)
@@ -109,7 +135,8 @@ def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 0.9, iter
         m = max(k, int(np.ceil(easy * len(rows))))
         pool = rows[np.lexsort((rows, difficulty[rows]))[:m]] if m < len(rows) else rows
         centres, assign = kmeans(feats[pool], k, iters=iters, rng=rng)
-        picked.append(pool[nearest_rows(feats[pool], centres)])
+        picked.append(pool[nearest_rows(feats[pool], centres) if keep == "nearest"
+                           else random_members(assign, centres, feats[pool], rng)])
         sizes.append(np.bincount(assign, minlength=k))
     return MethodOutput(indices=np.concatenate(picked), scores=difficulty,
                         gains=np.concatenate(sizes).astype(np.float64))
