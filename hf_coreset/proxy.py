@@ -267,7 +267,7 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
     from accelerate.utils import send_to_device
 
     labels_t = torch.as_tensor(labels, dtype=torch.long)
-    rows = RowDataset(dataset, inputs)
+    rows = RowDataset(dataset, inputs, tensors=collate_fn is None)
     collator = RowCollator(collate_fn)
     eval_loader = accelerator.prepare(torch.utils.data.DataLoader(
         rows, batch_size=config.eval_batch_size, shuffle=False, collate_fn=collator))

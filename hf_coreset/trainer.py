@@ -567,7 +567,7 @@ class CoresetTrainer(Trainer):
 
         t0 = time.perf_counter()
         if self._eval_loader is None:
-            rows = RowDataset(self.coreset_source, self._input_columns())
+            rows = RowDataset(self.coreset_source, self._input_columns(), tensors=self._default_collator())
             self._eval_loader = self.accelerator.prepare(torch.utils.data.DataLoader(
                 rows, batch_size=self.args.per_device_eval_batch_size, shuffle=False,
                 collate_fn=RowCollator(self.data_collator)))
@@ -643,9 +643,14 @@ class CoresetTrainer(Trainer):
         module = self._head() if self.args.crest_params == "head" else self.model
         return [p for p in module.parameters() if p.requires_grad]
 
+    def _default_collator(self) -> bool:
+        from transformers import default_data_collator
+
+        return self.data_collator is default_data_collator
+
     def _collate_rows(self, rows: np.ndarray) -> dict:
         if not hasattr(self, "_row_view"):
-            self._row_view = RowDataset(self.coreset_source, self._input_columns())
+            self._row_view = RowDataset(self.coreset_source, self._input_columns(), tensors=self._default_collator())
             self._row_collator = RowCollator(self.data_collator)
         batch = self._row_collator(self._row_view.__getitems__([int(r) for r in rows]))
         batch.pop(ROW_KEY)

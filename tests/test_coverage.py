@@ -11,7 +11,7 @@ from hf_coreset.budget import make_budget
 from hf_coreset.data.mnist1d import make_convnet
 from hf_coreset.methods._common import MethodOutput
 from hf_coreset.methods.el2n import el2n_scores
-from hf_coreset.methods.prototypes import kmeans, nearest_rows
+from hf_coreset.methods.prototypes import kmeans, nearest_rows, random_members
 from hf_coreset.signals import Checkpoint, Signals
 
 
@@ -132,6 +132,28 @@ def test_prototypes_one_row_per_blob_and_easy_pool():
         assert np.isin(out.indices[sig.labels[out.indices] == c], easy_rows).all()
     with pytest.raises(ValueError, match="easy=0"):
         run("prototypes", sig, 0.05, easy=0)
+    with pytest.raises(ValueError, match="keep='middle'"):
+        run("prototypes", sig, 0.05, keep="middle")
+
+
+def test_prototypes_keep_random_draws_one_member_of_each_blob():
+    sig = make_signals(n_per_class=60, classes=2, dim=4)
+    rng = np.random.default_rng(3)
+    blob = np.tile(np.repeat(np.arange(3), 20), 2)
+    sig.checkpoints[10].features = rng.normal(size=(120, 4)) * 0.1 + 10 * blob[:, None] + 50 * sig.labels[:, None]
+    nearest, _ = run("prototypes", sig, 0.05, easy=1.0)
+    drawn = {tuple(run("prototypes", sig, 0.05, seed=s, easy=1.0, keep="random")[0].indices) for s in range(5)}
+    for indices in drawn:
+        for c in range(2):
+            assert sorted(blob[[i for i in indices if sig.labels[i] == c]]) == [0, 1, 2]
+    assert len(drawn) > 1 and tuple(nearest.indices) not in drawn  # random members, not the nearest rows
+
+
+def test_random_members_fill_an_empty_cluster_with_the_nearest_free_row():
+    x = np.array([[0.0], [0.1], [5.0], [5.1]])
+    assign = np.array([0, 0, 1, 1])
+    picks = random_members(assign, np.array([[0.0], [5.0], [0.05]]), x, np.random.default_rng(0))
+    assert len(set(picks.tolist())) == 3 and set(picks[:2] // 2) == {0, 1} and picks[2] in (0, 1)
 
 
 @pytest.mark.parametrize("fraction, end", [(0.1, "easy"), (0.3, "hard")])

@@ -265,3 +265,16 @@ def test_a_user_accelerator_gives_the_same_signals(mnist1d_small):
     split = Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True))
     given, _ = signals_of(make_convnet(0), ds, _needs(1), accelerator=split)
     np.testing.assert_array_equal(given.at(1).features, default.at(1).features)
+
+
+def test_tensor_rows_collate_to_the_same_batch_as_python_rows(mnist1d_small):
+    from hf_coreset.signals import ROW_KEY, RowCollator, RowDataset
+
+    ds = mnist1d_small["train"].select(range(20))
+    collate = RowCollator()
+    as_lists = collate(RowDataset(ds, ["x"]).__getitems__(list(range(7, 20))))
+    as_tensors = collate(RowDataset(ds, ["x"], tensors=True).__getitems__(list(range(7, 20))))
+    assert as_lists.keys() == as_tensors.keys() == {"x", ROW_KEY}
+    for key in as_lists:
+        assert as_lists[key].dtype == as_tensors[key].dtype
+        torch.testing.assert_close(as_lists[key], as_tensors[key], rtol=0, atol=0)

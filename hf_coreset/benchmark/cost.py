@@ -50,7 +50,7 @@ def _signal_pass(model, dataset, labels, inputs, collate_fn, batch_size) -> floa
 
     accelerator = Accelerator()
     head = find_head(model, None, int(labels.max()) + 1)
-    loader = accelerator.prepare(torch.utils.data.DataLoader(RowDataset(dataset, inputs), batch_size=batch_size,
+    loader = accelerator.prepare(torch.utils.data.DataLoader(RowDataset(dataset, inputs, tensors=collate_fn is None), batch_size=batch_size,
                                                              shuffle=False, collate_fn=RowCollator(collate_fn)))
     t0 = time.perf_counter()
     collect_checkpoint(model, loader, torch.as_tensor(labels), epoch=0, fields=frozenset(FIELDS), head=head,
