@@ -11,7 +11,7 @@ import torch
 import hf_coreset
 from hf_coreset.budget import make_budget
 from hf_coreset.data.mnist1d import make_convnet
-from hf_coreset.ops import FeatureKernel, GradientKernel, facility_location, herding, kcenter_greedy
+from hf_coreset.ops import FeatureKernel, GradientKernel, facility_location, gaussian_herding, herding, kcenter_greedy
 from hf_coreset.signals import Checkpoint, Signals
 
 # forgetting first: it fills epochs 1 and 2 of the signal cache, which the others then reuse.
@@ -242,6 +242,29 @@ def test_herding_matches_naive(n, d, k):
     np.testing.assert_array_equal(herding(x, k), naive_herding(x, k))
 
 
+def mmd2(x, picks, scale):
+    """Squared MMD between the rows `picks` and all rows, from the explicit Gaussian kernel matrix."""
+    kmat = np.exp(-((x[:, None, :] - x[None, :, :]) ** 2).sum(-1) / scale)  # n x n: test only
+    w = np.zeros(len(x))
+    np.add.at(w, picks, 1.0 / len(picks))
+    u = w - 1.0 / len(x)
+    return float(u @ kmat @ u)
+
+
+@pytest.mark.parametrize("n,d,k,bandwidth", [(40, 3, 6, 1.0), (120, 8, 20, 0.3)])
+def test_gaussian_herding_is_greedy_mmd_against_brute_force(n, d, k, bandwidth):
+    x = np.random.default_rng(n).normal(size=(n, d)) * np.arange(1, d + 1)
+    scale = bandwidth * ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1).mean()  # mean squared pairwise distance
+    picks = gaussian_herding(x, k, bandwidth=bandwidth, block=16)  # several blocks
+    assert len(set(picks.tolist())) == k
+    for t in range(k):  # each pick is the unpicked row whose addition gives the smallest MMD
+        trial = [mmd2(x, list(picks[:t]) + [i], scale) if i not in picks[:t] else np.inf for i in range(n)]
+        assert trial[picks[t]] <= min(trial) + 1e-9
+    rng = np.random.default_rng(0)
+    random_mmd = np.mean([mmd2(x, rng.choice(n, k, replace=False), scale) for _ in range(20)])
+    assert mmd2(x, picks, scale) < random_mmd
+
+
 def synthetic_signals(n=120, num_classes=3, dim=8, seed=0):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, num_classes, n)
@@ -354,3 +377,12 @@ def test_ccs_stratified_sample_always_fills_the_budget():
         picks = stratified_sample(scores, k, strata=int(rng.integers(1, 12)), hard_cutoff=float(rng.uniform(0, 0.9)),
                                   rng=rng)
         assert len(picks) == k and len(np.unique(picks)) == k and picks.min() >= 0 and picks.max() < n
+
+
+@pytest.mark.parametrize("options,match", [({"kernel": "rbf"}, "kernel='rbf'"), ({"kernel": "gaussian", "bandwidth": 0},
+                                                                                   "bandwidth=0")])
+def test_herding_bad_kernel_options(options, match):
+    signals = synthetic_signals()
+    budget = make_budget(signals.labels, fraction=0.1, num_classes=3)
+    with pytest.raises(ValueError, match=match):
+        hf_coreset.methods.get("herding").fn(signals, budget, rng=np.random.default_rng(0), epoch=2, **options)

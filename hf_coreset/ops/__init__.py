@@ -1,7 +1,7 @@
 """Blocked pairwise kernels and the greedy solvers built on them. None forms an n x n matrix."""
 
 from .facility_location import facility_location
-from .greedy import herding, kcenter_greedy
+from .greedy import gaussian_herding, herding, kcenter_greedy
 from .pairwise import FeatureKernel, GradientKernel
 
-__all__ = ["FeatureKernel", "GradientKernel", "facility_location", "herding", "kcenter_greedy"]
+__all__ = ["FeatureKernel", "GradientKernel", "facility_location", "gaussian_herding", "herding", "kcenter_greedy"]
