@@ -27,7 +27,8 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("mrmc_spearman", "MRMC: Spearman study"),
     ("fdmat_reg_study", "FDMat: regularisation study"),
     ("fdmat_noise", "FDMat: noisy labels"),
-    ("tuning_small_fractions", "Small fractions: validation study behind auto"),
+    ("auto_validation", "Validation study behind auto (version 2)"),
+    ("tuning_small_fractions", "First validation study (prototypes and coverage defaults, auto version 1)"),
     ("auto_test_split", "auto against random on the test split"),
 )
 MISSING = {

@@ -2,16 +2,18 @@
 
 Tuning never sees the MNIST-1D test split: the 40k train split is cut (fixed permutation, seed 0)
 into a 32k selection part and an 8k validation part; every candidate selects from the 32k part
-(one shared proxy: the ConvNet trained 10 epochs, Adam lr 1e-2, batch 128, proxy seed 0) and a
+(a proxy: the ConvNet trained 10 epochs, Adam lr 1e-2, batch 128) and a
 fresh ConvNet trains on its rows with the library's protocol (hf_coreset.evaluation.train_convnet:
 Adam lr 1e-2 cosine to 0, batch 128, `--epochs` epochs over the subset), scored on the 8k part.
-Selection seed = training seed. Cells are appended to a JSON-lines file (`--cells`), each with the
+Selection seed = training seed, and by default also the proxy's seed (`--proxy-seed N` fixes it
+for every cell, as the first studies did). Cells are appended to a JSON-lines file (`--cells`), each with the
 command and git revision that made it, so an interrupted study resumes; the markdown next to it is
 rebuilt from all its cells each time, with every candidate's margin over random paired by seed.
 
-Two studies are stored: `auto_validation.jsonl` (the default; the study behind `auto` version 2,
-5 seeds per cell) and `tuning_small_fractions.jsonl` (the first, smaller study behind the
-`prototypes` and `coverage` defaults; rebuilt with `--cells benchmarks/results/tuning_small_fractions.jsonl`).
+Three studies are stored: `auto_validation.jsonl` (the default; the study behind `auto` version 2,
+a proxy per seed), `auto_validation_fixed_proxy.jsonl` (its first pass, proxy seed 0 for every
+cell: `--proxy-seed 0 --cells ...`) and `tuning_small_fractions.jsonl` (the first, smaller study
+behind the `prototypes` and `coverage` defaults, also `--proxy-seed 0`).
 
     PYTHONPATH=. python benchmarks/tune_small_fractions.py --fractions 0.05 --seeds 0 1 2 3 4
 """
@@ -180,6 +182,10 @@ def main() -> None:
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     ap.add_argument("--epochs", type=int, default=100, help="training epochs over each subset (protocol: 100)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--proxy-seed", type=int, default=None,
+                    help="train one proxy with this seed for every cell (the first studies used 0); by default "
+                         "each seed trains its own proxy (proxy seed = selection seed = training seed), so a "
+                         "deterministic method's selection varies across seeds as random's does")
     ap.add_argument("--cells", type=Path, default=DEFAULT_CELLS,
                     help="JSON-lines file of the study; the report is written next to it as .md")
     args = ap.parse_args()
@@ -193,16 +199,21 @@ def main() -> None:
     x, y = arrays(part)
     xv, yv = arrays(val)
     labels = np.asarray(y.numpy(), dtype=np.int64)
-    done = {(c["candidate"], c["fraction"], c["seed"], c["epochs"]) for c in load_cells(args.cells)}
-    todo = [(f, s, n) for f in args.fractions for s in args.seeds for n in args.candidates
-            if (n, f, s, args.epochs) not in done]
-    if todo:
-        t0 = time.perf_counter()
-        signals, _ = run_proxy(make_convnet(0), part, labels, 10, NEEDS, config=ProxyConfig.coerce(PROXY), seed=0,
-                               label_column="label", progress=False)
-        print(f"signals ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    done = {(c["candidate"], c["fraction"], c["seed"], c["epochs"], c.get("proxy_seed", 0))
+            for c in load_cells(args.cells)}
+    proxy_seed = (lambda seed: seed) if args.proxy_seed is None else (lambda seed: args.proxy_seed)
+    todo = [(s, f, n) for s in args.seeds for f in args.fractions for n in args.candidates
+            if (n, f, s, args.epochs, proxy_seed(s)) not in done]
     rev = git_rev()
-    for fraction, seed, name in todo:
+    signals, signals_seed = None, None
+    for seed, fraction, name in todo:  # seed-major, so each proxy trains once
+        if signals_seed != proxy_seed(seed):
+            t0 = time.perf_counter()
+            signals, _ = run_proxy(make_convnet(proxy_seed(seed)), part, labels, 10, NEEDS,
+                                   config=ProxyConfig.coerce(PROXY), seed=proxy_seed(seed), label_column="label",
+                                   progress=False)
+            signals_seed = proxy_seed(seed)
+            print(f"proxy seed {signals_seed}: signals ready in {time.perf_counter() - t0:.0f} s", flush=True)
         budget = make_budget(labels, fraction=fraction, num_classes=10)
         method, opts = CANDIDATES[name]
         spec = methods.get(method)
@@ -214,7 +225,8 @@ def main() -> None:
         model = train_convnet(x[idx], y[idx], epochs=args.epochs, seed=seed)
         acc = accuracy(model, xv, yv)
         cell = {"candidate": name, "fraction": fraction, "seed": seed, "epochs": args.epochs, "acc": acc,
-                "select_s": sel_s, "train_s": time.perf_counter() - t1 - sel_s, "command": command, "git": rev}
+                "select_s": sel_s, "train_s": time.perf_counter() - t1 - sel_s, "command": command, "git": rev,
+                "proxy_seed": proxy_seed(seed)}
         with args.cells.open("a") as f:
             f.write(json.dumps(cell) + "\n")
         print(f"{fraction:.2f} seed {seed} {name:20s} {100 * acc:.2f}", flush=True)
@@ -229,8 +241,10 @@ def main() -> None:
     except ValueError:
         shown = args.cells
     report = args.cells.with_suffix(".md")
+    proxy_seeds = sorted({c.get("proxy_seed", 0) for c in cells})
+    per_seed = all(c.get("proxy_seed", 0) == c["seed"] for c in cells) and len(proxy_seeds) > 1
     header = "\n".join([
-        "# Validation study at small fractions (validation split only)", "",
+        f"# Validation study `{args.cells.stem}` (validation split only)", "",
         f"Cells accumulate in `{shown}`; this table shows every stored cell with {args.epochs} training epochs. "
         "They come from these runs of `PYTHONPATH=. python benchmarks/tune_small_fractions.py`, in order: "
         + "; ".join(f"`{r}`" for r in commands) + ".",
@@ -238,9 +252,12 @@ def main() -> None:
         f"cores, {platform.machine()}, torch {torch.__version__}, {args.threads} torch thread(s). Git revision(s) of "
         f"the cells: {', '.join(revisions)}.",
         "Protocol: MNIST-1D 40k train split cut into 32k (selection) + 8k (validation), permutation seed 0; "
-        "the test split is never used. Proxy: ConvNet, Adam lr 1e-2, batch 128, 10 epochs, proxy seed 0 "
-        f"(features at epochs 0 = the untrained ConvNet, 1, 3 and 10). Subset training: `train_convnet`, "
-        f"{args.epochs} epochs; selection seed = training seed."])
+        "the test split is never used. Proxy: ConvNet, Adam lr 1e-2, batch 128, 10 epochs (features at epochs "
+        "0 = the untrained ConvNet, 1, 3 and 10). Subset training: `train_convnet`, "
+        f"{args.epochs} epochs; selection seed = training seed. Proxy seed: "
+        + ("= the seed, so every seed re-draws proxy, selection and training." if per_seed else
+           f"{', '.join(map(str, proxy_seeds))} for every cell, so a deterministic method keeps one selection "
+           "and only its training seed varies.")])
     report.write_text(render(cells, header))
     print(report.read_text())
 
