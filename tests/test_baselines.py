@@ -263,6 +263,11 @@ def test_gaussian_herding_is_greedy_mmd_against_brute_force(n, d, k, bandwidth):
     rng = np.random.default_rng(0)
     random_mmd = np.mean([mmd2(x, rng.choice(n, k, replace=False), scale) for _ in range(20)])
     assert mmd2(x, picks, scale) < random_mmd
+    # with fewer anchors than rows, mu is estimated on a random subset: still a better-than-random MMD
+    approx = gaussian_herding(x, k, bandwidth=bandwidth, anchors=n // 2, rng=np.random.default_rng(1))
+    assert len(set(approx.tolist())) == k and mmd2(x, approx, scale) < random_mmd
+    with pytest.raises(ValueError, match="pass rng="):
+        gaussian_herding(x, k, anchors=n // 2)
 
 
 def synthetic_signals(n=120, num_classes=3, dim=8, seed=0):

@@ -55,7 +55,8 @@ def herding(features: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(picks, dtype=np.int64)
 
 
-def gaussian_herding(features: np.ndarray, k: int, *, bandwidth: float = 1.0, block: int = 2048) -> np.ndarray:
+def gaussian_herding(features: np.ndarray, k: int, *, bandwidth: float = 1.0, anchors: int = 4096,
+                     rng: np.random.Generator | None = None, block: int = 2048) -> np.ndarray:
     """Kernel herding with a Gaussian kernel (Chen, Welling & Smola, UAI 2010), as greedy MMD
     minimisation: at step t pick the unpicked row i maximising mu_i - (1/t) sum_{s<t} k(x_i, x_s),
     mu_i = mean_j k(x_i, x_j), which is the row whose addition brings the maximum mean discrepancy
@@ -64,8 +65,10 @@ def gaussian_herding(features: np.ndarray, k: int, *, bandwidth: float = 1.0, bl
     distribution in proportion to its density instead of only matching its mean.
 
     k(x, y) = exp(-||x - y||^2 / (bandwidth * D)), D = the mean squared distance between two rows
-    (2 * mean ||x_i - mean||^2, in closed form). Ties go to the lower row. The O(n^2 d) term mu is
-    computed in row blocks (memory O(block * n)); each pick then costs O(n d).
+    (2 * mean ||x_i - mean||^2, in closed form). Ties go to the lower row. mu is exact for up to
+    `anchors` rows and otherwise the mean over `anchors` rows drawn by `rng` (an unbiased estimate),
+    so it costs O(n min(n, anchors) d), computed in row blocks (memory O(block * n)); each pick
+    then costs O(n d).
     """
     if not bandwidth > 0:
         raise ValueError(f"bandwidth={bandwidth!r} must be > 0 (a multiple of the mean squared distance).")
@@ -79,9 +82,16 @@ def gaussian_herding(features: np.ndarray, k: int, *, bandwidth: float = 1.0, bl
         d = sq[:, None] + sq[rows][None, :] - 2.0 * (centred @ centred[rows].T)
         return torch.exp(-d.clamp_(min=0) / scale)
 
-    mu = torch.empty(n, dtype=torch.float64)
-    for i in range(0, n, block):
-        mu[i:i + block] = kernel_to(torch.arange(i, min(i + block, n))).sum(0) / n  # symmetric kernel
+    if n <= anchors:
+        reference = torch.arange(n)
+    else:
+        if rng is None:
+            raise ValueError(f"{n} rows > anchors={anchors}: pass rng= to draw the anchor rows.")
+        reference = torch.as_tensor(np.sort(rng.choice(n, anchors, replace=False)))
+    mu = torch.zeros(n, dtype=torch.float64)
+    for i in range(0, len(reference), block):
+        mu += kernel_to(reference[i:i + block]).sum(1)
+    mu /= len(reference)
     pulled = torch.zeros(n, dtype=torch.float64)  # sum of k(x_i, x_s) over picks s
     taken = torch.zeros(n, dtype=torch.bool)
     picks = []
