@@ -384,10 +384,25 @@ def test_ccs_stratified_sample_always_fills_the_budget():
         assert len(picks) == k and len(np.unique(picks)) == k and picks.min() >= 0 and picks.max() < n
 
 
-@pytest.mark.parametrize("options,match", [({"kernel": "rbf"}, "kernel='rbf'"), ({"kernel": "gaussian", "bandwidth": 0},
-                                                                                   "bandwidth=0")])
-def test_herding_bad_kernel_options(options, match):
+@pytest.mark.parametrize("bandwidth", [0, -1.0, True, "wide"])
+def test_kernel_herding_bad_bandwidth(bandwidth):
     signals = synthetic_signals()
     budget = make_budget(signals.labels, fraction=0.1, num_classes=3)
-    with pytest.raises(ValueError, match=match):
-        hf_coreset.methods.get("herding").fn(signals, budget, rng=np.random.default_rng(0), epoch=2, **options)
+    spec = hf_coreset.methods.get("kernel-herding")
+    with pytest.raises(ValueError, match="bandwidth="):
+        spec.needs(spec.check_options({"bandwidth": bandwidth}))  # fails before any proxy training
+    with pytest.raises(ValueError, match="bandwidth="):
+        spec.fn(signals, budget, rng=np.random.default_rng(0), epoch=2, bandwidth=bandwidth)
+
+
+def test_kernel_herding_runs_the_reference_per_class():
+    signals = synthetic_signals()
+    labels, feats = signals.labels, signals.checkpoints[2].features
+    budget = make_budget(labels, fraction=0.2)
+    out = hf_coreset.methods.get("kernel-herding").fn(signals, budget, rng=np.random.default_rng(0), epoch=2)
+    start = 0
+    for c in range(3):
+        rows = np.flatnonzero(labels == c)
+        k = int(budget.per_class[c])
+        np.testing.assert_array_equal(out.indices[start:start + k], rows[gaussian_herding(feats[rows], k)])
+        start += k
