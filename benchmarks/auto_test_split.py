@@ -36,37 +36,41 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.3])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--methods", nargs="+", default=["random", "auto"])
+    ap.add_argument("--methods", nargs="+", default=["random", "auto", "kernel-herding"])
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = load_mnist1d()
     x, y = arrays(data["train"])
     xt, yt = arrays(data["test"])
     cells = [json.loads(s) for s in CELLS.read_text().splitlines()] if CELLS.is_file() else []
-    done = {(c["method"], c["fraction"], c["seed"]) for c in cells}
+    version = {m: hf_coreset.methods.get(m).version for m in args.methods}
+    done = {(c["method"], c.get("version", 1), c["fraction"], c["seed"]) for c in cells}
     for fraction in args.fractions:
         for seed in args.seeds:
             for method in args.methods:
-                if (method, fraction, seed) in done:
+                if (method, version[method], fraction, seed) in done:
                     continue
                 sel = hf_coreset.select(data["train"], method, fraction=fraction, model=make_convnet(0), seed=seed,
                                         proxy=PROXY, progress=False)
                 idx = torch.as_tensor(sel.indices)
                 acc = accuracy(train_convnet(x[idx], y[idx], epochs=100, seed=seed), xt, yt)
-                cell = {"method": method, "fraction": fraction, "seed": seed, "acc": acc,
+                cell = {"method": method, "version": version[method], "fraction": fraction, "seed": seed, "acc": acc,
                         "picked": sel.config.get("auto_method", method)}
                 with CELLS.open("a") as f:
                     f.write(json.dumps(cell) + "\n")
                 cells.append(cell)
                 print(f"{fraction:.2f} seed {seed} {method:8s} {100 * acc:.2f}", flush=True)
+    cells = [c for c in cells if c["method"] in version and c.get("version", 1) == version[c["method"]]]
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     fr = sorted({c["fraction"] for c in cells})
     lines = ["# `auto` against random on the MNIST-1D test split", "",
              f"Command: `PYTHONPATH=. python {' '.join(sys.argv)}` (cells accumulate in `{CELLS.name}`). "
              f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} "
              f"cores (shared), {platform.machine()}, torch {torch.__version__}. Git revision: {rev}.",
-             "Selection from the 40k train split (proxy ConvNet, Adam lr 1e-2, 10 epochs, proxy seed 0); subset "
-             "training 100 epochs; final test accuracy (%), mean ± std over seeds (n).", "",
+             "Selection from the 40k train split (proxy ConvNet initialised with seed 0, Adam lr 1e-2, 10 epochs; "
+             "the seed sets the proxy's batch order, the selection and the training); subset training 100 epochs; "
+             "final test accuracy (%), mean ± std over seeds (n). Method versions: "
+             + ", ".join(f"{m} v{v}" for m, v in version.items()) + ".", "",
              "| method | " + " | ".join(f"{f:.0%}" for f in fr) + " |", "|---|" + "---|" * len(fr)]
     for m in args.methods:
         row = [m if m != "auto" else "auto (" + ", ".join(sorted({c["picked"] for c in cells if c["method"] == m})) + ")"]

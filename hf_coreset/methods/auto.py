@@ -18,7 +18,7 @@ TABLE = (
     (0.025, "prototypes", {"epoch": 10, "easy": 0.9}),
     # 5% and 10%: kernel herding (+4.6 and +1.6; prototypes fell to random, EL2N coverage +1.9 / +0.6).
     (0.2, "kernel-herding", {"epoch": 10, "bandwidth": 1.0}),
-    # 30%: the hardest rows by entropy (+0.5, t = 2.8); difficulty loses below 10%.
+    # 30%: the hardest rows by entropy (+0.6, t = 3.4; kernel herding +0.4); difficulty loses below 10%.
     (1.0, "entropy", {"epoch": 10}),
 )
 # Only 1%, 5%, 10% and 30% were measured; the bounds between them are rounded midpoints.
