@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .demo import DEFAULT_METHODS
 from .hub import HubError
 
 
@@ -106,7 +107,7 @@ def _cmd_push(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .demo import DEFAULT_METHODS, run_demo
+    from .demo import run_demo
 
     methods = args.methods.split(",") if args.methods else DEFAULT_METHODS
     run_demo(fraction=args.fraction, methods=methods, seed=args.seed, num_samples=args.num_samples,
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="MNIST-1D: select 10%%, train on each subset, compare with random and full data")
     p.add_argument("--fraction", type=float, default=0.1)
-    p.add_argument("--methods", default=None, help="comma-separated methods (default: random,el2n,forgetting,kcenter,craig)")
+    p.add_argument("--methods", default=None, help=f"comma-separated methods (default: {','.join(DEFAULT_METHODS)})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-samples", type=int, default=50000, help="MNIST-1D rows generated (80%% train)")
     p.add_argument("--epochs", type=int, default=None, help="epochs on each subset (default 100)")

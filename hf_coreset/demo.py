@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 
-DEFAULT_METHODS = ("random", "el2n", "forgetting", "kcenter", "craig")
+# `auto` is the library's default answer; the others show a diversity method and two difficulty ones.
+DEFAULT_METHODS = ("random", "auto", "kcenter", "el2n", "craig")
 
 
 def run_demo(*, fraction: float = 0.1, methods=DEFAULT_METHODS, seed: int = 0, num_samples: int = 50000,
@@ -34,7 +35,9 @@ def run_demo(*, fraction: float = 0.1, methods=DEFAULT_METHODS, seed: int = 0, n
         sel = hf_coreset.select(train, method, fraction=fraction, model=make_convnet(seed), seed=seed, proxy=proxy)
         t1 = time.perf_counter()
         acc = subset_accuracy(train, test, sel.indices, seed=seed, protocol=protocol, weights=sel.weights)
-        rows.append({"method": method, "kept": len(sel), "accuracy": acc, "select_s": t1 - t0,
+        picked = sel.config.get("auto_method")
+        rows.append({"method": f"{method} ({picked})" if picked else method, "kept": len(sel), "accuracy": acc,
+                     "select_s": t1 - t0,
                      "train_s": time.perf_counter() - t1})
     out(format_table(rows))
     return rows
