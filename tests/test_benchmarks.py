@@ -213,6 +213,16 @@ def test_scaling_runs_a_small_size_and_reports_missing_kernels(tmp_path):
     assert rows[1]["peak_rss"] >= rows[1]["base_rss"] > 0
     text = (tmp_path / "scaling.md").read_text()
     assert "| kcenter | 1,000 |" in text
+    # measuring another kernel alone keeps the stored k-center rows; another dim would not
+    rows = scaling.run_scaling(out_md=str(tmp_path / "scaling.md"), sizes=(500,), kernels=("gaussian_herding",),
+                               dim=16, budget_s=60, log=lambda s: None)
+    assert [r["status"] for r in rows] == ["ok"]
+    text = (tmp_path / "scaling.md").read_text()
+    assert "| kcenter | 1,000 |" in text and "| gaussian_herding | 500 |" in text
+    assert text.count("hf-coreset benchmark scaling` at git") == 1  # both runs share command and revision
+    scaling.run_scaling(out_md=str(tmp_path / "scaling.md"), sizes=(500,), kernels=("gaussian_herding",), dim=8,
+                        budget_s=60, log=lambda s: None)
+    assert "| kcenter |" not in (tmp_path / "scaling.md").read_text()
     scaling.KERNELS["not_there"] = "hf_coreset.ops.no_such_module:fn"
     try:
         rows = scaling.run_scaling(out_md=str(tmp_path / "s2.md"), sizes=(500,), kernels=("not_there",), dim=16,

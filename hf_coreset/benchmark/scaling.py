@@ -36,6 +36,7 @@ KERNELS = {  # name -> "module:function"
     "nfg_counts": "hf_coreset.ops.nfg:radius_neighbour_counts",
     "kcenter": "hf_coreset.ops.greedy:kcenter_greedy",
     "facility_location": "hf_coreset.ops.facility_location:facility_location",
+    "gaussian_herding": "hf_coreset.ops.greedy:gaussian_herding",
 }
 
 
@@ -88,6 +89,8 @@ def _run_one(name: str, n: int, dim: int, fraction: float, threads: int | None, 
             fn(e[c * per:(c + 1) * per], xc, NFG_RADIUS)
         elif name == "kcenter":
             fn(xc, k, first=0)
+        elif name == "gaussian_herding":
+            fn(xc, k, rng=np.random.default_rng(0))
         else:
             from ..ops import FeatureKernel
 
@@ -144,7 +147,8 @@ def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000,
                                                                     f"budget {budget_s:.0f} s", "predicted": predicted})
                     continue
             log(f"{name}: {n:,} rows x {dim} ...")
-            r = {"kernel": name, "n": n, **run_size(name, n, dim, fraction, timeout_s=3 * budget_s, threads=threads)}
+            r = {"kernel": name, "n": n, **run_size(name, n, dim, fraction, timeout_s=3 * budget_s, threads=threads),
+                 "git": git_revision(), "date": now(), "command": command}
             rows.append(r)
             if r["status"] == "ok":
                 last = r
@@ -152,8 +156,24 @@ def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000,
             else:
                 failed = True
                 log(f"{name}: {n:,} rows: {r['status']}")
-    _write(rows, out_md, dim=dim, fraction=fraction, budget_s=budget_s, command=command)
+    _write(_merge(rows, out_md, dim=dim, fraction=fraction), out_md, dim=dim, fraction=fraction, budget_s=budget_s,
+           command=command)
     return rows
+
+
+def _merge(rows: list[dict], out_md, *, dim: int, fraction: float) -> list[dict]:
+    """`rows` plus the stored rows (the fragment's .json) of the kernels this run did not measure, when
+    they were measured with the same dim and fraction, so one kernel can be (re)measured alone."""
+    stored_path = Path(out_md).with_suffix(".json")
+    if not stored_path.is_file():
+        return rows
+    stored = json.loads(stored_path.read_text())
+    if isinstance(stored, list) or stored.get("dim") != dim or stored.get("fraction") != fraction:
+        return rows  # an older format, or another setup: nothing comparable to keep
+    ran = {r["kernel"] for r in rows}
+    kept = [r for r in stored["rows"] if r["kernel"] not in ran and r["kernel"] in KERNELS]
+    order = list(KERNELS)
+    return sorted(kept + rows, key=lambda r: (order.index(r["kernel"]), r["n"]))
 
 
 def _write(rows, out_md, *, dim, fraction, budget_s, command) -> None:
@@ -163,13 +183,18 @@ def _write(rows, out_md, *, dim, fraction, budget_s, command) -> None:
              f"Synthetic features: n rows x {dim} float32 dims, 10 equal classes (Gaussian blobs); every kernel runs "
              f"per class as the methods do: NFG radius-neighbour counts (cosine radius {NFG_RADIUS}, on random logit "
              f"gradients, so its prefilter's skip rate is that of this data, not of a trained model's), greedy "
-             f"k-center and facility location each picking {fraction:.0%} of every class. Each size runs in a fresh "
+             f"k-center, facility location and Gaussian kernel herding (the `kernel-herding` method: mean kernel "
+             f"values on at most 4096 anchor rows, then one O(n_c d) update per pick) each picking {fraction:.0%} of "
+             f"every class. Each size runs in a fresh "
              f"process; peak RSS is that process's maximum resident memory, data included. Sizes whose predicted "
              f"time exceeds the budget of {budget_s:.0f} s per run are skipped (prediction: last measured time x "
              f"(size ratio)^2).", "",
-             f"Command: `{command or 'hf-coreset benchmark scaling'}`; {now()}; git {git_revision()}; "
+             "Measured by: " + "; ".join(
+                 f"`{cmd}` at git {rev}, {', '.join(dict.fromkeys(r['kernel'] for r in group))} "
+                 f"({min(r['date'] for r in group)} to {max(r['date'] for r in group)})"
+                 for (cmd, rev), group in _by_run(rows)) + ". "
              f"{mach['cpu_count']} CPU cores, torch {mach['torch']} ({threads} threads); 1-minute load average at the "
-             f"end {mach['loadavg_1m']:.1f} (shared machine, so times are rough).", "",
+             f"end of the last run {mach['loadavg_1m']:.1f} (shared machine, so times are rough).", "",
              "Peak RSS is the whole process (Python, torch, the data); the kernel's own share is the peak minus the "
              "peak before it started. For scale: one n x n float32 matrix, and one class's n_c x n_c one "
              "(n_c = n / 10, the largest block a per-class kernel could form).", "",
@@ -192,7 +217,17 @@ def _write(rows, out_md, *, dim, fraction, budget_s, command) -> None:
         lines += [f"![kernel time and peak memory vs rows]({png.name})", ""]
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text("\n".join(lines))
-    Path(out_md).with_suffix(".json").write_text(json.dumps(rows, indent=1))  # the raw rows, to rebuild from
+    Path(out_md).with_suffix(".json").write_text(json.dumps({"dim": dim, "fraction": fraction, "rows": rows},
+                                                            indent=1))  # the raw rows, to rebuild and merge from
+
+
+def _by_run(rows) -> list[tuple[tuple[str, str], list[dict]]]:
+    """Measured rows grouped by (command, git revision), in first-seen order."""
+    groups: dict = {}
+    for r in rows:
+        if "git" in r:
+            groups.setdefault((r.get("command") or "hf-coreset benchmark scaling", r["git"]), []).append(r)
+    return list(groups.items())
 
 
 def _plot(rows, png, dim) -> bool:
