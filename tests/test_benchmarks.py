@@ -152,6 +152,15 @@ def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
     assert f"{gap:+.2f}" in gap_row
     assert "git revision(s)" in md and "tiny" in md
 
+    # --redo makes one method's selection and cells again; the report reads the new cells only.
+    run_quality(_tiny(tmp_path, seeds=(0, 1), redo=("random",)), log=lambda s: None, command="redo")
+    recs = Cells(cfg.results).records
+    assert len([r for r in recs if r["kind"] == "selection" and r["method"] == "random"]) == 2
+    assert len([r for r in recs if r["kind"] == "train" and r["method"] == "random"]) == 4
+    assert len([r for r in recs if r["kind"] == "train" and r["method"] == "el2n"]) == 2  # untouched
+    md = quality_report(cfg.results, tmp_path / "quality.md")
+    assert "`redo`" in md and "`tiny`" in md  # both runs made cells the report uses
+
 
 @pytest.mark.slow
 def test_quality_grid_with_two_workers_matches_one(tmp_path, offline):

@@ -46,7 +46,8 @@ def _cmd_quality(args) -> int:
     overrides = {"methods": tuple(args.methods.split(",")) if args.methods else None,
                  "fractions": args.fractions, "seeds": args.seeds, "num_samples": args.num_samples,
                  "workers": args.workers, "cache_dir": args.cache_dir, "results": args.results,
-                 "keep_signals": args.keep_signals or None, "threads": args.threads}
+                 "keep_signals": args.keep_signals or None, "threads": args.threads,
+                 "redo": tuple(args.redo.split(",")) if args.redo else None}
     cfg = QualityConfig(**{**base.__dict__, "protocol": protocol, **{k: v for k, v in overrides.items() if v is not None}})
     if not args.report_only:
         run_quality(cfg, log=_say, command=_command(args, "quality"))
@@ -97,6 +98,9 @@ def add_parser(sub) -> None:
     q.add_argument("--report", default=None, help="markdown fragment to write (default benchmarks/results/quality.md)")
     q.add_argument("--report-only", action="store_true", help="rebuild the fragment from the cells file, train nothing")
     q.add_argument("--keep-signals", action="store_true", help="keep each method's signal cache after selecting")
+    q.add_argument("--redo", default=None,
+                   help="comma-separated methods to select and train again at this revision although stored cells "
+                        "exist ('full data' for the reference); the new cells supersede the old in the report")
     q.set_defaults(func=_cmd_quality, parser_=q)
 
     c = which.add_parser("cost", help="signal collection throughput against a plain forward pass")

@@ -65,6 +65,9 @@ class QualityConfig:
             `workers=1`); torch's default if not given. On a loaded machine 1 is much faster than 2.
         keep_signals (`bool`, *optional*, defaults to `False`): keep the proxy's signal cache once every
             selection is made (it takes about 100 MB per feature checkpoint at 40k rows).
+        redo (`tuple[str]`, *optional*): methods whose selections and training cells are made again at
+            this revision even though stored ones exist ("full data" for the reference); the new
+            records supersede the old ones in the report, which stay in the cells file as history.
     """
 
     methods: tuple[str, ...] | None = None
@@ -80,6 +83,7 @@ class QualityConfig:
     results: str = "benchmarks/results/quality_cells.jsonl"
     keep_signals: bool = False
     threads: int | None = None
+    redo: tuple[str, ...] = ()
 
     def __post_init__(self):
         for f in self.fractions:
@@ -243,7 +247,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                     fraction=f, seed=None, setup=setup)
 
     pending = [(m, f) for m in names for f in cfg.fractions
-               if cells.find(**sel_key(m, f)) is None or not (_selection_dir(cfg, m, specs[m].version, f)
+               if m in cfg.redo or cells.find(**sel_key(m, f)) is None or not (_selection_dir(cfg, m, specs[m].version, f)
                                                               / "selection.json").is_file()]
     proxy_needed = any(needs[m] for m, _ in pending)
     if proxy_needed:
@@ -277,7 +281,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
             key = sel_key(m, f)
             folder = _selection_dir(cfg, m, specs[m].version, f)
             rec = cells.find(**key)
-            if rec is not None and (folder / "selection.json").is_file():
+            if m not in cfg.redo and rec is not None and (folder / "selection.json").is_file():
                 selections[m, f] = hf_coreset.CoresetSelection.load(folder)
                 continue
             t0 = time.perf_counter()
@@ -288,7 +292,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                 shutil.rmtree(folder)
             sel.save(folder)
             selections[m, f] = sel
-            if rec is None:
+            if rec is None or m in cfg.redo:
                 last = max(needs[m] or [0])
                 timings = {"proxy_training": sum(t["proxy_training"] for e, t in proxy_t.items() if e <= last),
                            "signals": sum(proxy_t[e]["signals"] for e in needs[m] if e in proxy_t),
@@ -316,7 +320,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                 version = 0 if m == FULL else specs[m].version
                 options = {} if m == FULL else cfg.method_options.get(m, {})
                 key = dict(kind="train", method=m, version=version, options=options, fraction=f, seed=seed, setup=setup)
-                if cells.find(**key) is None:
+                if m in cfg.redo or cells.find(**key) is None:
                     sel = None if m == FULL else selections[m, f]
                     todo.append((key, {"num_samples": cfg.num_samples, "cache_dir": str(cfg.cache_dir), "seed": seed,
                                        "indices": None if sel is None else sel.indices,
@@ -377,6 +381,11 @@ def summarize(records: list[dict], setup: dict | None = None) -> dict:
             raise ValueError("The cells file has no training record yet; run the grid first.")
         setup = json.loads(max(set(setups), key=setups.count))
     same = [r for r in records if json.dumps(r["setup"], sort_keys=True) == json.dumps(setup, sort_keys=True)]
+    # A later record of the same cell (a new method version, or a --redo) supersedes the earlier one.
+    latest = {}
+    for r in same:
+        latest[(r["kind"], r["method"], r["fraction"], r["seed"], None if r["kind"] != "proxy" else str(r["options"]))] = r
+    same = list(latest.values())
     acc, sel = {}, {}
     for r in same:
         if r["kind"] == "train":
