@@ -158,6 +158,10 @@ def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
     assert len([r for r in recs if r["kind"] == "selection" and r["method"] == "random"]) == 2
     assert len([r for r in recs if r["kind"] == "train" and r["method"] == "random"]) == 4
     assert len([r for r in recs if r["kind"] == "train" and r["method"] == "el2n"]) == 2  # untouched
+    assert len([r for r in recs if r["kind"] == "proxy"]) == 1  # random needs no proxy: none recorded again
+    run_quality(_tiny(tmp_path, seeds=(0,), redo=("el2n",)), log=lambda s: None, command="redo")
+    proxies = [r for r in Cells(cfg.results).records if r["kind"] == "proxy"]
+    assert len(proxies) == 2 and proxies[-1]["command"] == "redo"  # el2n's proxy cost is this run's
     md = quality_report(cfg.results, tmp_path / "quality.md")
     assert "`redo`" in md and "`tiny`" in md  # both runs made cells the report uses
 

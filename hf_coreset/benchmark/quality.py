@@ -250,6 +250,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                if m in cfg.redo or cells.find(**sel_key(m, f)) is None or not (_selection_dir(cfg, m, specs[m].version, f)
                                                               / "selection.json").is_file()]
     proxy_needed = any(needs[m] for m, _ in pending)
+    redo_proxy = any(needs[m] for m, _ in pending if m in cfg.redo)
     if proxy_needed:
         labels, num_classes = check_dataset(train, "label")
         for e in sorted(union):
@@ -258,7 +259,8 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
             _, timings = run_proxy(make_convnet(cfg.selection_seed), train, labels, num_classes, {e: union[e]},
                                    config=ProxyConfig.coerce(cfg.proxy), seed=cfg.selection_seed,
                                    label_column="label", cache_dir=signal_dir, progress=False)
-            if cells.find(**key) is None and timings["signals"] > 0:
+            # a --redo records the proxy again, so the redone selections carry this run's proxy cost
+            if (cells.find(**key) is None or redo_proxy) and timings["signals"] > 0:
                 cells.add({**key, "timings": {k: round(v, 3) for k, v in timings.items()}, "date": now(),
                            "machine": machine(), **stamp})
                 log(f"proxy epoch {e}: training {timings['proxy_training']:.1f} s, signals "
