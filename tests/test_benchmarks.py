@@ -233,6 +233,10 @@ def test_scaling_runs_a_small_size_and_reports_missing_kernels(tmp_path):
     text = (tmp_path / "scaling.md").read_text()
     assert "| kcenter | 1,000 |" in text and "| gaussian_herding | 500 |" in text
     assert text.count("hf-coreset benchmark scaling` at git") == 1  # both runs share command and revision
+    rows = scaling.run_scaling(out_md=str(tmp_path / "scaling.md"), sizes=(1000,), kernels=("kcenter",), dim=16,
+                               budget_s=60, log=lambda s: None, command="again")
+    text = (tmp_path / "scaling.md").read_text()
+    assert "| kcenter | 500 |" in text and "| kcenter | 1,000 |" in text and "`again` at git" in text
     scaling.run_scaling(out_md=str(tmp_path / "scaling.md"), sizes=(500,), kernels=("gaussian_herding",), dim=8,
                         budget_s=60, log=lambda s: None)
     assert "| kcenter |" not in (tmp_path / "scaling.md").read_text()

@@ -162,16 +162,17 @@ def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000,
 
 
 def _merge(rows: list[dict], out_md, *, dim: int, fraction: float) -> list[dict]:
-    """`rows` plus the stored rows (the fragment's .json) of the kernels this run did not measure, when
-    they were measured with the same dim and fraction, so one kernel can be (re)measured alone."""
+    """`rows` plus the stored rows (the fragment's .json) of the (kernel, size) pairs this run did not
+    measure, when they were measured with the same dim and fraction, so one kernel or one size can be
+    (re)measured alone."""
     stored_path = Path(out_md).with_suffix(".json")
     if not stored_path.is_file():
         return rows
     stored = json.loads(stored_path.read_text())
     if isinstance(stored, list) or stored.get("dim") != dim or stored.get("fraction") != fraction:
         return rows  # an older format, or another setup: nothing comparable to keep
-    ran = {r["kernel"] for r in rows}
-    kept = [r for r in stored["rows"] if r["kernel"] not in ran and r["kernel"] in KERNELS]
+    ran = {(r["kernel"], r["n"]) for r in rows}
+    kept = [r for r in stored["rows"] if (r["kernel"], r["n"]) not in ran and r["kernel"] in KERNELS]
     order = list(KERNELS)
     return sorted(kept + rows, key=lambda r: (order.index(r["kernel"]), r["n"]))
 
