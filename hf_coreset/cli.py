@@ -15,10 +15,11 @@ from .hub import HubError
 def _cmd_methods(args) -> int:
     from . import methods
 
+    width = max(map(len, methods.available()))
     for name in methods.available():
         spec = methods.get(name)
         opts = ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items()) or "-"
-        print(f"{name:12s} {spec.summary}\n{'':12s} signal: {spec.signal}; keeps: {spec.keeps}; options: {opts}")
+        print(f"{name:{width}s} {spec.summary}\n{'':{width}s} signal: {spec.signal}; keeps: {spec.keeps}; options: {opts}")
     return 0
 
 
