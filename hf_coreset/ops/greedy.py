@@ -67,8 +67,8 @@ def gaussian_herding(features: np.ndarray, k: int, *, bandwidth: float = 1.0, an
     k(x, y) = exp(-||x - y||^2 / (bandwidth * D)), D = the mean squared distance between two rows
     (2 * mean ||x_i - mean||^2, in closed form). Ties go to the lower row. mu is exact for up to
     `anchors` rows and otherwise the mean over `anchors` rows drawn by `rng` (an unbiased estimate),
-    so it costs O(n min(n, anchors) d), computed in row blocks (memory O(block * n)); each pick
-    then costs O(n d).
+    so it costs O(n min(n, anchors) d), computed in blocks of at most `block` anchors and 2^24
+    kernel values (memory O(n d) plus about 128 MiB per temporary); each pick then costs O(n d).
     """
     if not bandwidth > 0:
         raise ValueError(f"bandwidth={bandwidth!r} must be > 0 (a multiple of the mean squared distance).")
@@ -89,6 +89,7 @@ def gaussian_herding(features: np.ndarray, k: int, *, bandwidth: float = 1.0, an
             raise ValueError(f"{n} rows > anchors={anchors}: pass rng= to draw the anchor rows.")
         reference = torch.as_tensor(np.sort(rng.choice(n, anchors, replace=False)))
     mu = torch.zeros(n, dtype=torch.float64)
+    block = max(1, min(block, (1 << 24) // max(n, 1)))  # a few (n, block) float64 temporaries of <= 128 MiB each
     for i in range(0, len(reference), block):
         mu += kernel_to(reference[i:i + block]).sum(1)
     mu /= len(reference)
