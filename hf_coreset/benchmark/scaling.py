@@ -130,6 +130,7 @@ def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000,
         `list[dict]`: one row per (kernel, size) with status, seconds, peak_rss and base_rss.
     """
     rows = []
+    rev = git_revision()  # the code that runs; HEAD may move during a long run
     for name in kernels:
         if lookup(name) is None:
             rows += [{"kernel": name, "n": n, "status": "not available at this revision"} for n in sizes]
@@ -148,7 +149,7 @@ def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000,
                     continue
             log(f"{name}: {n:,} rows x {dim} ...")
             r = {"kernel": name, "n": n, **run_size(name, n, dim, fraction, timeout_s=3 * budget_s, threads=threads),
-                 "git": git_revision(), "date": now(), "command": command}
+                 "git": rev, "date": now(), "command": command}
             rows.append(r)
             if r["status"] == "ok":
                 last = r
