@@ -36,8 +36,8 @@ def kernel_herding(signals, budget, *, rng, epoch: int = 10, bandwidth: float = 
     Args:
         epoch (`int`, *optional*, defaults to `10`): proxy epoch of the features.
         bandwidth (`float`, *optional*, defaults to `1.0`): kernel width in units of the class's mean
-            squared pairwise distance; 0.3 and 3.0 gave the same validation accuracy at 5%
-            (benchmarks/results/auto_validation_fixed_proxy.md).
+            squared pairwise distance; 0.3 and 3.0 did no better on the MNIST-1D validation split at
+            5% and 10% (benchmarks/results/auto_validation.md).
 
     Returns:
         `MethodOutput` with the picks of each class in greedy order.
