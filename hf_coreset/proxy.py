@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from .fingerprint import dataset_fingerprint, hash_parts, model_fingerprint
-from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, RowCollator, RowDataset, Signals,
-                      check_logits, collect_checkpoint, find_head, forward_input_names, forward_logits)
+from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, Signals, check_logits,
+                      collect_checkpoint, find_head, forward_input_names, forward_logits, row_views)
 
 logger = logging.getLogger(__name__)
 
@@ -267,8 +267,7 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
     from accelerate.utils import send_to_device
 
     labels_t = torch.as_tensor(labels, dtype=torch.long)
-    rows = RowDataset(dataset, inputs, tensors=collate_fn is None)
-    collator = RowCollator(collate_fn)
+    rows, collator = row_views(dataset, inputs, collate_fn)
     eval_loader = accelerator.prepare(torch.utils.data.DataLoader(
         rows, batch_size=config.eval_batch_size, shuffle=False, collate_fn=collator))
     device = accelerator.device

@@ -187,11 +187,10 @@ class RowCollator:
     """Wraps a collator so that the row index (and a training weight) ride along as tensors."""
 
     def __init__(self, collate_fn=None):
-        if collate_fn is None:
-            from transformers import default_data_collator
+        from transformers import default_data_collator
 
-            collate_fn = default_data_collator
-        self.collate_fn = collate_fn
+        self.collate_fn = default_data_collator if collate_fn is None else collate_fn
+        self.is_default = self.collate_fn is default_data_collator
 
     def __call__(self, features):
         # The rows are RowDataset's fresh dicts, so popping our keys is cheaper than copying each row.
@@ -201,6 +200,13 @@ class RowCollator:
         batch = dict(self.collate_fn(features))
         batch.update(extra)
         return batch
+
+
+def row_views(dataset, columns: list[str], collate_fn=None) -> tuple[RowDataset, RowCollator]:
+    """The row dataset and its collator for `collate_fn` (None = transformers' default one); with the
+    default collator a format-less dataset is read as tensors (`RowDataset(tensors=True)`)."""
+    collator = RowCollator(collate_fn)
+    return RowDataset(dataset, columns, tensors=collator.is_default), collator
 
 
 def forward_logits(model, batch: dict) -> torch.Tensor:

@@ -48,8 +48,8 @@ from .budget import check_fraction, make_budget
 from .crest import Crest, CrestConfig
 from .fingerprint import model_fingerprint
 from .selection import CoresetSelection
-from .signals import (CHEAP_FIELDS, ROW_KEY, Checkpoint, RowCollator, RowDataset, Signals, collect_checkpoint,
-                      find_head, forward_input_names, forward_logits, logits_of)
+from .signals import (CHEAP_FIELDS, ROW_KEY, Checkpoint, Signals, collect_checkpoint, find_head,
+                      forward_input_names, forward_logits, logits_of, row_views)
 
 logger = logging.getLogger(__name__)
 
@@ -567,10 +567,9 @@ class CoresetTrainer(Trainer):
 
         t0 = time.perf_counter()
         if self._eval_loader is None:
-            rows = RowDataset(self.coreset_source, self._input_columns(), tensors=self._default_collator())
+            rows, collator = row_views(self.coreset_source, self._input_columns(), self.data_collator)
             self._eval_loader = self.accelerator.prepare(torch.utils.data.DataLoader(
-                rows, batch_size=self.args.per_device_eval_batch_size, shuffle=False,
-                collate_fn=RowCollator(self.data_collator)))
+                rows, batch_size=self.args.per_device_eval_batch_size, shuffle=False, collate_fn=collator))
         fields = frozenset(self._eval_fields[epoch])
         ckpt = collect_checkpoint(self.model, self._eval_loader, torch.as_tensor(self.coreset_labels), epoch=epoch,
                                   fields=fields, head=self._head() if "features" in fields else None,
@@ -643,15 +642,10 @@ class CoresetTrainer(Trainer):
         module = self._head() if self.args.crest_params == "head" else self.model
         return [p for p in module.parameters() if p.requires_grad]
 
-    def _default_collator(self) -> bool:
-        from transformers import default_data_collator
-
-        return self.data_collator is default_data_collator
-
     def _collate_rows(self, rows: np.ndarray) -> dict:
         if not hasattr(self, "_row_view"):
-            self._row_view = RowDataset(self.coreset_source, self._input_columns(), tensors=self._default_collator())
-            self._row_collator = RowCollator(self.data_collator)
+            self._row_view, self._row_collator = row_views(self.coreset_source, self._input_columns(),
+                                                           self.data_collator)
         batch = self._row_collator(self._row_view.__getitems__([int(r) for r in rows]))
         batch.pop(ROW_KEY)
         return {k: v.to(self.args.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -278,3 +278,11 @@ def test_tensor_rows_collate_to_the_same_batch_as_python_rows(mnist1d_small):
     for key in as_lists:
         assert as_lists[key].dtype == as_tensors[key].dtype
         torch.testing.assert_close(as_lists[key], as_tensors[key], rtol=0, atol=0)
+    # row_views reads tensors exactly when the collator is transformers' default one, given or not
+    from transformers import DefaultDataCollator, default_data_collator
+
+    from hf_coreset.signals import row_views
+
+    for collate_fn, kind in ((None, "torch"), (default_data_collator, "torch"), (DefaultDataCollator(), None)):
+        rows, collator = row_views(ds, ["x"], collate_fn)
+        assert rows.dataset.format["type"] == kind and collator.is_default == (kind == "torch")

@@ -46,12 +46,13 @@ def _signal_pass(model, dataset, labels, inputs, collate_fn, batch_size) -> floa
     """The library's signal pass at epoch 0, as `run_proxy` runs it, without the cache write."""
     from accelerate import Accelerator
 
-    from ..signals import FIELDS, RowCollator, RowDataset, collect_checkpoint, find_head
+    from ..signals import FIELDS, collect_checkpoint, find_head, row_views
 
     accelerator = Accelerator()
     head = find_head(model, None, int(labels.max()) + 1)
-    loader = accelerator.prepare(torch.utils.data.DataLoader(RowDataset(dataset, inputs, tensors=collate_fn is None), batch_size=batch_size,
-                                                             shuffle=False, collate_fn=RowCollator(collate_fn)))
+    rows, collator = row_views(dataset, inputs, collate_fn)
+    loader = accelerator.prepare(torch.utils.data.DataLoader(rows, batch_size=batch_size, shuffle=False,
+                                                             collate_fn=collator))
     t0 = time.perf_counter()
     collect_checkpoint(model, loader, torch.as_tensor(labels), epoch=0, fields=frozenset(FIELDS), head=head,
                        accelerator=accelerator, progress=False)
