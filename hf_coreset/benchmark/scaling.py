@@ -157,8 +157,7 @@ def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000,
             else:
                 failed = True
                 log(f"{name}: {n:,} rows: {r['status']}")
-    _write(_merge(rows, out_md, dim=dim, fraction=fraction), out_md, dim=dim, fraction=fraction, budget_s=budget_s,
-           command=command)
+    _write(_merge(rows, out_md, dim=dim, fraction=fraction), out_md, dim=dim, fraction=fraction, budget_s=budget_s)
     return rows
 
 
@@ -178,7 +177,7 @@ def _merge(rows: list[dict], out_md, *, dim: int, fraction: float) -> list[dict]
     return sorted(kept + rows, key=lambda r: (order.index(r["kernel"]), r["n"]))
 
 
-def _write(rows, out_md, *, dim, fraction, budget_s, command) -> None:
+def _write(rows, out_md, *, dim, fraction, budget_s) -> None:
     mach = machine()
     threads = next((r["threads"] for r in rows if r.get("status") == "ok"), None)
     lines = ["## Scaling: pairwise kernels from 10k to 1M rows", "",

@@ -52,9 +52,12 @@ def kmeans(x: np.ndarray, k: int, *, iters: int, rng: np.random.Generator) -> tu
     return centres, assign
 
 
-def nearest_rows(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """One distinct row per centre: centres in order take their nearest row not taken yet."""
+def nearest_rows(x: np.ndarray, centres: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """One distinct row per centre: centres in order take their nearest row not taken yet (rows in
+    `exclude` count as taken)."""
     d = _sq_dists(x, centres)
+    if exclude is not None:
+        d[exclude] = np.inf
     out = np.empty(len(centres), dtype=np.int64)
     for j in range(len(centres)):
         out[j] = int(np.argmin(d[:, j]))  # ties: the lower row
@@ -73,11 +76,7 @@ def random_members(assign: np.ndarray, centres: np.ndarray, x: np.ndarray, rng: 
         out[j] = order[starts[j] + int(rng.integers(counts[j]))]
     empty = np.flatnonzero(out < 0)
     if len(empty):
-        d = _sq_dists(x, centres[empty])
-        d[out[out >= 0]] = np.inf
-        for i, j in enumerate(empty):
-            out[j] = int(np.argmin(d[:, i]))
-            d[out[j], :] = np.inf
+        out[empty] = nearest_rows(x, centres[empty], exclude=out[out >= 0])
     return out
 
 

@@ -75,8 +75,8 @@ def gaussian_herding(features: np.ndarray, k: int, *, bandwidth: float = 1.0, an
     x = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float64))
     n = x.shape[0]
     centred = x - x.mean(0)
-    scale = bandwidth * max(2.0 * float((centred * centred).sum(1).mean()), 1e-12)
     sq = (centred * centred).sum(1)
+    scale = bandwidth * max(2.0 * float(sq.mean()), 1e-12)
 
     def kernel_to(rows: torch.Tensor) -> torch.Tensor:  # (n, len(rows)) kernel values
         d = sq[:, None] + sq[rows][None, :] - 2.0 * (centred @ centred[rows].T)
