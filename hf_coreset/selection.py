@@ -104,6 +104,7 @@ class CoresetSelection:
         """
         if check not in ("strict", "content", "none"):
             raise ValueError(f"check={check!r}; pass 'strict', 'content' or 'none'.")
+        self._check_dataset_type(dataset)
         if dataset.num_rows != self.num_rows:
             raise ValueError(
                 f"This selection was made from a dataset of {self.num_rows} rows (fingerprint "
@@ -128,6 +129,31 @@ class CoresetSelection:
                     f"The dataset's fingerprint {found} differs from the selection's source fingerprint "
                     f"{self.source_fingerprint}. If it is the same data loaded another way, pass "
                     f"check='content' to compare row count and labels instead.")
+
+    def _check_dataset_type(self, dataset) -> None:
+        """A `TypeError` that says what to pass unless `dataset` is a `datasets.Dataset`."""
+        import datasets
+
+        if isinstance(dataset, (datasets.IterableDataset, datasets.IterableDatasetDict)):
+            raise TypeError(f"apply needs a datasets.Dataset with random access to its rows, not an "
+                            f"{type(dataset).__name__}; load the data without streaming (streaming=False).")
+        if isinstance(dataset, datasets.DatasetDict):
+            splits = list(dataset)
+            by_fp = [s for s in splits if dataset_fingerprint(dataset[s]) == self.source_fingerprint]
+            by_rows = [s for s in splits if dataset[s].num_rows == self.num_rows]
+            if by_fp:
+                why = "its fingerprint matches the selection's source"
+            elif by_rows:
+                why = f"the only split with {self.num_rows} rows" if len(by_rows) == 1 else \
+                    f"one of {by_rows}, the splits with {self.num_rows} rows"
+            else:
+                why = f"no split has the source's {self.num_rows} rows"
+            name = (by_fp or by_rows or splits or ["train"])[0]
+            raise TypeError(f"apply needs one split, not a DatasetDict (splits: {splits}); pass the split the "
+                            f"selection was made from, e.g. selection.apply(ds[{name!r}]) ({why}).")
+        if not isinstance(dataset, datasets.Dataset):
+            raise TypeError(f"apply needs a datasets.Dataset, not {type(dataset).__name__}; pass the dataset "
+                            f"the selection was made from.")
 
     def apply(self, dataset, *, check: str = "strict", keep_order: bool = False):
         """Return the kept rows of `dataset` as a `datasets.Dataset`.
@@ -174,60 +200,90 @@ class CoresetSelection:
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the selection to `directory` as `selection.json` + two parquet files (no pickle).
 
-        The write goes to a temporary folder that is renamed into place, so an interrupted save
-        never leaves a half-written selection behind.
+        The files are written to a sibling temporary folder that then replaces `directory` by
+        renames, so `directory` holds the complete old selection until the complete new one is in
+        place; on any error the old one stays and no temporary folder is left. A folder holding
+        anything but a selection's files, or a file, is never replaced (`ValueError`).
         """
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            _rmtree(tmp)
+        target = check_save_target(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _sibling(target, "tmp")
         tmp.mkdir()
         try:
             (tmp / META_FILE).write_text(json.dumps(self.metadata(), indent=2, sort_keys=True))
             pq.write_table(self.index_table(), tmp / INDICES_FILE)
             pq.write_table(pa.table({"score": pa.array(self.scores, pa.float64())}), tmp / SCORES_FILE)
-            if directory.exists():
-                for name in (META_FILE, INDICES_FILE, SCORES_FILE):
-                    (directory / name).unlink(missing_ok=True)
-                for name in (META_FILE, INDICES_FILE, SCORES_FILE):
-                    os.replace(tmp / name, directory / name)
-                _rmtree(tmp)
+            if target.exists():
+                _swap_in(tmp, target)
             else:
-                os.replace(tmp, directory)
+                os.replace(tmp, target)
         except BaseException:
             _rmtree(tmp)
             raise
-        return directory
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "CoresetSelection":
-        """Read a selection written by :meth:`save` (or pushed to the Hub)."""
+        """Read a selection written by :meth:`save` (or pushed to the Hub).
+
+        Every file is checked; a missing, damaged or edited one raises `FileNotFoundError` or
+        `ValueError` naming it.
+        """
         directory = Path(directory)
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
+        if not directory.is_dir():
+            target = Path(os.path.abspath(directory))
+            backups = sorted(target.parent.glob(f".{target.name}.old-*/{META_FILE}"))  # see _swap_in
+            hint = (f"; an interrupted save left the previous selection in {backups[-1].parent}: rename "
+                    f"{backups[-1].parent} to {target} to use it" if backups else "")
+            raise FileNotFoundError(f"No selection folder at {directory}{hint}.")
+        if not (directory / META_FILE).is_file():
             raise FileNotFoundError(f"No {META_FILE} in {directory}; is it a folder written by CoresetSelection.save?")
-        meta = json.loads(meta_path.read_text())
-        return cls.from_parts(meta, pq.read_table(directory / INDICES_FILE), pq.read_table(directory / SCORES_FILE))
+        return cls.from_files(directory / META_FILE, directory / INDICES_FILE, directory / SCORES_FILE)
 
     @classmethod
-    def from_parts(cls, meta: dict, index_table: pa.Table, score_table: pa.Table) -> "CoresetSelection":
+    def from_files(cls, meta_path: str | os.PathLike, indices_path: str | os.PathLike,
+                   scores_path: str | os.PathLike) -> "CoresetSelection":
+        """Read and check the three files of a selection (as written by :meth:`save`), wherever they are."""
+        paths = {META_FILE: Path(meta_path), INDICES_FILE: Path(indices_path), SCORES_FILE: Path(scores_path)}
+        for path in paths.values():
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing, so the selection is incomplete; {_FIX}.")
+        try:
+            meta = json.loads(paths[META_FILE].read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+            raise _damaged(paths[META_FILE], f"not valid JSON: {err}") from err
+        tables = {}
+        for name in (INDICES_FILE, SCORES_FILE):
+            try:
+                tables[name] = pq.read_table(paths[name])
+            except (pa.ArrowException, OSError) as err:
+                raise _damaged(paths[name], f"not a readable parquet file: {err}") from err
+        return cls.from_parts(meta, tables[INDICES_FILE], tables[SCORES_FILE], paths=paths)
+
+    @classmethod
+    def from_parts(cls, meta: dict, index_table: pa.Table, score_table: pa.Table, *,
+                   paths: dict[str, Path] | None = None) -> "CoresetSelection":
+        """Build a selection from parsed `selection.json` and its two tables, checking each.
+
+        `paths` maps each file name to where it was read from, for the error messages.
+        """
+        paths = {name: Path(name) for name in (META_FILE, INDICES_FILE, SCORES_FILE)} | dict(paths or {})
+        if not isinstance(meta, dict):
+            raise _damaged(paths[META_FILE], f"it holds a {type(meta).__name__}, not a JSON object")
         version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise ValueError(f"Selection format version {version} is not supported by this hf-coreset "
                              f"(it reads version {FORMAT_VERSION}); upgrade hf-coreset.")
-        cols = index_table.column_names
-        fields = {k: meta.get(k) for k in ("method", "num_rows", "config", "seed", "source_fingerprint",
-                                            "label_column", "label_hash", "fingerprint", "library_version", "timings")}
-        fields["config"] = fields["config"] or {}
-        fields["timings"] = fields["timings"] or {}
-        return cls(
-            indices=index_table.column("index").to_numpy(),
-            scores=score_table.column("score").to_numpy(zero_copy_only=False),
-            weights=index_table.column("weight").to_numpy() if "weight" in cols else None,
-            gains=index_table.column("gain").to_numpy() if "gain" in cols else None,
-            **fields,
-        )
+        fields = _check_meta(meta, paths[META_FILE])
+        arrays = _check_index_table(index_table, paths[INDICES_FILE], meta, paths[META_FILE].name)
+        scores = _column(score_table, "score", pa.types.is_floating, "scores must be floats", paths[SCORES_FILE])
+        if len(scores) != fields["num_rows"]:
+            raise _damaged(paths[SCORES_FILE], f"it has {len(scores)} rows, but {paths[META_FILE].name} records "
+                                               f"num_rows={fields['num_rows']}")
+        try:
+            return cls(scores=scores, **arrays, **fields)
+        except ValueError as err:  # e.g. negative weights: the index file carries them
+            raise _damaged(paths[INDICES_FILE], str(err).rstrip(".")) from err
 
     # ------------------------------------------------------------------- Hub
     def push_to_hub(self, repo_id: str, *, dataset, private: bool = False, token: str | None = None,
@@ -285,6 +341,125 @@ def _jsonable(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return repr(value)
+
+
+_FIX = "save the selection again or download it again"
+
+
+def _damaged(path: Path, problem: str) -> ValueError:
+    return ValueError(f"Selection file {path} is damaged or was edited ({problem}); {_FIX}.")
+
+
+def _check_meta(meta: dict, path: Path) -> dict[str, Any]:
+    """The constructor's fields from `selection.json`, each checked for its type."""
+    def bad(key, expected):
+        value = meta.get(key)
+        return _damaged(path, f"{key} must be {expected}, not {type(value).__name__} {value!r}")
+
+    def is_int(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not isinstance(meta.get("method"), str) or not meta["method"]:
+        raise bad("method", "a string")
+    if not is_int(meta.get("num_rows")) or meta["num_rows"] < 1:
+        raise bad("num_rows", "a positive integer")
+    if not is_int(meta.get("num_kept")) or meta["num_kept"] < 0:
+        raise bad("num_kept", "a non-negative integer")
+    if not isinstance(meta.get("weighted", False), bool):
+        raise bad("weighted", "true or false")
+    if meta.get("seed") is not None and not is_int(meta["seed"]):
+        raise bad("seed", "an integer or null")
+    for key in ("config", "timings"):
+        if not isinstance(meta.get(key) or {}, dict):
+            raise bad(key, "a JSON object")
+    for key in ("source_fingerprint", "label_column", "label_hash", "fingerprint", "library_version"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise bad(key, "a string or null")
+    fields = {k: meta.get(k) for k in ("method", "num_rows", "seed", "source_fingerprint", "label_column",
+                                        "label_hash", "fingerprint", "library_version")}
+    fields["config"] = meta.get("config") or {}
+    fields["timings"] = meta.get("timings") or {}
+    return fields
+
+
+def _column(table: pa.Table, name: str, type_ok, expected: str, path: Path) -> np.ndarray:
+    if name not in table.column_names:
+        raise _damaged(path, f"it has no {name!r} column (columns: {table.column_names})")
+    column = table.column(name)
+    if not type_ok(column.type):
+        raise _damaged(path, f"column {name!r} has type {column.type}; {expected}")
+    if column.null_count and name == "index":
+        raise _damaged(path, f"column 'index' has {column.null_count} missing row ids")
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _check_index_table(table: pa.Table, path: Path, meta: dict, meta_name: str) -> dict[str, np.ndarray | None]:
+    """indices, weights and gains from `indices.parquet`, checked against `selection.json`."""
+    indices = _column(table, "index", pa.types.is_integer, "row ids must be integers", path)
+    num_rows, num_kept = meta["num_rows"], meta["num_kept"]
+    if len(indices) != num_kept:
+        raise _damaged(path, f"it has {len(indices)} rows, but {meta_name} records num_kept={num_kept}")
+    if len(indices) and (indices.min() < 0 or indices.max() >= num_rows):
+        raise _damaged(path, f"row ids must lie in [0, {num_rows}) (num_rows in {meta_name}); "
+                             f"got min {indices.min()}, max {indices.max()}")
+    ids, counts = np.unique(indices, return_counts=True)
+    if len(ids) != len(indices):
+        raise _damaged(path, f"row {ids[counts > 1][0]} appears {counts.max()} times; each row is kept at most once")
+    out = {"indices": indices}
+    for key, name in (("weights", "weight"), ("gains", "gain")):
+        out[key] = (_column(table, name, pa.types.is_floating, f"{key} must be floats", path)
+                    if name in table.column_names else None)
+    if meta.get("weighted", out["weights"] is not None) != (out["weights"] is not None):
+        raise _damaged(path, f"{meta_name} says weighted={meta['weighted']} but there is "
+                             f"{'no' if out['weights'] is None else 'a'} 'weight' column")
+    return out
+
+
+def check_save_target(directory: str | os.PathLike) -> Path:
+    """Refuse a `directory` that :meth:`CoresetSelection.save` must not replace; return it as an absolute path.
+
+    A file, or a folder holding anything but a selection's files, raises `ValueError`. Call it
+    before the work that produces a selection, so a bad output path fails early.
+    """
+    target = Path(os.path.abspath(directory))
+    if target.is_file() or (target.exists() and not target.is_dir()):
+        raise ValueError(f"{target} is an existing file, not a folder; pass a folder path for the selection "
+                         f"(save writes {META_FILE}, {INDICES_FILE} and {SCORES_FILE} into it).")
+    if target.is_dir():
+        others = sorted(p.name for p in target.iterdir() if p.name not in (META_FILE, INDICES_FILE, SCORES_FILE))
+        if others:
+            raise ValueError(f"{target} does not look like a saved selection: it holds {others[:5]}"
+                             f"{' and more' if len(others) > 5 else ''}, which save would delete; pass a new or "
+                             f"empty folder, or remove those files first.")
+    return target
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    """A fresh hidden name next to `target` (same filesystem, so renames between them are atomic)."""
+    import secrets
+
+    return target.with_name(f".{target.name}.{kind}-{secrets.token_hex(4)}")
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Replace the folder `target` by the folder `tmp`; `target` keeps the old folder until the new one is in.
+
+    A folder cannot be renamed over a non-empty one, so the old one is first renamed aside; if the
+    second rename fails it is renamed back. Only a hard kill between the two renames can leave
+    `target` missing, and then the old selection is complete under the backup name (load says so).
+    """
+    backup = _sibling(target, "old")
+    os.replace(target, backup)
+    try:
+        os.replace(tmp, target)
+    except BaseException as err:
+        try:
+            os.replace(backup, target)
+        except OSError:
+            raise OSError(f"Saving to {target} failed ({err!r}) and the previous selection could not be moved "
+                          f"back; it is complete in {backup}: rename it to {target}.") from err
+        raise
+    _rmtree(backup)
 
 
 def _rmtree(path: Path) -> None:

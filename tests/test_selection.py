@@ -152,3 +152,195 @@ def test_select_docstring_example_runs():
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries >= 4
+
+
+# ---------------------------------------------------------------- save is atomic
+def _saved(tmp_path, **kw):
+    """A selection saved at tmp_path / "sel", and the selection itself."""
+    sel = make(**kw)
+    return sel.save(tmp_path / "sel"), sel
+
+
+def _assert_intact(path, sel):
+    loaded = CoresetSelection.load(path)
+    np.testing.assert_array_equal(loaded.indices, sel.indices)
+    np.testing.assert_array_equal(loaded.scores, sel.scores)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["sel"]  # no temp or backup folder left
+
+
+@pytest.mark.parametrize("step,error", [("backup", OSError), ("swap", KeyboardInterrupt)])
+def test_overwrite_interrupted_at_a_rename_keeps_the_old_selection(tmp_path, monkeypatch, step, error):
+    """A rename that fails (or is interrupted) while swapping in the new folder leaves the old one."""
+    import os
+
+    path, old = _saved(tmp_path)
+    real = os.replace
+
+    def flaky(src, dst, *args, **kwargs):
+        # "backup": moving the old folder aside fails; "swap": moving the new one into place fails.
+        if (step == "backup" and ".sel.old-" in str(dst)) or (step == "swap" and ".sel.tmp-" in str(src)):
+            raise error("interrupted")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", flaky)
+    with pytest.raises(error, match="interrupted"):
+        make(indices=[0, 2, 4, 6], scores=np.arange(10.0)).save(path)
+    monkeypatch.undo()
+    _assert_intact(path, old)
+
+
+@pytest.mark.parametrize("target", ["json", "parquet"])
+def test_overwrite_failing_while_writing_keeps_the_old_selection(tmp_path, monkeypatch, target):
+    import pyarrow.parquet as pq
+
+    path, old = _saved(tmp_path)
+    if target == "json":
+        monkeypatch.setattr(json, "dumps", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    else:
+        calls = []
+
+        def broken(table, where, *args, **kwargs):  # the second file fails, after the first is written
+            calls.append(where)
+            if len(calls) == 2:
+                raise OSError("disk full")
+            return real(table, where, *args, **kwargs)
+
+        real = pq.write_table
+        monkeypatch.setattr(pq, "write_table", broken)
+    with pytest.raises(OSError, match="disk full"):
+        make(indices=[0, 2, 4, 6]).save(path)
+    monkeypatch.undo()
+    _assert_intact(path, old)
+
+
+def test_save_refuses_to_replace_what_is_not_a_selection(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("keep me")
+    with pytest.raises(ValueError, match=r"notes.txt is an existing file, not a folder; pass a folder path"):
+        make().save(afile)
+    assert afile.read_text() == "keep me"
+    user = tmp_path / "work"
+    user.mkdir()
+    (user / "train.py").write_text("print(1)")
+    (user / "selection.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"does not look like a saved selection: it holds \['train.py'\]"):
+        make().save(user)
+    assert sorted(p.name for p in user.iterdir()) == ["selection.json", "train.py"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "work"]
+    # An empty folder, or one holding only some of a selection's files, is replaced.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert len(CoresetSelection.load(make().save(empty))) == 3
+    (empty / "scores.parquet").unlink()
+    assert len(CoresetSelection.load(make(indices=[5]).save(empty))) == 1
+
+
+# ------------------------------------------------------- damaged selection files
+def _rewrite_indices(path, **columns):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), path / "indices.parquet")
+
+
+def _edit_meta(path, **changes):
+    meta = json.loads((path / "selection.json").read_text())
+    meta.update(changes)
+    (path / "selection.json").write_text(json.dumps(meta))
+
+
+DAMAGE = {
+    "invalid json": (lambda p: (p / "selection.json").write_text('{"method": "el2n", "num_r'),
+                     "selection.json", "not valid JSON"),
+    "json not an object": (lambda p: (p / "selection.json").write_text("[1, 2]"),
+                           "selection.json", "holds a list, not a JSON object"),
+    "num_rows a string": (lambda p: _edit_meta(p, num_rows="10"), "selection.json",
+                          "num_rows must be a positive integer, not str '10'"),
+    "num_kept missing": (lambda p: _edit_meta(p, num_kept=None), "selection.json",
+                         "num_kept must be a non-negative integer, not NoneType None"),
+    "method not a string": (lambda p: _edit_meta(p, method=3), "selection.json", "method must be a string, not int 3"),
+    "config a list": (lambda p: _edit_meta(p, config=[1]), "selection.json", "config must be a JSON object"),
+    "seed a float": (lambda p: _edit_meta(p, seed=1.5), "selection.json", "seed must be an integer or null"),
+    "weighted without weights": (lambda p: _edit_meta(p, weighted=True), "indices.parquet",
+                                 "selection.json says weighted=True but there is no 'weight' column"),
+    "float indices": (lambda p: _rewrite_indices(p, index=[3.0, 1.0, 7.0]), "indices.parquet",
+                      "column 'index' has type double; row ids must be integers"),
+    "no index column": (lambda p: _rewrite_indices(p, row=[3, 1, 7]), "indices.parquet", "has no 'index' column"),
+    "index out of range": (lambda p: _rewrite_indices(p, index=[3, 1, 10]), "indices.parquet",
+                           r"row ids must lie in \[0, 10\) \(num_rows in selection.json\); got min 1, max 10"),
+    "negative index": (lambda p: _rewrite_indices(p, index=[3, -1, 7]), "indices.parquet", "got min -1"),
+    "duplicated index": (lambda p: _rewrite_indices(p, index=[3, 1, 3]), "indices.parquet", "row 3 appears 2 times"),
+    "null index": (lambda p: _rewrite_indices(p, index=[3, None, 7]), "indices.parquet", "1 missing row ids"),
+    "negative weight": (lambda p: (_rewrite_indices(p, index=[3, 1, 7], weight=[1.0, -1.0, 2.0]),
+                                   _edit_meta(p, weighted=True)), "indices.parquet",
+                        "weights must be finite, non-negative and not all zero"),
+    "fewer rows than num_kept": (lambda p: _rewrite_indices(p, index=[3, 1]), "indices.parquet",
+                                 "2 rows, but selection.json records num_kept=3"),
+    "garbage parquet": (lambda p: (p / "indices.parquet").write_bytes(b"PAR1 not really"), "indices.parquet",
+                        "not a readable parquet file"),
+    "short scores": (lambda p: __import__("pyarrow.parquet").parquet.write_table(
+        __import__("pyarrow").table({"score": [0.5] * 9}), p / "scores.parquet"), "scores.parquet",
+                     "9 rows, but selection.json records num_rows=10"),
+    "string scores": (lambda p: __import__("pyarrow.parquet").parquet.write_table(
+        __import__("pyarrow").table({"score": ["a"] * 10}), p / "scores.parquet"), "scores.parquet",
+                      "column 'score' has type string; scores must be floats"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_selection_files_name_the_file_and_the_fix(tmp_path, damage):
+    corrupt, name, problem = DAMAGE[damage]
+    path, _ = _saved(tmp_path)
+    corrupt(path)
+    with pytest.raises(ValueError, match=problem) as info:
+        CoresetSelection.load(path)
+    message = str(info.value)
+    assert str(path / name) in message and "save the selection again or download it again" in message
+
+
+@pytest.mark.parametrize("name", ["indices.parquet", "scores.parquet"])
+def test_missing_selection_file_names_it(tmp_path, name):
+    path, _ = _saved(tmp_path)
+    (path / name).unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{path / name} is missing")
+                       + ".*save the selection again or download it again"):
+        CoresetSelection.load(path)
+
+
+def test_load_of_a_missing_folder_points_at_an_interrupted_save(tmp_path):
+    with pytest.raises(FileNotFoundError, match=re.escape(f"No selection folder at {tmp_path / 'sel'}")):
+        CoresetSelection.load(tmp_path / "sel")
+    # A hard kill between moving the old folder aside and moving the new one in leaves the old one there.
+    path, old = _saved(tmp_path)
+    path.rename(tmp_path / ".sel.old-1234abcd")
+    with pytest.raises(FileNotFoundError, match=re.escape(f"rename {tmp_path / '.sel.old-1234abcd'} to {path}")):
+        CoresetSelection.load(path)
+
+
+# ------------------------------------------------------------ apply: wrong types
+def test_apply_to_a_dataset_dict_names_the_split(mnist1d_small):
+    sel = hf_coreset.select(mnist1d_small["train"], "random", fraction=0.05, seed=1)
+    with pytest.raises(TypeError, match=re.escape(
+            "apply needs one split, not a DatasetDict (splits: ['train', 'test']); pass the split the selection "
+            "was made from, e.g. selection.apply(ds['train']) (its fingerprint matches the selection's source).")):
+        sel.apply(mnist1d_small)
+    # A copy with other fingerprints: the split with the right number of rows is named.
+    copy = datasets.DatasetDict({"a": mnist1d_small["test"], "b": mnist1d_small["train"].flatten_indices()})
+    with pytest.raises(TypeError, match=re.escape("selection.apply(ds['b']) (the only split with 1600 rows)")):
+        sel.apply(copy)
+    copy = datasets.DatasetDict({"a": mnist1d_small["test"]})
+    with pytest.raises(TypeError, match=re.escape("selection.apply(ds['a']) (no split has the source's 1600 rows)")):
+        sel.apply(copy)
+
+
+def test_apply_to_an_iterable_dataset_asks_for_random_access(mnist1d_small):
+    sel = hf_coreset.select(mnist1d_small["train"], "random", fraction=0.05, seed=1)
+    streamed = mnist1d_small["train"].to_iterable_dataset()
+    with pytest.raises(TypeError, match=re.escape(
+            "apply needs a datasets.Dataset with random access to its rows, not an IterableDataset; "
+            "load the data without streaming")):
+        sel.apply(streamed)
+    with pytest.raises(TypeError, match="not an IterableDatasetDict"):
+        sel.apply(datasets.IterableDatasetDict({"train": streamed}))
+    with pytest.raises(TypeError, match="apply needs a datasets.Dataset, not list"):
+        sel.apply([1, 2, 3])
