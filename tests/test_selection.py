@@ -195,7 +195,10 @@ def test_overwrite_failing_while_writing_keeps_the_old_selection(tmp_path, monke
 
     path, old = _saved(tmp_path)
     if target == "json":
-        monkeypatch.setattr(json, "dumps", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+        def broken_dumps(*args, **kwargs):
+            raise OSError("disk full")
+
+        monkeypatch.setattr(json, "dumps", broken_dumps)
     else:
         calls = []
 
@@ -243,6 +246,13 @@ def _rewrite_indices(path, **columns):
     pq.write_table(pa.table(columns), path / "indices.parquet")
 
 
+def _rewrite_scores(path, scores):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"score": scores}), path / "scores.parquet")
+
+
 def _edit_meta(path, **changes):
     meta = json.loads((path / "selection.json").read_text())
     meta.update(changes)
@@ -278,11 +288,9 @@ DAMAGE = {
                                  "2 rows, but selection.json records num_kept=3"),
     "garbage parquet": (lambda p: (p / "indices.parquet").write_bytes(b"PAR1 not really"), "indices.parquet",
                         "not a readable parquet file"),
-    "short scores": (lambda p: __import__("pyarrow.parquet").parquet.write_table(
-        __import__("pyarrow").table({"score": [0.5] * 9}), p / "scores.parquet"), "scores.parquet",
+    "short scores": (lambda p: _rewrite_scores(p, [0.5] * 9), "scores.parquet",
                      "9 rows, but selection.json records num_rows=10"),
-    "string scores": (lambda p: __import__("pyarrow.parquet").parquet.write_table(
-        __import__("pyarrow").table({"score": ["a"] * 10}), p / "scores.parquet"), "scores.parquet",
+    "string scores": (lambda p: _rewrite_scores(p, ["a"] * 10), "scores.parquet",
                       "column 'score' has type string; scores must be floats"),
 }
 
