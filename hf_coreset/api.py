@@ -69,7 +69,8 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
         fraction (`float`, *optional*): kept share of the rows, in (0, 1]. Or give `size`.
         size (`int`, *optional*): kept number of rows.
         model (`torch.nn.Module`, *optional*): your classifier; required by every method but
-            "random". It is not modified: a copy trains as the proxy.
+            "random". It is not modified: a copy trains as the proxy. A float64 or bfloat16 model
+            gets floating inputs cast to its dtype; signals are computed in float32.
         label_column (`str`, *optional*, defaults to `"label"`): integer class ids.
         seed (`int`, *optional*, defaults to `0`): seeds proxy training and any random choice.
         per_class (`bool`, *optional*, defaults to `True`): proportional per-class budgets
@@ -77,7 +78,9 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
         proxy (`ProxyConfig` or `dict`, *optional*): how the proxy trains (optimizer, lr, batch).
         collate_fn (`Callable`, *optional*): collator for model inputs (default: transformers'
             `default_data_collator`); e.g. `DataCollatorWithPadding(tokenizer)`.
-        head (`str`, *optional*): name of the final `nn.Linear`; found automatically if omitted.
+        head (`str`, *optional*): name of the final `nn.Linear`; found automatically if omitted (the
+            layer whose output is the logits; refused as ambiguous when that is not unique).
+            `config["head"]` records the one used.
         cache_dir (`str`, *optional*): signal cache (`False` turns it off).
         accelerator (`accelerate.Accelerator`, *optional*): defaults to a new one.
         progress (`bool`, *optional*, defaults to `True`): progress bars.
@@ -123,7 +126,7 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
     proxy_key = {**proxy_cfg.training_key(), "epochs": sorted(needs)} if needs else None
     return build_selection(dataset, spec, signals, budget, options=options, seed=seed, fraction=fraction, size=size,
                            per_class=per_class, label_column=label_column, timings=timings, proxy_key=proxy_key,
-                           model=model if needs else None, model_fp=model_fp, head=head,
+                           model=model if needs else None, model_fp=model_fp, head=signals.head,
                            fingerprint_key=proxy_cfg.training_key() if needs else None)
 
 

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from .fingerprint import dataset_fingerprint, hash_parts, model_fingerprint
-from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, Signals, check_logits,
-                      collect_checkpoint, find_head, forward_input_names, forward_logits, row_views)
+from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, Signals, check_logits, check_model,
+                      collect_checkpoint, forward_logits, row_views)
 
 logger = logging.getLogger(__name__)
 
@@ -111,19 +111,26 @@ class _EpochBatchSampler(torch.utils.data.Sampler):
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, start_epoch
         self.num_processes, self.process_index = num_processes, process_index
 
+    def _starts(self) -> list[int]:
+        starts = list(range(0, self.n, self.batch_size))
+        if len(starts) > 1 and self.n - starts[-1] == 1:
+            starts.pop()  # a last batch of one row joins the one before: BatchNorm cannot train on one row
+        return starts
+
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         self.epoch += 1
         order = torch.randperm(self.n, generator=g).tolist()
-        for start in range(0, self.n, self.batch_size):
-            batch = order[start:start + self.batch_size]
+        starts = self._starts()
+        for start, stop in zip(starts, starts[1:] + [self.n]):
+            batch = order[start:stop]
             share = -(-len(batch) // self.num_processes)
             mine = batch[self.process_index * share:(self.process_index + 1) * share]
             weight = self.num_processes / len(batch)
             yield [(row, weight) for row in mine] + [(batch[0], 0.0)] * (share - len(mine))
 
     def __len__(self):
-        return math.ceil(self.n / self.batch_size)
+        return len(self._starts())
 
 
 class SignalCache:
@@ -211,14 +218,9 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
                          "Check the method's epoch option.")
     needs = {int(e): frozenset(fs) | CHEAP_FIELDS for e, fs in needs.items()}
     wants_features = any("features" in fs for fs in needs.values())
-    try:
-        head_module = find_head(model, head, num_classes)
-    except ValueError:
-        if head is not None or wants_features:
-            raise
-        head_module = None  # logits-only methods work with any classifier
-    head_name = None if head_module is None else next(n for n, m in model.named_modules() if m is head_module)
-    inputs = forward_input_names(model, dataset.column_names, label_column)
+    inputs, head_name = check_model(model, dataset, labels, num_classes, label_column=label_column,
+                                    collate_fn=collate_fn, head=head, wants_features=wants_features,
+                                    trains=any(e > 0 for e in needs))
     timings = {"proxy_training": 0.0, "signals": 0.0}
 
     root = None
@@ -239,7 +241,7 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
                                        seed=seed, inputs=inputs, collate_fn=collate_fn, head_name=head_name,
                                        cache=cache, accelerator=accelerator, progress=progress, timings=timings)
     accelerator.wait_for_everyone()
-    signals = Signals(labels=labels, num_classes=num_classes)
+    signals = Signals(labels=labels, num_classes=num_classes, head=head_name)
     for e, fs in sorted(needs.items()):
         arrays = {f: collected[(e, f)] if (e, f) in collected else cache.load(e, f) for f in fs}
         if "correct" in arrays:
@@ -275,7 +277,7 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
 
     proxy = copy.deepcopy(model).to(device)
     proxy.train()
-    optimizer = _make_optimizer(proxy, config)
+    optimizer = _make_optimizer(proxy, config) if last_epoch > 0 else None  # a frozen model still scores epoch 0
     start = 0
     state = cache.load_state()
     first_missing = min(missing)

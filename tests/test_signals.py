@@ -108,7 +108,7 @@ def test_minilm_with_padding_collator_matches_direct_forward(minilm_path, minilm
 
     signals, _ = signals_of(model, ds, {0: frozenset({"features"})},
                             collate_fn=Recording(tokenizer), config=ProxyConfig(eval_batch_size=5))
-    assert calls == [5, 5, 2]  # the user's collator built every batch
+    assert calls == [2, 5, 5, 2]  # the user's collator built the probe's two rows, then every batch
     ckpt = signals.at(0, "logits", "features")
     assert ckpt.features.shape == (12, 384)  # MiniLM's hidden size: the classifier's input
     with torch.no_grad():
@@ -215,14 +215,14 @@ def test_interrupted_run_resumes_from_cached_state(mnist1d_small, tmp_path, capl
     with caplog.at_level(logging.INFO, logger="hf_coreset.proxy"):
         resumed, timings = signals_of(seeded(DropoutMLP), ds, _needs(1, 2, 3), cache_dir=partial, collate_fn=collator)
     assert "Resuming proxy training from epoch 2" in caplog.text
-    assert collator.calls == 1 + batches_per_epoch + 1  # a signal pass at 2, one epoch of training, one at 3
+    assert collator.calls == 1 + 1 + batches_per_epoch + 1  # the probe, a signal pass at 2, one epoch, one at 3
     for epoch in (1, 2, 3):
         for field in ("loss", "logits", "features"):
             np.testing.assert_array_equal(getattr(resumed.at(epoch), field), getattr(reference.at(epoch), field))
 
     # 2) A run stopped in the middle of epoch 3 (after epoch 2's signals and state were written).
     crashed = tmp_path / "crashed"
-    stop_at = 2 * (batches_per_epoch + 1) + 2  # the second training batch of epoch 3
+    stop_at = 1 + 2 * (batches_per_epoch + 1) + 2  # the second training batch of epoch 3 (after the probe)
     with pytest.raises(KeyboardInterrupt):
         signals_of(seeded(DropoutMLP), ds, _needs(1, 2, 3), cache_dir=crashed, collate_fn=CountingCollator(stop_at))
     (root,) = (crashed / "signals").iterdir()
@@ -230,7 +230,7 @@ def test_interrupted_run_resumes_from_cached_state(mnist1d_small, tmp_path, capl
     assert not (root / "epoch0003.loss.npy").exists()
     collator = CountingCollator()
     again, _ = signals_of(seeded(DropoutMLP), ds, _needs(1, 2, 3), cache_dir=crashed, collate_fn=collator)
-    assert collator.calls == batches_per_epoch + 1
+    assert collator.calls == 1 + batches_per_epoch + 1
     np.testing.assert_array_equal(again.at(3).features, reference.at(3).features)
 
 
