@@ -49,11 +49,16 @@ def check_dataset(dataset, label_column: str) -> tuple[np.ndarray, int]:
     return labels.astype(np.int64), int(num_classes)
 
 
+MAX_SEED = 2**32 - 1
+
+
 def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be a non-negative integer, not {type(seed).__name__} {seed!r}.")
     if seed < 0:
         raise ValueError(f"seed == {seed}; pass a non-negative integer, e.g. seed=0.")
+    if seed > MAX_SEED:  # torch generators take < 2**64, and the proxy's shuffles combine the seed with the epoch
+        raise ValueError(f"seed == {seed} is too large; pass an integer in [0, 2**32 - 1].")
     return int(seed)
 
 
@@ -72,7 +77,7 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
             "random". It is not modified: a copy trains as the proxy. A float64 or bfloat16 model
             gets floating inputs cast to its dtype; signals are computed in float32.
         label_column (`str`, *optional*, defaults to `"label"`): integer class ids.
-        seed (`int`, *optional*, defaults to `0`): seeds proxy training and any random choice.
+        seed (`int`, *optional*, defaults to `0`): seeds proxy training and any random choice; in [0, 2**32 - 1].
         per_class (`bool`, *optional*, defaults to `True`): proportional per-class budgets
             (see `hf_coreset.budget`); False lets the method pick globally.
         proxy (`ProxyConfig` or `dict`, *optional*): how the proxy trains (optimizer, lr, batch).

@@ -1,11 +1,14 @@
-"""Stable ids for datasets, label columns, models and selections.
+"""Stable ids for datasets, label columns, models, code and selections.
 
 The only place that reads the private ``Dataset._fingerprint``.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import weakref
 
 import numpy as np
 import xxhash
@@ -55,3 +58,103 @@ def hash_parts(*parts) -> str:
         h.update(json.dumps(part, sort_keys=True, default=repr).encode())
         h.update(b"\x00")
     return h.hexdigest()
+
+
+class SourceUnavailable(Exception):
+    """A class or function has no source file (typed into a REPL, or made with exec), so its code
+    cannot be fingerprinted."""
+
+
+_sources = weakref.WeakKeyDictionary()  # class or function -> its source, read once per process
+
+
+def _source(obj) -> str:
+    """The source of a Python class or function; the qualified name alone for one written in C."""
+    name = f"{obj.__module__}.{obj.__qualname__}"
+    try:
+        return _sources[obj]
+    except (KeyError, TypeError):  # TypeError: not weak-referenceable (a builtin)
+        pass
+    try:
+        text = f"{name}\n{inspect.getsource(obj)}"
+    except (OSError, TypeError):
+        python_made = inspect.isfunction(obj) or (
+            inspect.isclass(obj) and any(inspect.isfunction(v) for v in vars(obj).values()))
+        if python_made:
+            raise SourceUnavailable(f"{name} has no source file (defined in a REPL or with exec?)") from None
+        return name  # a builtin: its code comes with the installed package
+    _sources[obj] = text
+    return text
+
+
+def code_fingerprint(model, *, digest: bool = True) -> str:
+    """Hash of the source of every class the model's modules are made of, with their base classes
+    (so an inherited `forward` counts), sorted by qualified name.
+
+    Raises:
+        `SourceUnavailable`: a class has no source file; its code cannot be told apart from an edit.
+    """
+    classes = {c for m in model.modules() for c in type(m).__mro__ if c is not object}
+    text = "\n".join(_source(c) for c in sorted(classes, key=lambda c: f"{c.__module__}.{c.__qualname__}"))
+    return xxhash.xxh64(text.encode()).hexdigest() if digest else text
+
+
+def callable_fingerprint(fn, *, digest: bool = True) -> str | None:
+    """Hash of a collator's identity, code and settings: a function's source with the values it
+    closes over, its defaults and the plain constants it reads from its module; a
+    `functools.partial`'s function and arguments; a callable object's class source (with its bases)
+    and its attributes (a tokenizer by its repr: name, vocabulary size, padding side, special tokens).
+
+    Raises:
+        `SourceUnavailable`: the function or class has no source file.
+    """
+    if fn is None:
+        return None
+    text = _describe(fn)
+    if not (inspect.isroutine(fn) or inspect.isclass(fn) or isinstance(fn, functools.partial)):
+        # A collator object: __call__'s code lives in its class or a base class.
+        text = "\n".join([_bases_source(type(fn)), text])
+    return xxhash.xxh64(text.encode()).hexdigest() if digest else text
+
+
+def _bases_source(cls) -> str:
+    return "\n".join(_source(c) for c in cls.__mro__ if c is not object)
+
+
+_PLAIN = (bool, int, float, str, bytes, type(None))
+
+
+def _describe(value, depth: int = 0) -> str:
+    """A text that changes when `value` would behave differently, free of memory addresses."""
+    if isinstance(value, _PLAIN):
+        return repr(value)
+    if depth > 3:  # deep object graphs: their type is enough
+        return type(value).__qualname__
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return f"{type(value).__name__}[" + ", ".join(_describe(v, depth + 1) for v in items) + "]"
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: repr(kv[0]))
+        return "{" + ", ".join(f"{k!r}: {_describe(v, depth + 1)}" for k, v in items) + "}"
+    if isinstance(value, functools.partial):
+        return f"partial({_describe([value.func, value.args, value.keywords], depth + 1)})"
+    if inspect.ismethod(value):
+        return f"{_describe(value.__func__, depth + 1)} of {_describe(value.__self__, depth + 1)}"
+    if inspect.isfunction(value):
+        cells = []
+        for cell in value.__closure__ or ():
+            try:
+                cells.append(cell.cell_contents)
+            except ValueError:  # a cell not filled yet
+                cells.append(None)
+        constants = {n: value.__globals__[n] for n in value.__code__.co_names
+                     if isinstance(value.__globals__.get(n), _PLAIN)}
+        extra = [c for c in cells if c is not value], value.__defaults__, value.__kwdefaults__, constants
+        return f"{_source(value)}\n{_describe(extra, depth + 1)}"
+    if inspect.isclass(value) or inspect.isbuiltin(value):
+        return _source(value)
+    text = repr(value)
+    if " at 0x" not in text:  # a repr that shows the state (tokenizers, dataclasses, tensors)
+        return text
+    # The default repr shows only the address: describe the object by its class and its attributes.
+    return f"{_source(type(value))} {_describe(getattr(value, '__dict__', {}), depth + 1)}"

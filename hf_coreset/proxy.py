@@ -13,7 +13,9 @@ import copy
 import json
 import logging
 import math
+import numbers
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .fingerprint import dataset_fingerprint, hash_parts, model_fingerprint
+from .fingerprint import (SourceUnavailable, callable_fingerprint, code_fingerprint, dataset_fingerprint, hash_parts,
+                          model_fingerprint)
 from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, Signals, check_logits, check_model,
                       collect_checkpoint, forward_logits, row_views)
 
@@ -30,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 CACHE_ENV = "HF_CORESET_CACHE"
+# Part of every signal cache key: bump it whenever this module or signals.py changes what the signals
+# of a given model, data and settings are, so that entries written by older code are not reused.
+# 2: keys cover the model's and collator's code.
+SIGNALS_VERSION = 2
 
 
 @dataclass
@@ -41,11 +48,13 @@ class ProxyConfig:
         lr (`float`, *optional*, defaults to `1e-3`): constant learning rate. Use about 5e-5 for a
             pretrained transformer and 1e-2 for the MNIST-1D ConvNet.
         weight_decay (`float`, *optional*, defaults to `0.0`): weight decay.
-        momentum (`float`, *optional*, defaults to `0.9`): momentum, for "sgd" only.
+        momentum (`float`, *optional*, defaults to `0.9`): momentum in [0, 1), for "sgd" only.
         batch_size (`int`, *optional*, defaults to `128`): global training batch size (split across
             processes, so 1 and N processes take the same steps).
         eval_batch_size (`int`, *optional*, defaults to `512`): batch size of the signal passes (per
             process with the default Accelerator; it does not change the signals).
+
+    Numbers are stored as plain `float` / `int` (a numpy scalar gives the same cache key as a Python one).
     """
 
     optimizer: str = "adamw"
@@ -56,14 +65,19 @@ class ProxyConfig:
     eval_batch_size: int = 512
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"proxy optimizer={self.optimizer!r}; pick one of {list(OPTIMIZERS)}.")
-        for name in ("lr", "batch_size", "eval_batch_size"):
+        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
+            error = ValueError if isinstance(self.optimizer, str) else TypeError
+            raise error(f"proxy optimizer={self.optimizer!r}; pick one of {list(OPTIMIZERS)}.")
+        self.lr = _real("lr", self.lr, "a positive number", lambda v: v > 0)
+        self.weight_decay = _real("weight_decay", self.weight_decay, "a number >= 0", lambda v: v >= 0)
+        self.momentum = _real("momentum", self.momentum, "a number in [0, 1)", lambda v: 0 <= v < 1)
+        for name in ("batch_size", "eval_batch_size"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"proxy {name}={value!r} must be a positive number.")
-        if self.weight_decay < 0:
-            raise ValueError(f"proxy weight_decay={self.weight_decay} must be >= 0.")
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"proxy {name}={value!r} must be a positive integer.")
+            if value <= 0:
+                raise ValueError(f"proxy {name}={value!r} must be a positive integer.")
+            setattr(self, name, int(value))
 
     @classmethod
     def coerce(cls, value) -> "ProxyConfig":
@@ -85,6 +99,15 @@ class ProxyConfig:
         if self.optimizer != "sgd":
             d.pop("momentum")
         return d
+
+
+def _real(name: str, value, what: str, ok) -> float:
+    """`value` as a float, refused (naming the setting) unless it is a finite real number that is `ok`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"proxy {name}={value!r} must be {what}.")
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"proxy {name}={value!r} must be {what}.")
+    return float(value)
 
 
 def default_cache_dir() -> Path:
@@ -133,22 +156,84 @@ class _EpochBatchSampler(torch.utils.data.Sampler):
         return len(self._starts())
 
 
+def _cache_root(cache_dir) -> tuple[Path, str]:
+    """The cache folder `cache_dir` stands for, and where it came from (for error messages)."""
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise TypeError(f"cache_dir must be a folder path, None (the default cache) or False (no cache), "
+                        f"not {type(cache_dir).__name__} {cache_dir!r}.")
+    if cache_dir:
+        return Path(cache_dir), "cache_dir"
+    return default_cache_dir(), f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the default cache folder"
+
+
+_NDIM = {"loss": 1, "correct": 1, "logits": 2, "features": 2}
+
+
+def _reason(error: Exception) -> str:
+    """The first sentence of an error, short enough for a warning."""
+    return f"{type(error).__name__}: " + (str(error).split(". ")[0].splitlines() or [""])[0][:200]
+
+
 class SignalCache:
     """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus the
-    proxy state at the last scored epoch so an interrupted run resumes."""
+    proxy state at the last scored epoch so an interrupted run resumes.
 
-    def __init__(self, root: Path | None, meta: dict | None = None):
+    A file that cannot be read or does not hold what the proxy writes (rows, shape, dtype, finite
+    values) is reported, deleted (by the main process) and treated as missing, so it is recomputed.
+    """
+
+    def __init__(self, root: Path | None, meta: dict | None = None, *, num_rows: int | None = None,
+                 main_process: bool = True):
         self.root = root
         self.meta = meta or {}
+        self.num_rows = num_rows
+        self.main_process = main_process
 
     def path(self, epoch: int, field: str) -> Path:
         return self.root / f"epoch{epoch:04d}.{field}.npy"
 
-    def has(self, epoch: int, field: str) -> bool:
-        return self.root is not None and self.path(epoch, field).is_file()
+    def check_writable(self, folder: Path, origin: str) -> None:
+        """Raise now, before any training, if the cache cannot be written under `folder`."""
+        try:
+            existing = self.root
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            if not existing.is_dir():
+                raise NotADirectoryError(f"{existing} is a file, not a folder")
+            tempfile.TemporaryFile(dir=existing).close()  # a real write: permissions, read-only mounts, quotas
+        except OSError as e:
+            raise ValueError(f"The signal cache folder {folder} ({origin}) cannot be written ({e}); pass "
+                             "cache_dir=<a writable folder>, or cache_dir=False to turn the cache off.") from None
 
-    def load(self, epoch: int, field: str) -> np.ndarray:
-        return np.load(self.path(epoch, field), allow_pickle=False)
+    def load(self, epoch: int, field: str) -> np.ndarray | None:
+        """The cached array, or None when it is absent or unusable."""
+        if self.root is None or not self.path(epoch, field).is_file():
+            return None
+        path = self.path(epoch, field)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except Exception as e:  # truncated, empty, not a .npy file, or pickled objects
+            return self._drop(path, _reason(e))
+        kind = "bu" if field == "correct" else "f"
+        if array.dtype.kind not in kind or array.ndim != _NDIM[field]:
+            return self._drop(path, f"dtype {array.dtype} and shape {array.shape}, not what the proxy writes")
+        if self.num_rows is not None and len(array) != self.num_rows:
+            return self._drop(path, f"{len(array)} rows, but the dataset has {self.num_rows}")
+        if field == "correct" and array.size and array.max() > 1:
+            return self._drop(path, "values other than 0 and 1")
+        if kind == "f" and not np.isfinite(array).all():
+            return self._drop(path, "NaN or inf values")
+        return array
+
+    def _drop(self, path: Path, problem: str) -> None:
+        logger.warning("The cached signal file %s is unusable (%s); it is deleted and its signals recomputed.",
+                       path, problem)
+        if self.main_process:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # a read-only cache: the entry is still not used
+                pass
+        return None
 
     def save(self, epoch: int, field: str, array: np.ndarray) -> None:
         if self.root is None:
@@ -178,7 +263,14 @@ class SignalCache:
     def load_state(self) -> dict | None:
         if self.root is None or not self.state_path().is_file():
             return None
-        return torch.load(self.state_path(), weights_only=True)
+        try:
+            state = torch.load(self.state_path(), weights_only=True)
+        except Exception as e:  # truncated or not a torch file
+            return self._drop(self.state_path(), _reason(e))
+        if not (isinstance(state, dict) and isinstance(state.get("epoch"), int)
+                and {"model", "optimizer", "rng"} <= state.keys()):
+            return self._drop(self.state_path(), "not a proxy state")
+        return state
 
 
 def _make_optimizer(model: nn.Module, cfg: ProxyConfig):
@@ -223,17 +315,17 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
                                     trains=any(e > 0 for e in needs))
     timings = {"proxy_training": 0.0, "signals": 0.0}
 
-    root = None
+    cache = SignalCache(None)
     if cache_dir is not False:
-        key = hash_parts(dataset_fingerprint(dataset), model_fingerprint(model), config.training_key(), seed,
-                         label_column, inputs, head_name, type(collate_fn).__qualname__ if collate_fn else None,
-                         str(accelerator.mixed_precision))
-        root = Path(cache_dir or default_cache_dir()) / "signals" / key
-    cache = SignalCache(root, meta={"dataset": dataset_fingerprint(dataset), "num_rows": len(labels),
-                                    "proxy": config.training_key(), "seed": seed, "head": head_name, "inputs": inputs})
+        folder, origin = _cache_root(cache_dir)
+        cache = _signal_cache(folder, model, dataset, len(labels), config, seed, label_column, inputs, head_name,
+                              collate_fn, accelerator)
 
-    missing = {e: {f for f in fs if not cache.has(e, f)} for e, fs in needs.items()}
+    cached = {(e, f): cache.load(e, f) for e, fs in needs.items() for f in fs}
+    missing = {e: {f for f in fs if cached[(e, f)] is None} for e, fs in needs.items()}
     missing = {e: fs for e, fs in missing.items() if fs}
+    if missing and cache.root is not None:  # a full hit writes nothing (a read-only cache serves it)
+        cache.check_writable(folder, origin)
     accelerator.wait_for_everyone()  # every process has read the cache before the main one writes to it
     collected = {}
     if missing:
@@ -243,11 +335,36 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
     accelerator.wait_for_everyone()
     signals = Signals(labels=labels, num_classes=num_classes, head=head_name)
     for e, fs in sorted(needs.items()):
-        arrays = {f: collected[(e, f)] if (e, f) in collected else cache.load(e, f) for f in fs}
+        arrays = {f: collected[(e, f)] if (e, f) in collected else cached[(e, f)] for f in fs}
         if "correct" in arrays:
             arrays["correct"] = arrays["correct"].astype(bool)
         signals.checkpoints[e] = Checkpoint(epoch=e, **arrays)
     return signals, timings
+
+
+def _signal_cache(folder: Path, model, dataset, num_rows, config, seed, label_column, inputs, head_name, collate_fn,
+                  accelerator) -> SignalCache:
+    """The cache entry for everything that determines the signals: the data, the model's weights
+    and code, the collator's code and settings, the head, the proxy settings and seed, the mixed
+    precision, and the signal code (SIGNALS_VERSION, torch's version). No entry (a warning) when
+    some code has no source file to key on."""
+    from transformers import default_data_collator
+
+    try:
+        code = code_fingerprint(model)
+        collator = callable_fingerprint(collate_fn if collate_fn is not None else default_data_collator)
+    except SourceUnavailable as e:
+        logger.warning("%s, so the signal cache cannot tell it from an edited version: its signals are recomputed "
+                       "and not cached. Define it in a .py file to use the cache (or pass cache_dir=False to "
+                       "silence this).", e)
+        return SignalCache(None)
+    data = dataset_fingerprint(dataset)
+    key = hash_parts(data, model_fingerprint(model), code, config.training_key(), seed, label_column, inputs,
+                     head_name, collator, str(accelerator.mixed_precision), SIGNALS_VERSION, torch.__version__)
+    meta = {"dataset": data, "num_rows": num_rows, "proxy": config.training_key(), "seed": seed, "head": head_name,
+            "inputs": inputs, "model_code": code, "collator": collator, "signals_version": SIGNALS_VERSION}
+    return SignalCache(folder / "signals" / key, meta=meta, num_rows=num_rows,
+                       main_process=accelerator.is_main_process)
 
 
 def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, seed, inputs, collate_fn, head_name,

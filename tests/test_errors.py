@@ -165,7 +165,7 @@ def test_bad_seed(ds, cache, seed, err):
 
 
 def test_bad_proxy_settings(ds, cache):
-    with pytest.raises(ValueError, match="proxy batch_size=0 must be a positive number"):
+    with pytest.raises(ValueError, match="proxy batch_size=0 must be a positive integer"):
         select(ds, proxy={"batch_size": 0}, cache=cache)
     with pytest.raises(TypeError, match="proxy must be a ProxyConfig, a dict or None, not str"):
         select(ds, proxy="fast", cache=cache)
