@@ -194,6 +194,7 @@ def select_coreset(dataset, method: str | None = None, *, fraction: float | None
             loaded another way).
         revision (`str`, *optional*): with `from_hub`, the branch, tag or commit to load.
         token (`str`, *optional*): with `from_hub`, a token for a private repo.
+        timeout (`float`, *optional*): with `from_hub`, seconds each Hub request may wait (default 60).
 
     Example:
         ```python
@@ -204,13 +205,14 @@ def select_coreset(dataset, method: str | None = None, *, fraction: float | None
     """
     if from_hub is not None:
         check = kwargs.pop("check", "strict")
+        timeout = kwargs.pop("timeout", None)
         if method is not None or fraction is not None or kwargs:
             given = ([f"method={method!r}"] if method is not None else []) + (
                 [f"fraction={fraction!r}"] if fraction is not None else []) + sorted(kwargs)
             raise TypeError(f"select_coreset(from_hub={from_hub!r}) applies a published selection and takes no "
-                            f"selection settings; drop {', '.join(given)} (only revision, token, check and "
-                            f"return_selection apply).")
-        selection = CoresetSelection.from_hub(from_hub, revision=revision, token=token)
+                            f"selection settings; drop {', '.join(given)} (only revision, token, timeout, check "
+                            f"and return_selection apply).")
+        selection = CoresetSelection.from_hub(from_hub, revision=revision, token=token, timeout=timeout)
         pruned = selection.apply(dataset, check=check)
         return (pruned, selection) if return_selection else pruned
     if revision is not None or token is not None:

@@ -102,7 +102,7 @@ def _cmd_push(args) -> int:
     info = sel.push_to_hub(args.repo_id, dataset=ds, private=args.private, revision=args.revision,
                            commit_message=args.commit_message, check=args.check,
                            source_dataset=args.source_dataset or (None if Path(args.dataset).exists() else args.dataset),
-                           source_revision=args.source_revision)
+                           source_revision=args.source_revision, overwrite=args.overwrite)
     print(f"{sel} -> {args.repo_id} at commit {info.oid}")
     return 0
 
@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo-id", required=True, help="Hub dataset repo to push to, 'user/name'")
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.add_argument("--revision", default=None, help="branch to commit to (default: main)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace README.md, data/ and selection/ files in the repo that hf-coreset did not write")
     p.add_argument("--commit-message", default=None)
     p.add_argument("--check", default="strict", choices=["strict", "content", "none"],
                    help="how to check the dataset is the selection's source (default: strict)")

@@ -7,7 +7,13 @@ A pushed repository holds, in one commit:
   and ``gain`` where the method has them) and ``scores.parquet`` (one ``score`` per source row),
   exactly what :meth:`CoresetSelection.save` writes; the parquet files double as the configs
   ``selection`` and ``scores``, so ``load_dataset(repo, "selection")`` works without hf-coreset;
-- ``README.md``: a dataset card rendered from ``model_cards/dataset_card.md``.
+- ``README.md``: a dataset card rendered from ``model_cards/dataset_card.md``;
+- ``selection/manifest.json``: the hashes of every file the push wrote, so that a later push can tell
+  hf-coreset's files from a user's and never deletes or overwrites the latter without ``overwrite=True``.
+
+Every request waits at most ``timeout`` seconds for the Hub (argument, else ``HF_CORESET_HUB_TIMEOUT``,
+else 60), then fails with a `HubError`. With ``HF_HUB_OFFLINE=1``, :func:`from_hub` reads the local
+Hugging Face cache only.
 
 Nothing pushed or loaded is a pickle, `trust_remote_code` is never set, and a token is only ever
 passed through to `huggingface_hub` (argument, ``HF_TOKEN`` or the saved login): never logged,
@@ -16,11 +22,15 @@ printed or written by us.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import re
 import tempfile
+import threading
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +46,9 @@ REPO_TYPE = "dataset"
 SELECTION_DIR = "selection"
 DATA_DIR = "data"
 CARD_TEMPLATE = "dataset_card.md"
+MANIFEST_FILE = "manifest.json"  # in selection/: {path: {"sha256": ..., "git": ...}} of every file a push wrote
+TIMEOUT_ENV = "HF_CORESET_HUB_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0  # seconds a request waits for the Hub; a commit of many files can take tens of seconds
 MAX_SHARD_BYTES = 500 * 2**20
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")  # the shard size `datasets.Dataset.push_to_hub` uses by default
 
@@ -221,6 +234,70 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
     )
 
 
+# ----------------------------------------------------------------------------- timeout
+def hub_timeout(timeout: float | None = None) -> float:
+    """Seconds a Hub request may wait for an answer: `timeout`, else ``HF_CORESET_HUB_TIMEOUT``, else 60."""
+    name = "timeout"
+    if timeout is None:
+        raw = os.environ.get(TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_TIMEOUT
+        name = TIMEOUT_ENV
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise ValueError(f"{TIMEOUT_ENV}={raw!r} is not a number; set it to the seconds a Hub request may wait "
+                             f"for an answer (e.g. 120), or unset it for {DEFAULT_TIMEOUT:g}.") from None
+    elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds (e.g. 120), not {type(timeout).__name__}.")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"{name}={timeout!r}; pass a positive number of seconds a Hub request may wait (e.g. 120).")
+    return float(timeout)
+
+
+_ACTIVE_TIMEOUTS: list[float] = []  # of the hf-coreset Hub calls in progress (any thread)
+_TIMEOUT_LOCK = threading.Lock()
+
+
+def _fill_timeout(request) -> None:
+    """Request hook on huggingface_hub's HTTP client: while an hf-coreset call runs, a request sent
+    without a timeout (most of HfApi's: create_repo, create_commit, uploads) gets that call's, so a
+    server that accepts and never answers cannot block forever. Timeouts huggingface_hub sets itself
+    (HF_HUB_DOWNLOAD_TIMEOUT, HF_HUB_ETAG_TIMEOUT) are kept."""
+    if not _ACTIVE_TIMEOUTS:
+        return
+    seconds = min(_ACTIVE_TIMEOUTS)
+    given = request.extensions.get("timeout") or {}
+    filled = {key: seconds if given.get(key) is None else given[key] for key in ("connect", "read", "write", "pool")}
+    request.extensions = {**request.extensions, "timeout": filled}
+
+
+@contextmanager
+def _requests_time_out(seconds: float):
+    """Apply `seconds` to the requests huggingface_hub sends in this block (see `_fill_timeout`)."""
+    from huggingface_hub import get_session
+
+    # The hook goes on the shared client (a no-op outside hf-coreset's calls). It is added on entry, as
+    # huggingface_hub may have replaced the client (set_client_factory, close_session) since the last call.
+    # A requests-based huggingface_hub (< 1.0) has no request hooks: its own timeouts apply.
+    hooks = getattr(get_session(), "event_hooks", {}).get("request")
+    if hooks is not None and _fill_timeout not in hooks:
+        hooks.append(_fill_timeout)
+    with _TIMEOUT_LOCK:
+        _ACTIVE_TIMEOUTS.append(seconds)
+    try:
+        yield
+    finally:
+        with _TIMEOUT_LOCK:
+            _ACTIVE_TIMEOUTS.remove(seconds)
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)  # read once at import, like huggingface_hub does
+
+
 # ------------------------------------------------------------------------------ errors
 def _transport_errors() -> tuple[type[BaseException], ...]:
     """HTTP errors of whichever client huggingface_hub uses (httpx2 in 2.x, requests before)."""
@@ -235,13 +312,33 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _hub_error(err: BaseException, action: str, repo_id: str, token: str | None) -> HubError:
+def _timed_out(err: BaseException | None) -> bool:
+    """Whether `err` or what caused it is an HTTP timeout (huggingface_hub wraps some, e.g. in downloads)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, TimeoutError) or "Timeout" in type(err).__name__:  # httpx2's ReadTimeout, ...
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _hub_error(err: BaseException, action: str, repo_id: str, token: str | None, seconds: float) -> HubError:
     """A `HubError` for a failed Hub call, saying what to do; any token is scrubbed from the text."""
     from huggingface_hub import constants
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     status = getattr(getattr(err, "response", None), "status_code", None)
-    if status == 401 and not isinstance(err, RepositoryNotFoundError):
+    unconfirmed = False  # the Hub may have received the request but gave no answer
+    if _timed_out(err):
+        unconfirmed = True
+        text = (f"{action} {repo_id!r} failed: the Hub at {constants.ENDPOINT} did not answer within {seconds:g} s. "
+                f"Check your network and the endpoint (HF_ENDPOINT), or allow more time with timeout=... "
+                f"or {TIMEOUT_ENV}=<seconds>.")
+    elif status == 412:
+        text = (f"{action} {repo_id!r} failed: another commit landed on that branch while pushing, so nothing was "
+                f"changed; push again.")
+    elif status == 401 and not isinstance(err, RepositoryNotFoundError):
         text = (f"{action} {repo_id!r} failed: the Hub at {constants.ENDPOINT} refused the token (401 Unauthorized). "
                 f"Pass a valid token with write access as token=..., set HF_TOKEN, or run `hf auth login`.")
     elif status == 403:
@@ -255,11 +352,12 @@ def _hub_error(err: BaseException, action: str, repo_id: str, token: str | None)
     else:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         text = f"{action} {repo_id!r} failed ({type(err).__name__}: {first})."
-        if action.startswith("Pushing"):
-            # The commit is the last step and is atomic on the Hub: either all files landed or none.
-            text += (" The Hub did not confirm the commit, so the push is not done; the local selection is "
-                     "unchanged. Push again once the Hub is reachable (if the commit did land, pushing the same "
-                     "selection again changes nothing).")
+        unconfirmed = True
+    if unconfirmed and action.startswith("Pushing"):
+        # The commit is the last step and is atomic on the Hub: either all files landed or none.
+        text += (" The Hub did not confirm the commit, so the push is not done; the local selection is "
+                 "unchanged. Push again once the Hub is reachable (if the commit did land, pushing the same "
+                 "selection again changes nothing).")
     return HubError(_scrub(text, token))
 
 
@@ -299,11 +397,15 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
                 token: str | None = None, revision: str | None = None, commit_message: str | None = None,
                 check: str = "strict", source_dataset: str | None = None, source_revision: str | None = None,
                 license: str | None = None, task_categories: list[str] | None = None,
-                max_shard_size: int = MAX_SHARD_BYTES):
+                max_shard_size: int = MAX_SHARD_BYTES, overwrite: bool = False, timeout: float | None = None):
     """Publish the kept rows, the selection and a dataset card to a Hub dataset repo in one commit.
 
     The repo is created if needed. Files of an earlier push that this one does not rewrite (e.g.
     shards of a larger pruned set) are deleted in the same commit, so every revision is consistent.
+    A push replaces only ``README.md`` and files under ``data/`` and ``selection/``; if any of those
+    were not written by hf-coreset (no match in ``selection/manifest.json``, e.g. a user's own
+    ``data/train-*.parquet`` or an edited card), it is refused with a `HubError` naming them, and
+    nothing changes, unless `overwrite=True` or `revision` names a new branch (the old files stay on main).
     If any step fails, a `HubError` says so and the repo's branch keeps its previous commit: a
     commit is the Hub's unit of change, and it is made last.
 
@@ -323,6 +425,9 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
         license (`str`, *optional*): defaults to the source's license (``dataset.info.license``).
         task_categories (`list[str]`, *optional*): card metadata; guessed from the columns if omitted.
         max_shard_size (`int`, *optional*, defaults to 500 MiB): bytes per Parquet shard.
+        overwrite (`bool`, *optional*, defaults to `False`): replace files hf-coreset did not write.
+        timeout (`float`, *optional*): seconds each request may wait for the Hub; defaults to
+            ``HF_CORESET_HUB_TIMEOUT`` or 60.
 
     Returns:
         `huggingface_hub.CommitInfo` of the commit (``.oid`` is the revision to pin).
@@ -336,6 +441,7 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
     """
     import datasets
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    from huggingface_hub.errors import RevisionNotFoundError
 
     from .selection import INDICES_FILE, META_FILE, SCORES_FILE
 
@@ -347,47 +453,110 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
     if revision is not None and re.fullmatch(r"[0-9a-f]{40}", revision):
         raise ValueError(f"revision={revision!r} is a commit; a push goes to a branch: pass a branch name "
                          f"(created from main if missing) or leave it None for main.")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, not {overwrite!r}.")
+    seconds = hub_timeout(timeout)
+    if _offline():
+        raise HubError(f"Cannot push to {repo_id!r}: HF_HUB_OFFLINE is set and a push needs the Hub; unset "
+                       f"HF_HUB_OFFLINE (or set it to 0) and push again.")
     pruned = selection.apply(dataset, check=check)
     message = commit_message or (f"hf-coreset: {selection.method} coreset, {len(selection)}/{selection.num_rows} rows "
                                  f"({selection.fraction:.1%})")
     card = dataset_card(selection, dataset, repo_id, source_dataset=source_dataset, source_revision=source_revision,
                         license=license, task_categories=task_categories)
     api = HfApi(token=token, library_name="hf-coreset")
+    action = "Pushing the selection to"
+    try:
+        with _requests_time_out(seconds):
+            repo_id = api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True).repo_id
+            try:
+                head = api.dataset_info(repo_id, revision=revision, files_metadata=True, timeout=seconds)
+                new_branch = False
+            except RevisionNotFoundError:  # a new branch starts from main: main keeps its files
+                head = api.dataset_info(repo_id, files_metadata=True, timeout=seconds)
+                new_branch = True
+            remote = {s.rfilename: s.lfs.sha256 if s.lfs else s.blob_id for s in head.siblings or []}
+            ours = _files_we_wrote(remote, repo_id, head.sha, token, seconds)
+    except _transport_errors() as err:
+        raise _hub_error(err, action, repo_id, token, seconds) from err
+    replaced = sorted(p for p in remote if p not in ours and (p == "README.md" or p.startswith(
+        (f"{DATA_DIR}/", f"{SELECTION_DIR}/"))))
+    if replaced and not overwrite and not new_branch:
+        raise HubError(f"Not pushing to {repo_id!r} (branch {revision or 'main'}): the push would delete or "
+                       f"overwrite {len(replaced)} file(s) that hf-coreset did not write: {', '.join(replaced)}. "
+                       f"Nothing was changed; pass overwrite=True (--overwrite) to replace them, push to a new "
+                       f"branch with revision='...', or choose another repo_id.")
     with tempfile.TemporaryDirectory(prefix="hf_coreset_push_") as tmp:
         tmp = Path(tmp)
         (tmp / DATA_DIR).mkdir()
         shards = _write_shards(pruned, tmp / DATA_DIR, max_shard_size)
         selection.save(tmp / SELECTION_DIR)
+        (tmp / "README.md").write_text(str(card), encoding="utf-8")
         files = [f"{DATA_DIR}/{name}" for name in shards] + [f"{SELECTION_DIR}/{name}" for name in
-                                                              (META_FILE, INDICES_FILE, SCORES_FILE)]
+                                                              (META_FILE, INDICES_FILE, SCORES_FILE)] + ["README.md"]
+        manifest = {p: _file_hashes(tmp / p) for p in files}
+        (tmp / SELECTION_DIR / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        files.append(f"{SELECTION_DIR}/{MANIFEST_FILE}")
         operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(tmp / p)) for p in files]
-        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode()))
+        stale = [p for p in remote if p.startswith((f"{DATA_DIR}/", f"{SELECTION_DIR}/")) and p not in files]
+        operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
         try:
-            repo_id = api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True).repo_id
-            if revision not in (None, "main"):
-                api.create_branch(repo_id, repo_type=REPO_TYPE, branch=revision, exist_ok=True)
-            existing = api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=revision)
-            stale = [p for p in existing if p.startswith((f"{DATA_DIR}/", f"{SELECTION_DIR}/")) and p not in files]
-            operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
-            info = api.create_commit(repo_id, operations, repo_type=REPO_TYPE, revision=revision,
-                                     commit_message=message,
-                                     commit_description=f"Selection fingerprint {selection.fingerprint}.")
+            with _requests_time_out(seconds):
+                if new_branch:
+                    api.create_branch(repo_id, repo_type=REPO_TYPE, branch=revision, revision=head.sha, exist_ok=True)
+                # parent_commit: if anyone commits after the files were checked above, the Hub refuses this one.
+                info = api.create_commit(repo_id, operations, repo_type=REPO_TYPE, revision=revision,
+                                         commit_message=message, parent_commit=head.sha,
+                                         commit_description=f"Selection fingerprint {selection.fingerprint}.")
         except _transport_errors() as err:
-            raise _hub_error(err, "Pushing the selection to", repo_id, token) from err
+            raise _hub_error(err, action, repo_id, token, seconds) from err
     logger.info("Pushed %s (%d rows) to %s at commit %s", selection, len(pruned), repo_id, info.oid)
     return info
 
 
+def _file_hashes(path: Path) -> dict[str, str]:
+    """The two ids the Hub may report for a file: sha256 (stored with LFS) and git blob id (a regular file)."""
+    sha256, git = hashlib.sha256(), hashlib.sha1(b"blob %d\x00" % path.stat().st_size)
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(2**20), b""):
+            sha256.update(chunk)
+            git.update(chunk)
+    return {"sha256": sha256.hexdigest(), "git": git.hexdigest()}
+
+
+def _files_we_wrote(remote: dict[str, str], repo_id: str, sha: str, token: str | None, seconds: float) -> set[str]:
+    """Paths in `remote` ({path: id the Hub reports}) that an hf-coreset push wrote and nobody changed since:
+    listed with that id in the repo's ``selection/manifest.json`` (the manifest itself counts as ours)."""
+    from huggingface_hub import hf_hub_download
+
+    path = f"{SELECTION_DIR}/{MANIFEST_FILE}"
+    if path not in remote:
+        return set()
+    local = hf_hub_download(repo_id, path, repo_type=REPO_TYPE, revision=sha, token=token,
+                            library_name="hf-coreset", etag_timeout=seconds)
+    try:
+        manifest = json.loads(Path(local).read_text(encoding="utf-8"))
+        ours = {p for p, ids in manifest.items() if remote.get(p) in ids.values()}
+    except (ValueError, AttributeError, TypeError):  # not our manifest: nothing counts as ours
+        return set()
+    return ours | {path}
+
+
 # ------------------------------------------------------------------------------- load
-def from_hub(repo_id: str, *, revision: str | None = None, token: str | None = None) -> "CoresetSelection":
+def from_hub(repo_id: str, *, revision: str | None = None, token: str | None = None,
+             timeout: float | None = None) -> "CoresetSelection":
     """Load a selection pushed with :func:`push_to_hub`, without downloading the kept rows.
 
     The revision is resolved to a commit first, so the three files always come from one commit.
+    With ``HF_HUB_OFFLINE=1`` the files come from the local Hugging Face cache (a selection loaded
+    once online), without any request.
 
     Args:
         repo_id (`str`): the dataset repo, ``"user/name"``.
         revision (`str`, *optional*): branch, tag or commit sha; defaults to ``main``.
         token (`str`, *optional*): needed for a private repo; defaults to ``HF_TOKEN`` or the login.
+        timeout (`float`, *optional*): seconds each request may wait for the Hub; defaults to
+            ``HF_CORESET_HUB_TIMEOUT`` or 60.
 
     Returns:
         `CoresetSelection`
@@ -399,7 +568,7 @@ def from_hub(repo_id: str, *, revision: str | None = None, token: str | None = N
         ```
     """
     import pyarrow.parquet as pq
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import HfApi, errors, hf_hub_download
     try:
         from huggingface_hub.errors import RemoteEntryNotFoundError as EntryNotFoundError
     except ImportError:  # huggingface_hub < 1.0
@@ -407,18 +576,35 @@ def from_hub(repo_id: str, *, revision: str | None = None, token: str | None = N
 
     from .selection import INDICES_FILE, META_FILE, SCORES_FILE, CoresetSelection
 
+    seconds = hub_timeout(timeout)
+    offline = _offline()
+    not_cached = (errors.LocalEntryNotFoundError,
+                  getattr(errors, "RevisionResolutionError", errors.LocalEntryNotFoundError))
     api = HfApi(token=token, library_name="hf-coreset")
     try:
-        sha = api.dataset_info(repo_id, revision=revision).sha
-        paths = {name: hf_hub_download(repo_id, f"{SELECTION_DIR}/{name}", repo_type=REPO_TYPE, revision=sha,
-                                       token=token, library_name="hf-coreset")
-                 for name in (META_FILE, INDICES_FILE, SCORES_FILE)}
+        with _requests_time_out(seconds):
+            if hasattr(api, "resolve_revision"):  # also records branch -> commit in the cache, for offline use
+                sha = api.resolve_revision(repo_id, repo_type=REPO_TYPE, revision=revision, token=token,
+                                           local_files_only=offline)
+            else:  # huggingface_hub < 2: offline, hf_hub_download resolves a branch through the cache's refs/
+                sha = revision if offline else api.dataset_info(repo_id, revision=revision, timeout=seconds).sha
+            paths = {name: hf_hub_download(repo_id, f"{SELECTION_DIR}/{name}", repo_type=REPO_TYPE, revision=sha,
+                                           token=token, library_name="hf-coreset", etag_timeout=seconds)
+                     for name in (META_FILE, INDICES_FILE, SCORES_FILE)}
     except EntryNotFoundError as err:
         raise HubError(f"{repo_id!r} (revision {revision or 'main'}) has no {SELECTION_DIR}/{META_FILE}, "
                        f"{SELECTION_DIR}/{INDICES_FILE} and {SELECTION_DIR}/{SCORES_FILE}; was it pushed with "
                        f"CoresetSelection.push_to_hub?") from err
+    except not_cached as err:
+        if not offline:  # the Hub did not answer and nothing usable is cached: say why the Hub did not answer
+            raise _hub_error(err, "Loading the selection from", repo_id, token, seconds) from err
+        from huggingface_hub import constants
+
+        raise HubError(f"HF_HUB_OFFLINE is set and the selection {repo_id!r} (revision {revision or 'main'}) is not "
+                       f"in the local Hugging Face cache ({constants.HF_HUB_CACHE}); unset HF_HUB_OFFLINE to "
+                       f"download it, or load it once while online first.") from err
     except _transport_errors() as err:
-        raise _hub_error(err, "Loading the selection from", repo_id, token) from err
+        raise _hub_error(err, "Loading the selection from", repo_id, token, seconds) from err
     meta = json.loads(Path(paths[META_FILE]).read_text(encoding="utf-8"))
-    logger.info("Loaded selection %s from %s at commit %s", meta.get("fingerprint"), repo_id, sha)
+    logger.info("Loaded selection %s from %s at %s", meta.get("fingerprint"), repo_id, getattr(sha, "resolved", sha))
     return CoresetSelection.from_parts(meta, pq.read_table(paths[INDICES_FILE]), pq.read_table(paths[SCORES_FILE]))

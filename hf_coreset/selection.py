@@ -290,7 +290,7 @@ class CoresetSelection:
                     revision: str | None = None, commit_message: str | None = None, **kwargs):
         """Publish the kept rows, this selection and a dataset card to a Hub dataset repo, in one commit.
 
-        See :func:`hf_coreset.hub.push_to_hub` for every argument (`check`, `source_dataset`, ...).
+        See :func:`hf_coreset.hub.push_to_hub` for every argument (`check`, `overwrite`, `timeout`, ...).
 
         Returns:
             `huggingface_hub.CommitInfo`
@@ -306,7 +306,8 @@ class CoresetSelection:
                            commit_message=commit_message, **kwargs)
 
     @classmethod
-    def from_hub(cls, repo_id: str, revision: str | None = None, token: str | None = None) -> "CoresetSelection":
+    def from_hub(cls, repo_id: str, revision: str | None = None, token: str | None = None,
+                 timeout: float | None = None) -> "CoresetSelection":
         """Load a selection pushed with :meth:`push_to_hub` (without downloading the kept rows).
 
         See :func:`hf_coreset.hub.from_hub`.
@@ -318,7 +319,7 @@ class CoresetSelection:
         """
         from .hub import from_hub
 
-        return from_hub(repo_id, revision=revision, token=token)
+        return from_hub(repo_id, revision=revision, token=token, timeout=timeout)
 
     def per_class_counts(self, labels: np.ndarray) -> dict[int, int]:
         """Kept rows per class id, given the source's labels."""

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 import traceback
@@ -443,3 +444,34 @@ def serve(root: Path, tokens: dict[str, str]) -> tuple[LoopbackHub, threading.Th
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     return server, thread
+
+
+class SilentServer:
+    """A server on 127.0.0.1 that accepts TCP connections and never answers: the hang a client
+    without timeouts waits on forever. Connections are held open until :meth:`close`."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.sock.settimeout(0.05)  # so that the accept loop sees close() promptly
+        self.accepted: list[socket.socket] = []
+        self.closed = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self):
+        self.closed = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()

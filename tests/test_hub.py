@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 import zipfile
 from pathlib import Path
@@ -25,44 +26,70 @@ import hf_coreset
 from hf_coreset import CoresetSelection
 from hf_coreset.hub import HubError, load_template
 
-from hub_server import serve  # tests/ is on sys.path (pytest rootdir-relative import)
+from hub_server import SilentServer, serve  # tests/ is on sys.path (pytest rootdir-relative import)
 
 TOKEN = "hf_loopbackWriteToken0123456789abcdef"
 OTHER_TOKEN = "hf_loopbackOtherUser0123456789abcdef"
+
+
+def point_clients_at(endpoint: str, home: Path, monkeypatch) -> None:
+    """Point huggingface_hub and datasets at `endpoint`, online, with every cache and the token file under
+    `home`: whatever the user's environment says (HF_HUB_OFFLINE=1, another HF_ENDPOINT, a saved login)."""
+    import huggingface_hub.constants as hub_constants
+
+    env = {"HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": TOKEN, "HF_HOME": str(home),
+           "HF_HUB_CACHE": str(home / "hub"), "HF_DATASETS_CACHE": str(home / "datasets"),
+           "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_OFFLINE": "0",
+           "HF_DATASETS_OFFLINE": "0"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("TRANSFORMERS_OFFLINE", "HF_CORESET_HUB_TIMEOUT"):
+        monkeypatch.delenv(key, raising=False)
+    # Both libraries read these at import time.
+    for name, value in {"ENDPOINT": endpoint, "HF_HUB_OFFLINE": False,
+                        "HUGGINGFACE_CO_URL_TEMPLATE": endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+                        "HF_HUB_DISABLE_XET": True, "HF_HUB_DISABLE_PROGRESS_BARS": True, "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"),
+                        "HF_TOKEN_PATH": str(home / "token"), "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+                        "AGENT_HARNESSES_PATH": str(home / "agent_harnesses.json")}.items():
+        monkeypatch.setattr(hub_constants, name, value)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL", endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home / "datasets")
+    monkeypatch.setattr(datasets.config, "HF_MODULES_CACHE", home / "modules")
+    monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", home / "datasets" / "downloads")
+
+
+def go_offline(monkeypatch) -> None:
+    """HF_HUB_OFFLINE=1 as a user sets it (the constants are read at import, so they are set too)."""
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
 
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     """A loopback Hub with users "me" (token TOKEN, also in HF_TOKEN) and "you"; every client cache and
     the token file live under tmp_path, so nothing touches the real Hub or the user's login."""
-    import huggingface_hub.constants as hub_constants
-
     server, thread = serve(tmp_path / "hub_storage", {TOKEN: "me", OTHER_TOKEN: "you"})
-    home = tmp_path / "hf_home"
-    env = {"HF_ENDPOINT": server.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": TOKEN, "HF_HOME": str(home),
-           "HF_HUB_CACHE": str(home / "hub"), "HF_DATASETS_CACHE": str(home / "datasets"),
-           "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    # Both libraries read these at import time.
-    for name, value in {"ENDPOINT": server.endpoint,
-                        "HUGGINGFACE_CO_URL_TEMPLATE": server.endpoint + "/{repo_id}/resolve/{revision}/{filename}",
-                        "HF_HUB_DISABLE_XET": True, "HF_HUB_DISABLE_PROGRESS_BARS": True, "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"),
-                        "HF_TOKEN_PATH": str(home / "token"), "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
-                        "AGENT_HARNESSES_PATH": str(home / "agent_harnesses.json")}.items():
-        monkeypatch.setattr(hub_constants, name, value)
-    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", server.endpoint)
-    monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL", server.endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", home / "datasets")
-    monkeypatch.setattr(datasets.config, "HF_MODULES_CACHE", home / "modules")
-    monkeypatch.setattr(datasets.config, "DOWNLOADED_DATASETS_PATH", home / "datasets" / "downloads")
+    point_clients_at(server.endpoint, tmp_path / "hf_home", monkeypatch)
     yield server
     if not server.state.down:
         server.shutdown()
         server.server_close()
     thread.join(timeout=5)
     assert not server.state.errors, server.state.errors[0]
+
+
+@pytest.fixture
+def silent_hub(tmp_path, monkeypatch):
+    """An endpoint on 127.0.0.1 that accepts connections and never answers."""
+    server = SilentServer()
+    point_clients_at(server.endpoint, tmp_path / "hf_home", monkeypatch)
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +130,13 @@ def test_round_trip(hub, source, craig_selection):
     info = sel.push_to_hub("me/mnist1d-craig", dataset=source, source_dataset="mnist1d")
     assert hub.state.commit_count("me/mnist1d-craig") == 2  # the repo's initial commit + one push commit
     files = sorted(hub.state.repos[("dataset", "me/mnist1d-craig")].commits[info.oid]["tree"])
-    assert files == [".gitattributes", "README.md", "data/train-00000-of-00001.parquet",
-                     "selection/indices.parquet", "selection/scores.parquet", "selection/selection.json"]
+    assert files == [".gitattributes", "README.md", "data/train-00000-of-00001.parquet", "selection/indices.parquet",
+                     "selection/manifest.json", "selection/scores.parquet", "selection/selection.json"]
+    # The manifest records what this push wrote (all but itself and the Hub's .gitattributes), by content hash.
+    manifest = json.loads(read_remote("me/mnist1d-craig", "selection/manifest.json"))
+    assert sorted(manifest) == files[1:4] + files[5:]
+    tree = hub.state.repos[("dataset", "me/mnist1d-craig")].commits[info.oid]["tree"]
+    assert manifest["data/train-00000-of-00001.parquet"]["sha256"] == tree["data/train-00000-of-00001.parquet"].sha256
 
     # The pruned rows load with plain datasets and equal the selection applied to the source.
     pruned = load("me/mnist1d-craig", split="train")
@@ -304,6 +336,158 @@ def test_server_down_mid_push(hub, source, tmp_path):
     hub.go_down()  # the whole server is gone
     with pytest.raises(HubError, match="me/flaky"):
         first.push_to_hub("me/flaky", dataset=source)
+
+
+def bounded(call, limit: float = 60.0) -> BaseException | None:
+    """Run `call` in a thread and wait at most `limit` seconds: a hang fails the test instead of blocking it."""
+    outcome = {}
+
+    def target():
+        try:
+            call()
+        except BaseException as err:  # noqa: BLE001 - handed to the test
+            outcome["err"] = err
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert not thread.is_alive(), f"the Hub call still hangs after {limit:g} s"
+    return outcome.get("err")
+
+
+def test_hub_that_never_answers_times_out(silent_hub, source, tmp_path, monkeypatch, capsys):
+    sel = hf_coreset.select(source, "random", fraction=0.05, seed=0)
+    err = bounded(lambda: CoresetSelection.from_hub("me/silent", timeout=1))
+    assert isinstance(err, HubError), err
+    text = str(err)
+    assert "me/silent" in text and "did not answer within 1 s" in text and silent_hub.endpoint in text
+    assert "timeout=" in text and "HF_CORESET_HUB_TIMEOUT" in text
+    assert silent_hub.accepted  # the connection was made: this is the hang, not a refused connection
+
+    # The environment variable sets it where no argument is given (the CLI's only way).
+    monkeypatch.setenv("HF_CORESET_HUB_TIMEOUT", "1.5")
+    err = bounded(lambda: sel.push_to_hub("me/silent", dataset=source))
+    assert isinstance(err, HubError) and "did not answer within 1.5 s" in str(err), err
+    err = bounded(lambda: source.select_coreset(from_hub="me/silent"))
+    assert isinstance(err, HubError) and "1.5 s" in str(err), err
+    from hf_coreset.cli import main
+
+    sel.save(tmp_path / "sel")
+    source.save_to_disk(str(tmp_path / "source"))
+    args = ["push", "--selection", str(tmp_path / "sel"), "--dataset", str(tmp_path / "source"),
+            "--repo-id", "me/silent", "--check", "content"]
+    rc = []
+    assert bounded(lambda: rc.append(main(args))) is None
+    assert rc == [2] and "did not answer within 1.5 s" in capsys.readouterr().err
+
+
+def test_bad_timeouts_are_refused_before_any_call(source, monkeypatch):
+    sel = hf_coreset.select(source, "random", fraction=0.05, seed=0)
+    for bad, kind in ((0, ValueError), (-1, ValueError), (float("nan"), ValueError), ("10", TypeError),
+                      (True, TypeError)):
+        with pytest.raises(kind, match="timeout"):
+            CoresetSelection.from_hub("me/x", timeout=bad)
+        with pytest.raises(kind, match="timeout"):
+            sel.push_to_hub("me/x", dataset=source, timeout=bad)
+    monkeypatch.setenv("HF_CORESET_HUB_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="HF_CORESET_HUB_TIMEOUT"):
+        CoresetSelection.from_hub("me/x")
+
+
+def test_from_hub_offline_uses_the_cache(hub, source, monkeypatch):
+    sel = hf_coreset.select(source, "random", fraction=0.1, seed=0)
+    info = sel.push_to_hub("me/cached", dataset=source)
+    np.testing.assert_array_equal(CoresetSelection.from_hub("me/cached").indices, sel.indices)  # fills the cache
+    go_offline(monkeypatch)
+    start = len(hub.state.requests)
+    for revision in (None, "main", info.oid):
+        back = CoresetSelection.from_hub("me/cached", revision=revision)
+        np.testing.assert_array_equal(back.indices, sel.indices)
+        assert back.fingerprint == sel.fingerprint
+    assert source.select_coreset(from_hub="me/cached")["label"] == sel.apply(source)["label"]
+    assert hub.state.requests[start:] == []  # offline means no request at all
+    # Nothing cached for this repo: one sentence that says what to do.
+    with pytest.raises(HubError) as err:
+        CoresetSelection.from_hub("me/never-loaded")
+    text = str(err.value)
+    assert "me/never-loaded" in text and "HF_HUB_OFFLINE" in text and "cache" in text
+    # A push needs the network: refused before any file is written.
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE"):
+        sel.push_to_hub("me/cached", dataset=source)
+    assert hub.state.requests[start:] == []
+
+
+@pytest.fixture
+def user_offline(monkeypatch):
+    """The user's shell has HF_HUB_OFFLINE=1 (the libraries were imported with it)."""
+    go_offline(monkeypatch)
+
+
+def test_hub_fixture_ignores_the_users_offline_setting(user_offline, hub, source):
+    # user_offline is set up before hub: the fixture must switch the clients back online itself.
+    sel = hf_coreset.select(source, "random", fraction=0.05, seed=0)
+    sel.push_to_hub("me/online", dataset=source)
+    np.testing.assert_array_equal(CoresetSelection.from_hub("me/online").indices, sel.indices)
+    assert load("me/online", split="train").num_rows == len(sel)
+
+
+def foreign_repo(hub, source) -> dict[str, bytes]:
+    """A dataset repo "me/mine" as a user made it with datasets and by hand; returns its files."""
+    from huggingface_hub import HfApi
+
+    source.select(range(50)).push_to_hub("me/mine")
+    HfApi().upload_file(path_or_fileobj=b"my notes", path_in_repo="notes.txt", repo_id="me/mine", repo_type="dataset")
+    return repo_files(hub, "me/mine")
+
+
+def repo_files(hub, repo_id, branch="main") -> dict[str, bytes]:
+    repo = hub.state.repos[("dataset", repo_id)]
+    tree = repo.commits[repo.branches[branch]]["tree"]
+    return {p: hub.state.read(e.sha256) for p, e in tree.items()}
+
+
+def test_push_refuses_to_replace_files_it_did_not_write(hub, source):
+    before = foreign_repo(hub, source)
+    assert "data/train-00000-of-00001.parquet" in before and "README.md" in before
+    commits = hub.state.commit_count("me/mine")
+    sel = hf_coreset.select(source, "random", fraction=0.1, seed=0)
+    with pytest.raises(HubError) as err:
+        sel.push_to_hub("me/mine", dataset=source)
+    text = str(err.value)
+    # It names the files that would be deleted or overwritten (not notes.txt: a push leaves it alone).
+    assert "data/train-00000-of-00001.parquet" in text and "README.md" in text and "notes.txt" not in text
+    assert "overwrite=True" in text and "revision=" in text
+    assert repo_files(hub, "me/mine") == before and hub.state.commit_count("me/mine") == commits
+
+    # A new branch leaves main alone: allowed without overwrite.
+    sel.push_to_hub("me/mine", dataset=source, revision="coreset")
+    assert repo_files(hub, "me/mine") == before
+    np.testing.assert_array_equal(CoresetSelection.from_hub("me/mine", revision="coreset").indices, sel.indices)
+    assert load("me/mine", split="train", revision="coreset").num_rows == len(sel)  # the user's shard is not mixed in
+
+    # overwrite=True replaces them; files the push does not write stay.
+    sel.push_to_hub("me/mine", dataset=source, overwrite=True)
+    after = repo_files(hub, "me/mine")
+    assert after["notes.txt"] == b"my notes" and after["README.md"] != before["README.md"]
+    assert load("me/mine", split="train").num_rows == len(sel)
+
+    # Now every replaced file is hf-coreset's own: pushing again needs no overwrite, on main and on the branch.
+    other = hf_coreset.select(source, "random", fraction=0.05, seed=1)
+    other.push_to_hub("me/mine", dataset=source, max_shard_size=5_000)
+    other.push_to_hub("me/mine", dataset=source)  # three shards become one: the stale two were hf-coreset's
+    other.push_to_hub("me/mine", dataset=source, revision="coreset")
+    np.testing.assert_array_equal(CoresetSelection.from_hub("me/mine").indices, other.indices)
+
+    # A file of ours that the user edited on the Hub is theirs now: refused again, naming it.
+    from huggingface_hub import HfApi
+
+    HfApi().upload_file(path_or_fileobj=b"# my own card", path_in_repo="README.md", repo_id="me/mine",
+                        repo_type="dataset")
+    edited = repo_files(hub, "me/mine")
+    with pytest.raises(HubError, match="README.md") as err:
+        sel.push_to_hub("me/mine", dataset=source)
+    assert "data/" not in str(err.value)
+    assert repo_files(hub, "me/mine") == edited
 
 
 def test_bad_token_is_a_clear_error_and_never_shown(hub, source, monkeypatch, caplog, capsys):
