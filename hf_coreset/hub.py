@@ -567,7 +567,6 @@ def from_hub(repo_id: str, *, revision: str | None = None, token: str | None = N
         >>> pruned = sel.apply(ds)         # refuses a dataset that is not the source
         ```
     """
-    import pyarrow.parquet as pq
     from huggingface_hub import HfApi, errors, hf_hub_download
     try:
         from huggingface_hub.errors import RemoteEntryNotFoundError as EntryNotFoundError
@@ -605,6 +604,7 @@ def from_hub(repo_id: str, *, revision: str | None = None, token: str | None = N
                        f"download it, or load it once while online first.") from err
     except _transport_errors() as err:
         raise _hub_error(err, "Loading the selection from", repo_id, token, seconds) from err
-    meta = json.loads(Path(paths[META_FILE]).read_text(encoding="utf-8"))
-    logger.info("Loaded selection %s from %s at %s", meta.get("fingerprint"), repo_id, getattr(sha, "resolved", sha))
-    return CoresetSelection.from_parts(meta, pq.read_table(paths[INDICES_FILE]), pq.read_table(paths[SCORES_FILE]))
+    # The same checks as a local load: a damaged file is named, never half-read.
+    selection = CoresetSelection.from_files(paths[META_FILE], paths[INDICES_FILE], paths[SCORES_FILE])
+    logger.info("Loaded selection %s from %s at %s", selection.fingerprint, repo_id, getattr(sha, "resolved", sha))
+    return selection
