@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from . import methods
-from .budget import make_budget
+from .budget import check_bool, make_budget
 from .fingerprint import column_values, dataset_fingerprint, hash_parts, label_hash, model_fingerprint
 from .proxy import ProxyConfig, run_proxy
 from .selection import CoresetSelection
@@ -19,7 +19,12 @@ logger = logging.getLogger(__name__)
 
 
 def check_dataset(dataset, label_column: str) -> tuple[np.ndarray, int]:
-    """Validate the dataset and its label column; return (labels as int64, number of classes)."""
+    """Validate the dataset and its label column; return (labels as int64, number of classes).
+
+    The number of classes is the logit width the labels need: the ClassLabel's declared count, else
+    the largest label id + 1. Budgets do not use it (see `declared_classes`): a stray id of 10**7
+    costs a per-class entry only for the classes present.
+    """
     import datasets
 
     if isinstance(dataset, (datasets.IterableDataset, datasets.IterableDatasetDict)):
@@ -47,6 +52,11 @@ def check_dataset(dataset, label_column: str) -> tuple[np.ndarray, int]:
     feature = dataset.features[label_column]
     num_classes = getattr(feature, "num_classes", None) or int(labels.max()) + 1
     return labels.astype(np.int64), int(num_classes)
+
+
+def declared_classes(dataset, label_column: str) -> int | None:
+    """The class count a ClassLabel column declares (absent classes then get a zero budget), else None."""
+    return getattr(dataset.features[label_column], "num_classes", None)
 
 
 MAX_SEED = 2**32 - 1
@@ -113,8 +123,10 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
     spec = methods.get(method)
     options = spec.check_options(options)
     seed = _check_seed(seed)
+    per_class = check_bool(per_class, "per_class")
     labels, num_classes = check_dataset(dataset, label_column)
-    budget = make_budget(labels, fraction=fraction, size=size, per_class=per_class, num_classes=num_classes)
+    budget = make_budget(labels, fraction=fraction, size=size, per_class=per_class,
+                         num_classes=declared_classes(dataset, label_column))
     proxy_cfg = ProxyConfig.coerce(proxy)
     needs = spec.needs(options)
     timings = {}
@@ -160,7 +172,8 @@ def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, s
     timings["scoring"] = time.perf_counter() - t0
     scores = np.full(signals.num_rows, np.nan) if out.scores is None else out.scores
     config = {"method_options": options, "fraction": fraction, "size": size, "per_class": per_class,
-              "budget_total": budget.total, "budget_per_class": budget.per_class.tolist(), "method_version": spec.version,
+              "budget_total": budget.total, "budget_per_class": budget.per_class.tolist(),
+              "budget_classes": budget.classes.tolist(), "method_version": spec.version,
               "label_column": label_column, **out.info}
     if proxy_key is not None:
         config["proxy"] = proxy_key

@@ -13,6 +13,9 @@ Rule (per-class, the default):
   classes, where the one-row minimum makes the total the number of classes.
 
 Global mode (``per_class=False``) keeps k rows regardless of class.
+
+Classes are the distinct label ids present (or 0..num_classes-1 when a class count is declared), so a
+label id of 10**7 costs one entry, not 10**7.
 """
 
 from __future__ import annotations
@@ -35,20 +38,34 @@ def check_fraction(value, *, name: str = "fraction") -> float:
     return value
 
 
+def check_bool(value, name: str) -> bool:
+    """Validate a True/False setting (numpy booleans included); `TypeError` naming it otherwise."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, not {type(value).__name__} {value!r}.")
+    return bool(value)
+
+
 @dataclass(frozen=True)
 class Budget:
     """How many rows to keep, in total and per class.
 
     Attributes:
         total (`int`): rows to keep.
-        per_class (`np.ndarray`): rows to keep for each class id (length = number of classes).
+        per_class (`np.ndarray`): rows to keep for each class of `classes`.
         per_class_mode (`bool`): whether methods must respect ``per_class`` (True) or may pick
             ``total`` rows globally (False).
+        classes (`np.ndarray`, *optional*): the label id of each entry of ``per_class``, ascending;
+            defaults to 0..len(per_class)-1.
     """
 
     total: int
     per_class: np.ndarray
     per_class_mode: bool = True
+    classes: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.classes is None:
+            object.__setattr__(self, "classes", np.arange(len(self.per_class)))
 
 
 def make_budget(labels: np.ndarray, *, fraction: float | None = None, size: int | None = None,
@@ -60,11 +77,13 @@ def make_budget(labels: np.ndarray, *, fraction: float | None = None, size: int 
         fraction (`float`, *optional*): kept share of the rows, in (0, 1].
         size (`int`, *optional*): kept number of rows, in [1, n]. Pass exactly one of the two.
         per_class (`bool`, *optional*, defaults to `True`): proportional per-class budgets.
-        num_classes (`int`, *optional*): length of ``per_class``; defaults to ``labels.max() + 1``.
+        num_classes (`int`, *optional*): a declared class count: every id in 0..num_classes-1 gets an
+            entry (0 for a class without rows). By default only the label ids present get one.
 
     Returns:
         `Budget`
     """
+    per_class = check_bool(per_class, "per_class")
     n = len(labels)
     if n == 0:
         raise ValueError("The dataset is empty: there is nothing to select from.")
@@ -79,9 +98,15 @@ def make_budget(labels: np.ndarray, *, fraction: float | None = None, size: int 
     else:
         fraction = check_fraction(fraction)
         total = max(1, math.floor(fraction * n + 0.5))
-    counts = np.bincount(labels, minlength=num_classes or 0)
+    if num_classes is not None:
+        if labels.max() >= num_classes:
+            raise ValueError(f"num_classes == {num_classes}, but the labels go up to {labels.max()}; pass the "
+                             "declared class count, or leave num_classes unset to budget the labels present.")
+        classes, counts = np.arange(num_classes), np.bincount(labels, minlength=num_classes)
+    else:  # dense class ids: never an array as long as the largest label id
+        classes, counts = np.unique(labels, return_counts=True)
     if not per_class:
-        return Budget(total=total, per_class=np.minimum(counts, total), per_class_mode=False)
+        return Budget(total=total, per_class=np.minimum(counts, total), per_class_mode=False, classes=classes)
     quota = total * counts / n
     alloc = np.minimum(np.maximum(np.floor(quota), counts > 0), counts).astype(np.int64)
     ids = np.arange(len(counts))
@@ -92,4 +117,4 @@ def make_budget(labels: np.ndarray, *, fraction: float | None = None, size: int 
     while alloc.sum() > total and np.any(alloc > 1):
         above = np.where(alloc > 1, alloc - quota, -np.inf)
         alloc[np.lexsort((-ids, -above))[0]] -= 1  # furthest above quota, then the higher id
-    return Budget(total=int(alloc.sum()), per_class=alloc, per_class_mode=True)
+    return Budget(total=int(alloc.sum()), per_class=alloc, per_class_mode=True, classes=classes)

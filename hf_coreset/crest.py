@@ -105,7 +105,7 @@ def minibatch_coreset(logit_grad: np.ndarray, labels: np.ndarray, size: int) -> 
     """
     budget = make_budget(labels, size=size)
     picked, weights = [], []
-    for c, k in enumerate(budget.per_class):
+    for c, k in zip(budget.classes, budget.per_class):
         if k == 0:
             continue
         rows = np.flatnonzero(labels == c)
@@ -211,7 +211,7 @@ class Crest:
         labels = self.labels[self.pool]
         budget = make_budget(labels, size=size, num_classes=int(self.labels.max()) + 1)
         out = [self.rng.choice(self.pool[labels == c], int(k), replace=False)
-               for c, k in enumerate(budget.per_class) if k > 0]
+               for c, k in zip(budget.classes, budget.per_class) if k > 0]
         return np.sort(np.concatenate(out))
 
     @property
@@ -325,15 +325,15 @@ class Crest:
         if not cfg.drop_learned or step - self.window_start < cfg.T2:
             return 0
         pool_labels = self.labels[self.pool]
-        floor = np.maximum(make_budget(self.labels, size=min(len(self.labels), cfg.random_subset_size)).per_class,
-                           make_budget(self.labels, fraction=cfg.min_pool_fraction).per_class)
+        subset = make_budget(self.labels, size=min(len(self.labels), cfg.random_subset_size))
+        floor = np.maximum(subset.per_class, make_budget(self.labels, fraction=cfg.min_pool_fraction).per_class)
         seen = self.window_max[self.pool]
         learned = ~np.isnan(seen) & (seen < cfg.alpha)
         keep = np.ones(len(self.pool), dtype=bool)
         for c in np.unique(pool_labels):
             in_c = np.flatnonzero(pool_labels == c)
             cand = in_c[learned[in_c]]
-            allowed = max(0, len(in_c) - int(floor[c]))
+            allowed = max(0, len(in_c) - int(floor[np.searchsorted(subset.classes, c)]))  # entries follow classes
             if allowed and len(cand):
                 cand = cand[np.argsort(seen[cand], kind="stable")][:allowed]
                 keep[cand] = False

@@ -43,8 +43,8 @@ from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from . import methods
-from .api import build_selection, check_dataset
-from .budget import check_fraction, make_budget
+from .api import build_selection, check_dataset, declared_classes
+from .budget import check_bool, check_fraction, make_budget
 from .crest import Crest, CrestConfig
 from .fingerprint import model_fingerprint
 from .selection import CoresetSelection
@@ -168,6 +168,7 @@ class CoresetTrainingArguments(TrainingArguments):
         if self.crest_params not in CREST_PARAMS:
             raise ValueError(f"crest_params={self.crest_params!r}; pick one of {list(CREST_PARAMS)}.")
         check_fraction(self.coreset_fraction, name="coreset_fraction")
+        check_bool(self.coreset_per_class, "coreset_per_class")
         check_fraction(self.crest_random_subset_fraction, name="crest_random_subset_fraction")
         check_fraction(self.crest_min_pool_fraction, name="crest_min_pool_fraction")
         _check_int(self.coreset_warmup_epochs, "coreset_warmup_epochs", 0)
@@ -440,7 +441,8 @@ class CoresetTrainer(Trainer):
             sampler.coreset_rows = self.coreset_selection.indices
         else:
             self._budget = make_budget(self.coreset_labels, fraction=args.coreset_fraction,
-                                       per_class=args.coreset_per_class, num_classes=self.coreset_num_classes)
+                                       per_class=args.coreset_per_class,
+                                       num_classes=declared_classes(self.coreset_source, self.coreset_label_column))
             sampler.coreset_rows = np.zeros(self._budget.total, dtype=np.int64)  # a placeholder of the right size
         self._sampler = sampler
         self._plan = {"warmup_epochs": warmup, "epochs": int(args.num_train_epochs)}

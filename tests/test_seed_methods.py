@@ -182,19 +182,20 @@ def _loss_signals(n=400, classes=4, epochs=5, seed=0):
     return Signals(labels=labels, num_classes=classes, checkpoints=ckpts), q * (1 - w ** -float(epochs))
 
 
-def test_mrmc_global_top_k_and_stratified():
+def test_mrmc_global_top_k_and_per_class():
     signals, truth = _loss_signals()
-    budget = make_budget(signals.labels, fraction=0.2, num_classes=4)
+    budget = make_budget(signals.labels, fraction=0.2, per_class=False, num_classes=4)  # the paper's rule
     out = run("mrmc", signals, budget, epochs=5)
     np.testing.assert_allclose(out.scores, truth, rtol=1e-4, atol=1e-5)  # float32 losses
     np.testing.assert_array_equal(np.sort(out.indices), np.sort(np.argsort(-truth)[:budget.total]))
-    out = run("mrmc", signals, budget, epochs=5, stratified=True)
+    budget = make_budget(signals.labels, fraction=0.2, num_classes=4)
+    out = run("mrmc", signals, budget, epochs=5)
     np.testing.assert_array_equal(np.bincount(signals.labels[out.indices], minlength=4), budget.per_class)
 
 
 def test_mrmc_r_core_then_regularised_fill():
     signals, _ = _loss_signals()
-    budget = make_budget(signals.labels, fraction=0.2, num_classes=4)
+    budget = make_budget(signals.labels, fraction=0.2, per_class=False, num_classes=4)
     plain = run("mrmc", signals, budget, epochs=5)
     out = run("mrmc-r", signals, budget, epochs=5, rho=0.3, gamma=2.0)
     k_core = math.ceil(0.3 * budget.total)
@@ -262,9 +263,9 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="checkpoints"):
         run("nfg", signals, budget, checkpoints=[])
     with pytest.raises(ValueError, match="R >= 2"):
-        methods.get("mrmc").needs({"epochs": 1, "stratified": False, "fit_from": 1})
+        methods.get("mrmc").check_options({"epochs": 1})
     with pytest.raises(ValueError, match="fit_from"):
-        methods.get("mrmc").needs({"epochs": 5, "stratified": False, "fit_from": 2})
+        methods.get("mrmc").check_options({"epochs": 5, "fit_from": 2})
     with pytest.raises(ValueError, match="R >= 2"):
         hf_coreset.select(_tiny_dataset(), "mrmc-r", fraction=0.5, model=make_convnet(0), epochs=1)
     with pytest.raises(ValueError, match="scoring"):
@@ -295,8 +296,8 @@ def test_class_with_one_row_is_kept():
     ckpts = {e: Checkpoint(epoch=e, loss=loss[e], logits=logits, features=feats) for e in (1, 2)}
     signals = Signals(labels=labels, num_classes=3, checkpoints=ckpts)
     budget = make_budget(labels, fraction=0.1, num_classes=3)
-    for name, opts in (("nfg", {"epochs": 2}), ("nfg", {"checkpoints": [2], "bias": True}), ("fdmat", {"epoch": 2}), ("mrmc", {"epochs": 2, "stratified": True}),
-                       ("mrmc-r", {"epochs": 2, "stratified": True})):
+    for name, opts in (("nfg", {"epochs": 2}), ("nfg", {"checkpoints": [2], "bias": True}), ("fdmat", {"epoch": 2}), ("mrmc", {"epochs": 2}),
+                       ("mrmc-r", {"epochs": 2})):
         out = run(name, signals, budget, **opts)
         assert 60 in out.indices and len(out.indices) == budget.total, name
         assert np.all(np.isfinite(out.scores)), name

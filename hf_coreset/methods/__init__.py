@@ -30,6 +30,9 @@ class MethodSpec:
         summary, paper, signal, cost (`str`): one line each, for `hf-coreset methods` and the README.
         keeps (`str`): which end of the scores is kept.
         weighted (`bool`): whether the selection carries training weights.
+        defaults (`dict`): the options (``fn``'s keyword-only arguments) and their defaults.
+        check (`Callable`, *optional*): ``check(**options)`` raises `TypeError`/`ValueError` naming a bad
+            option value; required when the method has options.
     """
 
     name: str
@@ -43,14 +46,20 @@ class MethodSpec:
     keeps: str
     weighted: bool = False
     defaults: dict = field(default_factory=dict)
+    check: Callable | None = None
 
     def check_options(self, options: dict) -> dict:
-        """Options merged over defaults; unknown names raise `TypeError` listing the valid ones."""
+        """Options merged over defaults and checked; unknown names raise `TypeError` listing the valid
+        ones, and the method's `check` refuses bad values. `select`, `CoresetTrainer` and wrapping
+        methods call it before any proxy training, so no bad value surfaces after the training."""
         unknown = set(options) - set(self.defaults)
         if unknown:
             valid = ", ".join(sorted(self.defaults)) or "none"
             raise TypeError(f"Method {self.name!r} got unknown option(s) {sorted(unknown)}; its options are: {valid}.")
-        return {**self.defaults, **options}
+        merged = {**self.defaults, **options}
+        if self.check is not None:
+            self.check(**merged)
+        return merged
 
     @property
     def needs_model(self) -> bool:
@@ -58,8 +67,12 @@ class MethodSpec:
 
 
 def register(name: str, *, needs: Callable, version: int, summary: str, paper: str, signal: str, cost: str,
-             keeps: str, weighted: bool = False):
-    """Decorator registering ``fn`` under ``name``; its keyword-only arguments (with defaults) are its options."""
+             keeps: str, weighted: bool = False, check: Callable | None = None):
+    """Decorator registering ``fn`` under ``name``; its keyword-only arguments (with defaults) are its options.
+
+    ``check(**options)`` validates all of them (merged over the defaults) and is required when there
+    are any; ``needs`` may then assume checked options.
+    """
 
     def wrap(fn):
         params = inspect.signature(fn).parameters
@@ -67,8 +80,18 @@ def register(name: str, *, needs: Callable, version: int, summary: str, paper: s
                     if p.kind is inspect.Parameter.KEYWORD_ONLY and k != "rng"}
         if name in _REGISTRY:
             raise ValueError(f"Method {name!r} is registered twice.")
+        if defaults and check is None:
+            raise TypeError(f"Method {name!r} has options {sorted(defaults)}; register it with check=<a function "
+                            "of those options that raises on a bad value>.")
+        if check is not None:
+            try:
+                inspect.signature(check).bind(**defaults)
+            except TypeError:
+                raise TypeError(f"The check of method {name!r} must accept its options {sorted(defaults)} "
+                                "as keywords.") from None
         _REGISTRY[name] = MethodSpec(name=name, fn=fn, needs=needs, version=version, summary=summary, paper=paper,
-                                     signal=signal, cost=cost, keeps=keeps, weighted=weighted, defaults=defaults)
+                                     signal=signal, cost=cost, keeps=keeps, weighted=weighted, defaults=defaults,
+                                     check=check)
         return fn
 
     return wrap

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
-from ..budget import Budget
+from ..budget import Budget, check_bool  # noqa: F401  (check_bool re-exported for method checks)
 
 
 @dataclass
@@ -26,7 +28,7 @@ def groups(labels: np.ndarray, budget: Budget) -> Iterator[tuple[np.ndarray, int
     if not budget.per_class_mode:
         yield np.arange(len(labels)), budget.total
         return
-    for c, k in enumerate(budget.per_class):
+    for c, k in zip(budget.classes, budget.per_class):
         if k > 0:
             yield np.flatnonzero(labels == c), int(k)
 
@@ -48,23 +50,54 @@ def keep_by_score(scores: np.ndarray, labels: np.ndarray, budget: Budget, *, hig
     return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
 
 
+# Option checks. A method's `check` (see `register`) runs them on its merged options before the
+# proxy trains; each raises TypeError for a wrong type, ValueError for a wrong value, naming the option.
+
 def check_epoch(value, name: str = "epoch", minimum: int = 0) -> int:
     """A proxy epoch option: an integer >= `minimum` (0 is the model as given)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}={value!r}; pass an integer proxy epoch >= {minimum}, e.g. {name}=10.")
+    if value < minimum:
         raise ValueError(f"{name}={value!r}; pass an integer proxy epoch >= {minimum}, e.g. {name}=10.")
     return int(value)
 
 
-def last_epoch_needs(fields: tuple[str, ...], check=None):
-    """A `needs` function: `fields` at the proxy epoch named by the method's `epoch` option.
+def check_int(value, name: str, minimum: int, what: str) -> None:
+    """An integer option >= `minimum`; `what` completes "must be ...", e.g. "a positive integer"."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}={value!r} must be {what}.")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r} must be {what}.")
 
-    `check(**options)`, if given, validates the other options first: `select` calls `needs` before
-    the proxy trains, so a bad value fails at once instead of after training.
-    """
+
+def check_real(value, name: str, interval: str, why: str = "") -> None:
+    """A real option in `interval`, written as in the messages: "(0, 1]", "[0, 1)", "(0, inf)"...
+    (infinite and NaN values are never inside); `why` follows the range in the message."""
+    lo, hi = (float(x) for x in interval[1:-1].split(","))
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={value!r} must be a number in {interval}{why}, not {type(value).__name__}.")
+    v = float(value)
+    above = lo < v if interval[0] == "(" else lo <= v
+    below = v < hi if interval[-1] == ")" else v <= hi
+    if not (math.isfinite(v) and above and below):
+        raise ValueError(f"{name}={value!r} must be in {interval}{why}.")
+
+
+def check_choice(value, name: str, choices: tuple) -> None:
+    """One of `choices`."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}={value!r}; pass one of {list(choices)}.")
+
+
+def epoch_only(*, epoch) -> None:
+    """The `check` of a method whose only option is its proxy `epoch`."""
+    check_epoch(epoch)
+
+
+def last_epoch_needs(fields: tuple[str, ...]):
+    """A `needs` function: `fields` at the proxy epoch named by the method's (checked) `epoch` option."""
 
     def needs(options: dict) -> dict:
-        if check is not None:
-            check(**options)
-        return {check_epoch(options["epoch"]): frozenset(fields)}
+        return {int(options["epoch"]): frozenset(fields)}
 
     return needs

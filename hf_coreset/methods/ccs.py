@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register
-from ._common import MethodOutput, check_epoch, groups
+from ._common import MethodOutput, check_epoch, check_int, check_real, groups
 from .el2n import el2n_scores
 from .forgetting import forgetting_scores
 from .grand import grand_scores
@@ -13,21 +13,19 @@ from .grand import grand_scores
 DIFFICULTY = ("el2n", "grand", "forgetting")
 
 
-def _check(*, score, strata, hard_cutoff, **_):
-    if score not in DIFFICULTY:
+def _check(*, score, epoch, strata, hard_cutoff):
+    if not isinstance(score, str) or score not in DIFFICULTY:
         raise ValueError(f"score={score!r}; pass one of {list(DIFFICULTY)}.")
-    if not 0.0 <= hard_cutoff < 1.0:
-        raise ValueError(f"hard_cutoff={hard_cutoff} must be in [0, 1).")
-    if isinstance(strata, bool) or not isinstance(strata, int) or strata < 1:
-        raise ValueError(f"strata={strata!r} must be a positive integer.")
+    check_epoch(epoch, minimum=1 if score == "forgetting" else 0)  # for forgetting, the epochs counted
+    check_int(strata, "strata", 1, "a positive integer")
+    check_real(hard_cutoff, "hard_cutoff", "[0, 1)")
 
 
 def _needs(options):
-    _check(**options)  # before the proxy trains
     if options["score"] == "forgetting":
-        return {e: frozenset({"correct"}) for e in range(1, check_epoch(options["epoch"], minimum=1) + 1)}
+        return {e: frozenset({"correct"}) for e in range(1, options["epoch"] + 1)}
     fields = {"logits", "features"} if options["score"] == "grand" else {"logits"}
-    return {check_epoch(options["epoch"]): frozenset(fields)}
+    return {options["epoch"]: frozenset(fields)}
 
 
 def stratified_sample(scores: np.ndarray, k: int, *, strata: int, hard_cutoff: float,
@@ -53,7 +51,7 @@ def stratified_sample(scores: np.ndarray, k: int, *, strata: int, hard_cutoff: f
     return np.concatenate(picked)
 
 
-@register("ccs", needs=_needs, version=1,
+@register("ccs", needs=_needs, check=_check, version=1,
           summary="Stratified sampling over difficulty strata after cutting the hardest rows (coverage).",
           paper="Zheng et al., Coverage-centric Coreset Selection for High Pruning Rates, ICLR 2023",
           signal="a difficulty score (EL2N by default)", cost="that score's cost + O(n log n)", keeps="all strata")
@@ -63,7 +61,6 @@ def ccs(signals, budget, *, rng, score: str = "el2n", epoch: int = 10, strata: i
     is the number of epochs counted). Per class (the paper samples globally; global mode does too).
     `hard_cutoff` is the share of hardest rows removed first (the paper's beta; it tunes beta per
     pruning rate, 0 keeps every row eligible); `strata` is the number of equal-width bins (50)."""
-    _check(score=score, strata=strata, hard_cutoff=hard_cutoff)
     if score == "el2n":
         difficulty = el2n_scores(signals, epoch)
     elif score == "grand":

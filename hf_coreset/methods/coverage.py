@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import get, register
-from ._common import MethodOutput, groups
+from ._common import MethodOutput, check_int, check_real, groups
 from .ccs import stratified_sample
 
 ORIENTED = ("highest", "lowest")
@@ -26,16 +26,25 @@ def kept_end(spec) -> str | None:
     return word if word in ORIENTED else None
 
 
-def scored(signals, budget, *, rng, score: str, score_options: dict | None) -> tuple[np.ndarray, str]:
-    """Run the registered method `score` and return (its per-row scores, the end it keeps)."""
+def check_score(score, score_options) -> None:
+    """`score` names a method that keeps one end of per-row scores, and `score_options` are valid for it."""
     spec = get(score)
-    keeps = kept_end(spec)
-    if keeps is None:
+    if kept_end(spec) is None:
         from . import available
 
         usable = [n for n in available() if kept_end(get(n)) is not None]
         raise ValueError(f"score={score!r} keeps {spec.keeps!r}, not one end of a per-row "
                          f"score; pass one of {usable}.")
+    if score_options is not None and not isinstance(score_options, dict):
+        raise TypeError(f"score_options={score_options!r} must be a dict of {score!r}'s options (or None), "
+                        "e.g. {'epoch': 5}.")
+    spec.check_options(dict(score_options or {}))
+
+
+def scored(signals, budget, *, rng, score: str, score_options: dict | None) -> tuple[np.ndarray, str]:
+    """Run the registered method `score` (checked by `check_score`); return (its per-row scores, the end it keeps)."""
+    spec = get(score)
+    keeps = kept_end(spec)
     out = spec.fn(signals, budget, rng=rng, **spec.check_options(dict(score_options or {})))
     scores = None if out.scores is None else np.asarray(out.scores, dtype=np.float64)
     if scores is None or scores.shape != (signals.num_rows,) or not np.isfinite(scores).all():
@@ -49,7 +58,15 @@ def inner_needs(options: dict) -> dict:
     return spec.needs(spec.check_options(dict(options["score_options"] or {})))
 
 
-@register("coverage", needs=inner_needs, version=1,
+def _check(*, score, score_options, strata, cut):
+    if score == "coverage":
+        raise ValueError("score='coverage' would stratify itself; pass the name of a scoring method, e.g. 'el2n'.")
+    check_score(score, score_options)
+    check_int(strata, "strata", 1, "a positive integer (the CCS paper uses 50)")
+    check_real(cut, "cut", "[0, 1)", ": the share of rows dropped at the kept end (0.1 = 10%)")
+
+
+@register("coverage", needs=inner_needs, check=_check, version=1,
           summary="Any per-row score made coverage-aware: budget spread over its strata after a cut at its kept end.",
           paper="Zheng et al., Coverage-centric Coreset Selection for High Pruning Rates, ICLR 2023 (generalised)",
           signal="the scores of the method named by `score`", cost="that method's cost + O(n log n)",
@@ -87,12 +104,6 @@ def coverage(signals, budget, *, rng, score: str = "el2n", score_options: dict |
         >>> sel = hf_coreset.select(ds, "coverage", score="forgetting", cut=0.1, fraction=0.05, model=model)
         ```
     """
-    if not 0.0 <= cut < 1.0:
-        raise ValueError(f"cut={cut!r} must be in [0, 1): the share of rows dropped at the kept end (0.1 = 10%).")
-    if isinstance(strata, bool) or not isinstance(strata, int) or strata < 1:
-        raise ValueError(f"strata={strata!r} must be a positive integer (the CCS paper uses 50).")
-    if score == "coverage":
-        raise ValueError("score='coverage' would stratify itself; pass the name of a scoring method, e.g. 'el2n'.")
     scores, keeps = scored(signals, budget, rng=rng, score=score, score_options=score_options)
     oriented = scores if keeps == "highest" else -scores
     picked = [rows[stratified_sample(oriented[rows], k, strata=strata, hard_cutoff=cut, rng=rng)]

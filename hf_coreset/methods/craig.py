@@ -6,15 +6,16 @@ import numpy as np
 
 from ..ops import FeatureKernel, GradientKernel, facility_location
 from . import register
-from ._common import MethodOutput, groups, last_epoch_needs
+from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
 
 
-def _check(*, space, **_):
+def _check(*, epoch, space):
+    check_epoch(epoch)
     if space not in ("gradient", "features"):
         raise ValueError(f"space={space!r}; pass 'gradient' or 'features'.")
 
 
-@register("craig", needs=last_epoch_needs(("logits", "features"), check=_check), version=1,
+@register("craig", needs=last_epoch_needs(("logits", "features")), check=_check, version=1,
           summary="Facility location on last-layer gradients; weights = cluster sizes.",
           paper="Mirzasoleiman et al., Coresets for Data-efficient Training of ML Models, ICML 2020",
           signal="last-layer gradient (p - y) h^T at proxy epoch", cost="proxy epochs + O(n_c^2 (C + d)) per class",
@@ -24,7 +25,6 @@ def craig(signals, budget, *, rng, epoch: int = 10, space: str = "gradient") -> 
     last-layer gradients g = (p - y) h^T + bias (never formed: their inner products factor), or over
     the features h with `space="features"`. Each pick's weight is the number of class rows it is
     most similar to. `gains` are the marginal objective gains (non-increasing within a class)."""
-    _check(space=space)
     ckpt = signals.at(epoch, "logits", "features")
     e = ckpt.logit_grad(signals.labels)
     picked, gains, weights = [], [], []

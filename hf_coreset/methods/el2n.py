@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register
-from ._common import MethodOutput, keep_by_score, last_epoch_needs
+from ._common import MethodOutput, keep_by_score, epoch_only, last_epoch_needs
 
 
 def el2n_scores(signals, epoch: int) -> np.ndarray:
@@ -14,7 +14,7 @@ def el2n_scores(signals, epoch: int) -> np.ndarray:
     return np.linalg.norm(ckpt.logit_grad(signals.labels), axis=1)
 
 
-@register("el2n", needs=last_epoch_needs(("logits",)), version=1,
+@register("el2n", needs=last_epoch_needs(("logits",)), check=epoch_only, version=1,
           summary="Largest error norm ||p - y|| early in training (hard rows).",
           paper="Paul et al., Deep Learning on a Data Diet, NeurIPS 2021", signal="logits at proxy epoch",
           cost="proxy epochs + 1 forward pass", keeps="highest")

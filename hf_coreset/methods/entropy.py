@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import register
-from ._common import MethodOutput, keep_by_score, last_epoch_needs
+from ._common import MethodOutput, keep_by_score, epoch_only, last_epoch_needs
 
 
-@register("entropy", needs=last_epoch_needs(("logits",)), version=1,
+@register("entropy", needs=last_epoch_needs(("logits",)), check=epoch_only, version=1,
           summary="Most uncertain rows: highest predictive entropy of the proxy.",
           paper="Coleman et al., Selection via Proxy, ICLR 2020", signal="logits at proxy epoch",
           cost="proxy epochs + 1 forward pass", keeps="highest")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..ops.transport import sinkhorn_log
 from . import register
-from ._common import MethodOutput, keep_by_score, last_epoch_needs
+from ._common import MethodOutput, check_choice, check_epoch, check_int, check_real, keep_by_score, last_epoch_needs
 from .nfg import check_finite
 
 SCORINGS = ("class", "official")
@@ -42,7 +42,19 @@ def fdmat_transport(features: np.ndarray, labels: np.ndarray, *, beta: float, la
     return classes, cost, plan
 
 
-@register("fdmat", needs=last_epoch_needs(("features",)), version=1,
+def _check(*, epoch, lam, beta, scoring, max_iter):
+    check_epoch(epoch)
+    message = f"lam={lam!r} must be a finite number > 0 (inverse entropic regularisation, e.g. 10)."
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
+        raise TypeError(message)
+    if not (math.isfinite(lam) and lam > 0):
+        raise ValueError(message)
+    check_real(beta, "beta", "(0, 1]", " (Tukey power; the paper uses 0.5)")
+    check_choice(scoring, "scoring", SCORINGS)
+    check_int(max_iter, "max_iter", 1, "a positive integer (Sinkhorn iterations, e.g. 10000)")
+
+
+@register("fdmat", needs=last_epoch_needs(("features",)), check=_check, version=1,
           summary="Rows cheapest to transport to their own class's feature centroid (entropic OT), per class.",
           paper="Xiao et al., Exploring the Potential of Feature Distribution Matching for Coreset Selection "
                 "(FDMat), AAAI 2024",
@@ -107,17 +119,9 @@ def fdmat(signals, budget, *, rng, epoch: int = 10, lam: float = 30.0, beta: flo
         >>> sel = hf_coreset.select(ds, "fdmat", fraction=0.1, model=model, epoch=10)
         ```
     """
-    if scoring not in SCORINGS:
-        raise ValueError(f"scoring={scoring!r}; pass 'class' (label-aware, default) or 'official'.")
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not (math.isfinite(lam) and lam > 0):
-        raise ValueError(f"lam={lam!r} must be a finite number > 0 (inverse entropic regularisation, e.g. 10).")
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0.0 < beta <= 1.0:
-        raise ValueError(f"beta={beta!r} must be in (0, 1] (Tukey power; the paper uses 0.5).")
     labels = signals.labels
     feats = signals.at(epoch, "features").features
     check_finite("features", feats, epoch)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter={max_iter!r} must be a positive integer (Sinkhorn iterations, e.g. 10000).")
     classes, cost, plan = fdmat_transport(feats, labels, beta=float(beta), lam=float(lam), max_iter=int(max_iter))
     column = np.searchsorted(classes, labels)
     rows = np.arange(len(labels))

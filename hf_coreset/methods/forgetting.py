@@ -17,12 +17,15 @@ def forgetting_scores(signals, epochs: int) -> np.ndarray:
     return events
 
 
+def _check(*, epochs):
+    check_epoch(epochs, name="epochs", minimum=2)  # a transition needs two epochs
+
+
 def _needs(options):
-    epochs = check_epoch(options["epochs"], name="epochs", minimum=2)  # before the proxy trains
-    return {e: frozenset({"correct"}) for e in range(1, epochs + 1)}
+    return {e: frozenset({"correct"}) for e in range(1, options["epochs"] + 1)}
 
 
-@register("forgetting", needs=_needs,
+@register("forgetting", needs=_needs, check=_check,
           version=1, summary="Rows forgotten most often during early training (never-learned rows first).",
           paper="Toneva et al., An Empirical Study of Example Forgetting, ICLR 2019",
           signal="correctness after each proxy epoch", cost="proxy epochs + 1 forward pass per epoch",
@@ -33,8 +36,6 @@ def forgetting(signals, budget, *, rng, epochs: int = 10) -> MethodOutput:
     learned get `epochs`, above any count. Keeps the highest; the many ties (unforgettable rows)
     are broken by a seeded random order, not by row position.
     """
-    if epochs < 2:
-        raise ValueError(f"forgetting needs epochs >= 2 to see a transition, got epochs={epochs}.")
     scores = forgetting_scores(signals, epochs)
     tiebreak = rng.permutation(len(scores))
     return MethodOutput(indices=keep_by_score(scores, signals.labels, budget, highest=True, tiebreak=tiebreak),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register
-from ._common import MethodOutput, keep_by_score, last_epoch_needs
+from ._common import MethodOutput, check_bool, check_epoch, keep_by_score, last_epoch_needs
 
 
 def grand_scores(signals, epoch: int, bias: bool = True) -> np.ndarray:
@@ -16,7 +16,12 @@ def grand_scores(signals, epoch: int, bias: bool = True) -> np.ndarray:
     return e * np.sqrt(h2 + (1.0 if bias else 0.0))
 
 
-@register("grand", needs=last_epoch_needs(("logits", "features")), version=1,
+def _check(*, epoch, bias):
+    check_epoch(epoch)
+    check_bool(bias, "bias")
+
+
+@register("grand", needs=last_epoch_needs(("logits", "features")), check=_check, version=1,
           summary="Largest last-layer gradient norm early in training (hard rows).",
           paper="Paul et al., Deep Learning on a Data Diet, NeurIPS 2021",
           signal="logits + classifier input at proxy epoch", cost="proxy epochs + 1 forward pass", keeps="highest")

@@ -6,15 +6,16 @@ import numpy as np
 
 from ..ops import kcenter_greedy
 from . import register
-from ._common import MethodOutput, groups, last_epoch_needs
+from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
 
 
-def _check(*, init, **_):
+def _check(*, epoch, init):
+    check_epoch(epoch)
     if init not in ("mean", "random"):
         raise ValueError(f"init={init!r}; pass 'mean' or 'random'.")
 
 
-@register("kcenter", needs=last_epoch_needs(("features",), check=_check), version=1,
+@register("kcenter", needs=last_epoch_needs(("features",)), check=_check, version=1,
           summary="Greedy k-center: each pick is the row farthest from the picks so far, per class.",
           paper="Sener & Savarese, Active Learning for CNNs: A Core-Set Approach, ICLR 2018",
           signal="classifier input at proxy epoch", cost="proxy epochs + 1 forward pass + O(k n d)",
@@ -23,7 +24,6 @@ def kcenter(signals, budget, *, rng, epoch: int = 10, init: str = "mean") -> Met
     """Greedy k-center on classifier-input features, per class. The first pick is the row nearest
     the class mean (`init="mean"`, deterministic) or a seeded random row (`init="random"`).
     `gains` holds each pick's distance to the earlier picks (the covering radius it closed)."""
-    _check(init=init)
     feats = signals.at(epoch, "features").features
     picked, radii = [], []
     for rows, k in groups(signals.labels, budget):

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from ..ops import gaussian_herding
 from . import register
-from ._common import MethodOutput, groups, last_epoch_needs
+from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
 
 
 def _check(*, epoch, bandwidth):
-    if isinstance(bandwidth, bool) or not isinstance(bandwidth, (int, float)) or not bandwidth > 0:
-        raise ValueError(f"bandwidth={bandwidth!r} must be a number > 0, in units of the class's mean squared "
-                         "pairwise distance (1.0 is the default).")
+    check_epoch(epoch)
+    message = (f"bandwidth={bandwidth!r} must be a number > 0, in units of the class's mean squared pairwise "
+               "distance (1.0 is the default).")
+    if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real):
+        raise TypeError(message)
+    if not (math.isfinite(bandwidth) and bandwidth > 0):
+        raise ValueError(message)
 
 
-@register("kernel-herding", needs=last_epoch_needs(("features",), check=_check), version=1,
+@register("kernel-herding", needs=last_epoch_needs(("features",)), check=_check, version=1,
           summary="Greedy MMD matching of each class's feature distribution with a Gaussian kernel (kernel herding).",
           paper="Chen, Welling & Smola, Super-Samples from Kernel Herding, UAI 2010",
           signal="classifier input at proxy epoch",
@@ -47,7 +54,6 @@ def kernel_herding(signals, budget, *, rng, epoch: int = 10, bandwidth: float = 
         >>> sel = hf_coreset.select(ds, "kernel-herding", fraction=0.05, model=model, proxy={"lr": 1e-2})
         ```
     """
-    _check(epoch=epoch, bandwidth=bandwidth)
     feats = signals.at(epoch, "features").features
     picked = [rows[gaussian_herding(feats[rows], k, bandwidth=float(bandwidth), rng=rng)]
               for rows, k in groups(signals.labels, budget)]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import register
-from ._common import MethodOutput, keep_by_score, last_epoch_needs
+from ._common import MethodOutput, keep_by_score, epoch_only, last_epoch_needs
 
 
-@register("moderate", needs=last_epoch_needs(("features",)), version=1,
+@register("moderate", needs=last_epoch_needs(("features",)), check=epoch_only, version=1,
           summary="Rows whose distance to the class median is closest to the median distance.",
           paper="Xia et al., Moderate Coreset, ICLR 2023", signal="classifier input at proxy epoch",
           cost="proxy epochs + 1 forward pass", keeps="lowest |d - median d|")

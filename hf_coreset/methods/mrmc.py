@@ -13,9 +13,8 @@ import numbers
 import numpy as np
 import torch
 
-from ..budget import Budget, make_budget
 from . import register
-from ._common import MethodOutput, groups
+from ._common import MethodOutput, check_real, groups
 from .nfg import check_finite
 
 LOSS_FLOOR = 1e-6  # losses are clamped here before the log fit (float32 CE of a confident row can be 0)
@@ -23,23 +22,30 @@ HEAD_L2 = 1e-3     # ridge penalty of MRMC-R's linear head (on standardised feat
 HEAD_ITERS = 100   # L-BFGS iterations of that head
 
 
-def _check_epochs(epochs) -> int:
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 2:
-        raise ValueError(f"epochs={epochs!r}: MRMC fits a decay curve to the losses after proxy epochs 1..R and needs "
-                         "R >= 2 (the paper uses 20, 10 to 20 suffice).")
-    return int(epochs)
-
-
-def _check_fit_from(fit_from) -> int:
+def _check(*, epochs, fit_from):
+    message = (f"epochs={epochs!r}: MRMC fits a decay curve to the losses after proxy epochs 1..R and needs "
+               "R >= 2 (the paper uses 20, 10 to 20 suffice).")
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
+        raise TypeError(message)
+    if epochs < 2:
+        raise ValueError(message)
     if fit_from not in (0, 1) or isinstance(fit_from, bool):
         raise ValueError(f"fit_from={fit_from!r}; pass 1 (fit the losses after epochs 1..R, default) or 0 (also the "
                          "untrained model's loss at epoch 0).")
-    return int(fit_from)
+
+
+def _check_r(*, epochs, rho, gamma, fit_from):
+    _check(epochs=epochs, fit_from=fit_from)
+    check_real(rho, "rho", "(0, 1]", ": the share of the budget picked by plain MRMC (paper: 0.3)")
+    message = f"gamma={gamma!r} must be a finite number >= 0 (paper: about 2)."
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
+        raise TypeError(message)
+    if not (math.isfinite(gamma) and gamma >= 0):
+        raise ValueError(message)
 
 
 def _needs(options):
-    r = _check_epochs(options["epochs"])
-    return {e: frozenset({"loss"}) for e in range(_check_fit_from(options["fit_from"]), r + 1)}
+    return {e: frozenset({"loss"}) for e in range(int(options["fit_from"]), int(options["epochs"]) + 1)}
 
 
 def _needs_r(options):
@@ -81,39 +87,32 @@ def mrmc_scores(signals, epochs: int, fit_from: int = 1) -> tuple[np.ndarray, di
     return drop, {"fit_failed": int(failed.sum()), "increasing": int((drop < 0).sum())}
 
 
-def _budget_for(signals, budget: Budget, stratified: bool) -> Budget:
-    """The paper ranks globally; `stratified=True` uses per-class quotas of the same total."""
-    if not stratified:
-        return Budget(total=budget.total, per_class=budget.per_class, per_class_mode=False)
-    if budget.per_class_mode:
-        return budget
-    return make_budget(signals.labels, size=budget.total, per_class=True, num_classes=signals.num_classes)
-
-
 def _top(scores: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     """The k rows with the highest scores, ties to the lower row."""
     return rows[np.lexsort((rows, -scores[rows]))[:k]]
 
 
-@register("mrmc", needs=_needs, version=1,
-          summary="Rows with the largest fitted loss drop over the first R proxy epochs (global top-k).",
+# Version 2: the budget's per_class is honoured (per-class top-k by default; version 1 ranked
+# globally whatever per_class said, and had a `stratified` option for per-class quotas).
+@register("mrmc", needs=_needs, check=_check, version=2,
+          summary="Rows with the largest fitted loss drop over the first R proxy epochs (per class; "
+                  "per_class=False: the paper's global top-k).",
           paper="Chen et al., Efficient Core-set Selection for Deep Learning Through Squared Loss Minimization, "
                 "ICML 2025", signal="per-row loss after proxy epochs 1..R", cost="R proxy epochs + O(n R)",
           keeps="highest")
-def mrmc(signals, budget, *, rng, epochs: int = 20, stratified: bool = False, fit_from: int = 1) -> MethodOutput:
+def mrmc(signals, budget, *, rng, epochs: int = 20, fit_from: int = 1) -> MethodOutput:
     """MRMC: keep the rows whose loss fell the most during early training.
 
     Each row's loss is recorded in a clean eval-mode pass after each of the proxy's first R
     epochs; l(r) ~ q w^(-r) is fitted by log-linear least squares (losses clamped at 1e-6) and the
     score is the fitted drop q (1 - w^(-R)) (the paper's Delta l). Rows whose fit is not finite
     get the raw drop l(1) - l(R); their number is `config["mrmc"]["fit_failed"]`. Keeps the
-    highest scores, globally by default (the paper's rule: the budget's per-class split is not
-    used), ties to the lower row.
+    highest scores within each class's budget, as every method of the library does by default;
+    `select(..., per_class=False)` is the paper's rule, a global top-k, which can skew the classes
+    (the paper enforces no label balance). Ties go to the lower row.
 
     Args:
         epochs (`int`, *optional*, defaults to `20`): R, the number of proxy epochs (>= 2).
-        stratified (`bool`, *optional*, defaults to `False`): per-class quotas instead of the
-            paper's global top-k.
         fit_from (`int`, *optional*, defaults to `1`): first epoch of the fit; 0 adds the loss of
             the untrained proxy (one more eval pass).
 
@@ -141,12 +140,9 @@ def mrmc(signals, budget, *, rng, epochs: int = 20, stratified: bool = False, fi
         >>> sel = hf_coreset.select(ds, "mrmc", fraction=0.3, model=model, epochs=20)
         ```
     """
-    epochs = _check_epochs(epochs)
-    scores, fit = mrmc_scores(signals, epochs, _check_fit_from(fit_from))
-    plan = _budget_for(signals, budget, stratified)
-    picked = [_top(scores, rows, k) for rows, k in groups(signals.labels, plan)]
-    return MethodOutput(indices=np.concatenate(picked), scores=scores,
-                        info={"mrmc": {**fit, "stratified": bool(stratified)}})
+    scores, fit = mrmc_scores(signals, int(epochs), int(fit_from))
+    picked = [_top(scores, rows, k) for rows, k in groups(signals.labels, budget)]
+    return MethodOutput(indices=np.concatenate(picked), scores=scores, info={"mrmc": fit})
 
 
 def head_likelihood(features: np.ndarray, labels: np.ndarray, train_rows: np.ndarray, num_classes: int) -> np.ndarray:
@@ -178,13 +174,13 @@ def head_likelihood(features: np.ndarray, labels: np.ndarray, train_rows: np.nda
     return torch.exp(-ce).numpy()
 
 
-@register("mrmc-r", needs=_needs_r, version=1,
+@register("mrmc-r", needs=_needs_r, check=_check_r, version=2,  # 2: per_class honoured, as mrmc
           summary="MRMC for rho of the budget, then rows the MRMC rows' linear head explains worst (diversity).",
           paper="Chen et al., Efficient Core-set Selection for Deep Learning Through Squared Loss Minimization, "
                 "ICML 2025", signal="per-row loss after proxy epochs 1..R + features at R",
           cost="R proxy epochs + a linear head on rho k rows", keeps="highest")
 def mrmc_r(signals, budget, *, rng, epochs: int = 20, rho: float = 0.3, gamma: float = 2.0,
-           stratified: bool = False, fit_from: int = 1) -> MethodOutput:
+           fit_from: int = 1) -> MethodOutput:
     """MRMC-R: MRMC with the paper's balance regulariser.
 
     1. C' = the ceil(rho k) rows with the highest MRMC score (see `mrmc`).
@@ -196,13 +192,13 @@ def mrmc_r(signals, budget, *, rng, epochs: int = 20, rho: float = 0.3, gamma: f
        falls from ln(C) to 0, whatever the number of classes; the paper states no normalisation.
 
     `indices` list C' first (by MRMC score), then the fill (by phi); `scores` are phi for every
-    row. Global by default, as the paper; `stratified=True` applies both steps within each class.
+    row. Both steps work within each class's budget by default; `per_class=False` runs them over
+    the whole set, as the paper.
 
     Args:
         epochs (`int`, *optional*, defaults to `20`): R (>= 2).
         rho (`float`, *optional*, defaults to `0.3`): share of the budget taken by plain MRMC, in (0, 1].
         gamma (`float`, *optional*, defaults to `2.0`): weight of the regulariser, >= 0.
-        stratified (`bool`, *optional*, defaults to `False`): per-class quotas.
         fit_from (`int`, *optional*, defaults to `1`): first epoch of the fit (see `mrmc`).
 
     Example:
@@ -210,16 +206,11 @@ def mrmc_r(signals, budget, *, rng, epochs: int = 20, rho: float = 0.3, gamma: f
         >>> sel = hf_coreset.select(ds, "mrmc-r", fraction=0.3, model=model, rho=0.3, gamma=2.0)
         ```
     """
-    epochs = _check_epochs(epochs)
-    if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not 0.0 < rho <= 1.0:
-        raise ValueError(f"rho={rho!r} must be in (0, 1]: the share of the budget picked by plain MRMC (paper: 0.3).")
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (math.isfinite(gamma) and gamma >= 0):
-        raise ValueError(f"gamma={gamma!r} must be a finite number >= 0 (paper: about 2).")
-    base, fit = mrmc_scores(signals, epochs, _check_fit_from(fit_from))
+    epochs = int(epochs)
+    base, fit = mrmc_scores(signals, epochs, int(fit_from))
     feats = signals.at(epochs, "features").features
     check_finite("features", feats, epochs)
-    plan = _budget_for(signals, budget, stratified)
-    group_list = list(groups(signals.labels, plan))
+    group_list = list(groups(signals.labels, budget))
     first = [_top(base, rows, math.ceil(rho * k)) for rows, k in group_list]
     core = np.concatenate(first)
     likelihood = head_likelihood(feats, signals.labels, core, signals.num_classes)
@@ -231,5 +222,5 @@ def mrmc_r(signals, budget, *, rng, epochs: int = 20, rho: float = 0.3, gamma: f
         rest = rows[~taken[rows]]
         picked.append(_top(scores, rest, k - len(c)))
     return MethodOutput(indices=np.concatenate(picked), scores=scores,
-                        info={"mrmc": {**fit, "stratified": bool(stratified), "core_rows": int(len(core)),
+                        info={"mrmc": {**fit, "core_rows": int(len(core)),
                                        "normalisation": "phi_MRMC / ln(C) - gamma * exp(-CE_head)"}})

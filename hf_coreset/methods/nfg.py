@@ -9,7 +9,7 @@ import numpy as np
 
 from ..ops.nfg import NFG_BLOCK, NeighbourStats, logit_grad_f64, radius_neighbour_counts
 from . import register
-from ._common import MethodOutput, groups
+from ._common import MethodOutput, check_bool, check_int, check_real, groups
 
 logger = logging.getLogger(__name__)
 
@@ -24,17 +24,24 @@ def check_finite(name: str, array: np.ndarray, epoch: int) -> None:
 
 
 def checkpoint_epochs(options: dict) -> list[int]:
-    """The proxy epochs NFG scores at: `checkpoints` if given, else 1..`epochs`."""
+    """The proxy epochs NFG scores at (options checked by `_check`): `checkpoints` if given, else 1..`epochs`."""
     if options.get("checkpoints") is not None:
-        epochs = sorted({int(e) for e in options["checkpoints"]})
-        if not epochs or epochs[0] < 0:
-            raise ValueError(f"checkpoints={options['checkpoints']!r} must be a non-empty list of proxy epochs >= 0, "
-                             "e.g. [1, 2, 3].")
-        return epochs
-    count = options["epochs"]
-    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
-        raise ValueError(f"epochs={count!r} must be a positive integer (NFG's default is 10).")
-    return list(range(1, int(count) + 1))
+        return sorted({int(e) for e in options["checkpoints"]})
+    return list(range(1, int(options["epochs"]) + 1))
+
+
+def _check(*, radius, epochs, checkpoints, bias, block):
+    check_real(radius, "radius", "(0, 2]", ": it is a cosine distance 1 - cos (0.2 = cosine above 0.8, NFG's default)")
+    check_int(epochs, "epochs", 1, "a positive integer (NFG's default is 10)")
+    if checkpoints is not None:
+        message = f"checkpoints={checkpoints!r} must be a non-empty list of proxy epochs >= 0, e.g. [1, 2, 3]."
+        if not isinstance(checkpoints, (list, tuple)) or \
+                not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in checkpoints):
+            raise TypeError(message)
+        if not checkpoints or min(checkpoints) < 0:
+            raise ValueError(message)
+    check_bool(bias, "bias")
+    check_int(block, "block", 1, "a positive integer (rows per block, e.g. 2048)")
 
 
 def _needs(options):
@@ -49,7 +56,7 @@ def density_ranks(counts: np.ndarray) -> np.ndarray:
     return ranks
 
 
-@register("nfg", needs=_needs, version=1,
+@register("nfg", needs=_needs, check=_check, version=1,
           summary="Per class, rows whose last-layer gradient has the most same-class neighbours within a cosine radius.",
           paper="Mohanty, Anudeep & Mopuri, Noise-free Loss Gradients: A Surprisingly Effective Baseline for "
                 "Coreset Selection, TMLR 2025",
@@ -92,11 +99,6 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
         >>> sel = hf_coreset.select(ds, "nfg", fraction=0.1, model=model, radius=0.2, epochs=10)
         ```
     """
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Real) or not 0.0 < radius <= 2.0:
-        raise ValueError(f"radius={radius!r} must be in (0, 2]: it is a cosine distance 1 - cos "
-                         "(0.2 = cosine above 0.8, NFG's default).")
-    if isinstance(block, bool) or not isinstance(block, numbers.Integral) or block < 1:
-        raise ValueError(f"block={block!r} must be a positive integer (rows per block, e.g. 2048).")
     epochs_used = checkpoint_epochs({"epochs": epochs, "checkpoints": checkpoints})
     labels = signals.labels
     rank_sum = np.zeros(len(labels), dtype=np.int64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register
-from ._common import MethodOutput, groups, last_epoch_needs
+from ._common import MethodOutput, check_bool, check_epoch, check_int, check_real, groups, last_epoch_needs
 from .el2n import el2n_scores
 
 BLOCK = 4096  # rows per distance block: memory O(BLOCK * k), never n x n
@@ -80,7 +80,17 @@ def random_members(assign: np.ndarray, centres: np.ndarray, x: np.ndarray, rng: 
     return out
 
 
-@register("prototypes", needs=lambda o: {int(o["epoch"]): frozenset({"features", "logits"})}, version=1,
+def _check(*, epoch, easy, iters, normalize, keep):
+    check_epoch(epoch)
+    check_real(easy, "easy", "(0, 1]", ": the share of easiest rows clustered (1.0 = all)")
+    check_int(iters, "iters", 0, "a non-negative integer")
+    check_bool(normalize, "normalize")
+    if keep not in ("nearest", "random"):
+        raise ValueError(f"keep={keep!r} must be 'nearest' (the row nearest each centre) or 'random' "
+                         "(a random member of each cluster).")
+
+
+@register("prototypes", needs=last_epoch_needs(("features", "logits")), check=_check, version=1,
           summary="Per-class k-means on proxy features with the class budget as k; keeps the row nearest each centre.",
           paper="k-medoid-style prototypes; cf. Sorscher et al., Beyond neural scaling laws, NeurIPS 2022",
           signal="classifier input (and EL2N for `easy`) at proxy epoch",
@@ -118,13 +128,6 @@ def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 0.9, iter
         >>> sel = hf_coreset.select(ds, "prototypes", fraction=0.01, model=model, proxy={"lr": 1e-2})
         ```
     """
-    if not 0.0 < easy <= 1.0:
-        raise ValueError(f"easy={easy!r} must be in (0, 1]: the share of easiest rows clustered (1.0 = all).")
-    if keep not in ("nearest", "random"):
-        raise ValueError(f"keep={keep!r} must be 'nearest' (the row nearest each centre) or 'random' "
-                         "(a random member of each cluster).")
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
-        raise ValueError(f"iters={iters!r} must be a non-negative integer.")
     feats = signals.at(epoch, "features").features.astype(np.float64)
     if normalize:
         feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)

@@ -5,11 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from . import register
-from ._common import MethodOutput, keep_by_score
-from .coverage import inner_needs, scored
+from ._common import MethodOutput, check_real, keep_by_score
+from .coverage import check_score, inner_needs, scored
 
 
-@register("schedule", needs=inner_needs, version=1,
+def _check(*, score, score_options, switch):
+    if score in ("schedule", "coverage"):
+        raise ValueError(f"score={score!r} is not a difficulty score; pass e.g. 'el2n', 'grand' or 'forgetting'.")
+    check_score(score, score_options)
+    check_real(switch, "switch", "(0, 1]", ": the kept share from which hard rows are kept")
+
+
+@register("schedule", needs=inner_needs, check=_check, version=1,
           summary="Easiest rows below the switch fraction, hardest rows at or above it (Sorscher et al.).",
           paper="Sorscher et al., Beyond neural scaling laws: beating power law scaling via data pruning, NeurIPS 2022",
           signal="the difficulty scores of the method named by `score`", cost="that method's cost",
@@ -39,10 +46,6 @@ def schedule(signals, budget, *, rng, score: str = "el2n", score_options: dict |
         >>> sel = hf_coreset.select(ds, "schedule", fraction=0.3, model=model)  # hardest 30%
         ```
     """
-    if not 0.0 < switch <= 1.0:
-        raise ValueError(f"switch={switch!r} must be in (0, 1]: the kept share from which hard rows are kept.")
-    if score in ("schedule", "coverage"):
-        raise ValueError(f"score={score!r} is not a difficulty score; pass e.g. 'el2n', 'grand' or 'forgetting'.")
     scores, keeps = scored(signals, budget, rng=rng, score=score, score_options=score_options)
     hardness = scores if keeps == "highest" else -scores
     hard = budget.total / signals.num_rows >= switch
