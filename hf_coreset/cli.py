@@ -19,7 +19,7 @@ def _cmd_methods(args) -> int:
     for name in methods.available():
         spec = methods.get(name)
         opts = ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items()) or "-"
-        print(f"{name:{width}s} {spec.summary}\n{'':{width}s} signal: {spec.signal}; keeps: {spec.keeps}; options: {opts}")
+        print(f"{name:{width}s} {spec.summary}\n{'':{width}s} signal: {spec.signal}; keeps: {spec.keeps_text}; options: {opts}")
     return 0
 
 

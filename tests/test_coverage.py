@@ -61,13 +61,51 @@ def test_coverage_cut_drops_the_kept_end():
     np.testing.assert_array_equal(out.scores, el2n)
 
 
+def all_field_signals(epochs, n_per_class=40, classes=3, dim=6, seed=0):
+    """Every signal field at every epoch in `epochs`, random but consistent (loss from the logits)."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(classes), n_per_class)
+    checkpoints = {}
+    for e in epochs:
+        logits = rng.normal(size=(len(labels), classes)) * 3
+        log_p = logits - logits.max(1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+        checkpoints[e] = Checkpoint(epoch=e, loss=-log_p[np.arange(len(labels)), labels], logits=logits,
+                                    correct=logits.argmax(1) == labels,
+                                    features=rng.normal(size=(len(labels), dim)) + 3 * labels[:, None])
+    return Signals(labels=labels, num_classes=classes, checkpoints=checkpoints)
+
+
+SCORING = [n for n in methods.available() if methods.get(n).keeps is not methods.Keeps.OTHER]
+
+
+@pytest.mark.parametrize("name", SCORING)
+def test_typed_keeps_is_the_end_each_method_keeps_and_coverage_cuts(name):
+    """A method's typed `keeps` names the end of its own scores that its selection takes, and
+    coverage over it cuts that end (moderate's version-1 scores were distances, the wrong order)."""
+    spec = methods.get(name)
+    sig = all_field_signals(sorted(spec.needs(spec.check_options({}))))
+    out, _ = run(name, sig, 0.25)
+    toward_kept = out.scores if spec.keeps is methods.Keeps.HIGHEST else -out.scores
+    cover, _ = run("coverage", sig, 0.25, score=name, cut=0.25)
+    for c in range(3):
+        rows = np.flatnonzero(sig.labels == c)
+        kept, dropped = np.intersect1d(rows, out.indices), np.setdiff1d(rows, out.indices)
+        if name == "mrmc-r":  # its first rho share is taken by the MRMC score, not by its scores (phi)
+            assert toward_kept[kept].mean() > toward_kept[dropped].mean()
+        else:  # top-k of its scores at the typed end
+            assert toward_kept[kept].min() >= toward_kept[dropped].max()
+        cut = rows[np.argsort(-toward_kept[rows], kind="stable")[:10]]  # 25% of 40 rows at the kept end
+        assert not np.isin(cover.indices, cut).any()
+
+
 def test_coverage_orients_a_lowest_keeping_method(monkeypatch):
     def easiest(signals, budget, *, rng, epoch: int = 10):
         return MethodOutput(indices=np.zeros(0, dtype=np.int64), scores=el2n_scores(signals, epoch))
 
     spec = methods.MethodSpec(name="easiest_test", fn=easiest, needs=lambda o: {10: frozenset({"logits"})}, version=1,
-                              summary="", paper="", signal="", cost="", keeps="lowest (easiest first)",
-                              defaults={"epoch": 10})
+                              summary="", paper="", signal="", cost="", keeps=methods.Keeps.LOWEST,
+                              keeps_note="easiest first", defaults={"epoch": 10})
     methods._load_all()
     monkeypatch.setitem(methods._REGISTRY, "easiest_test", spec)
     sig = make_signals()
@@ -82,7 +120,7 @@ def test_coverage_orients_a_lowest_keeping_method(monkeypatch):
 
 @pytest.mark.parametrize("options, match", [
     ({"cut": 1.0}, "cut=1.0"), ({"cut": -0.1}, "cut=-0.1"), ({"strata": 0}, "strata=0"),
-    ({"score": "coverage"}, "stratify itself"), ({"score": "kcenter"}, "keeps 'greedy order'"),
+    ({"score": "coverage"}, "stratify itself"), ({"score": "kcenter"}, "keeps greedy order, not one end"),
     ({"score": "nope"}, "Unknown coreset method"),
 ])
 def test_coverage_bad_inputs(options, match):

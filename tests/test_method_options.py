@@ -122,10 +122,13 @@ def test_register_refuses_options_without_a_check():
 
     with pytest.raises(TypeError, match=r"Method 'no_check_test' has options \['width'\]; register it with check="):
         methods.register("no_check_test", needs=lambda o: {}, version=1, summary="", paper="", signal="", cost="",
-                         keeps="highest")(fn)
+                         keeps=methods.Keeps.HIGHEST)(fn)
     with pytest.raises(TypeError, match=r"check of method 'no_check_test' must accept its options \['width'\]"):
         methods.register("no_check_test", needs=lambda o: {}, version=1, summary="", paper="", signal="", cost="",
-                         keeps="highest", check=lambda *, epoch: None)(fn)
+                         keeps=methods.Keeps.HIGHEST, check=lambda *, epoch: None)(fn)
+    with pytest.raises(TypeError, match="keeps must be a Keeps member"):  # typed, never prose
+        methods.register("no_check_test", needs=lambda o: {}, version=1, summary="", paper="", signal="", cost="",
+                         keeps="highest", check=lambda *, width: None)(fn)
     assert "no_check_test" not in methods.available()
 
 

@@ -6,6 +6,7 @@ registry imports them all on first use, so adding a method is adding a file.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import inspect
 import pkgutil
@@ -18,6 +19,14 @@ _REGISTRY: dict[str, "MethodSpec"] = {}
 _LOADED = False
 
 
+class Keeps(enum.Enum):
+    """Which rows a method keeps, typed so that wrappers such as `coverage` never read it from prose."""
+
+    HIGHEST = "highest"  # the top of its per-row `scores`
+    LOWEST = "lowest"  # the bottom of its per-row `scores`
+    OTHER = "other"  # greedy, stratified or random picks: not one end of a score
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A registered method.
@@ -28,7 +37,8 @@ class MethodSpec:
         needs (`Callable`): ``needs(options) -> {proxy epoch: fields}``; empty when no model is needed.
         version (`int`): bumped whenever what the method selects changes.
         summary, paper, signal, cost (`str`): one line each, for `hf-coreset methods` and the README.
-        keeps (`str`): which end of the scores is kept.
+        keeps (`Keeps`): which end of its per-row scores the method keeps (or `Keeps.OTHER`).
+        keeps_note (`str`): what it keeps, in words, for `hf-coreset methods` (never read by code).
         weighted (`bool`): whether the selection carries training weights.
         defaults (`dict`): the options (``fn``'s keyword-only arguments) and their defaults.
         check (`Callable`, *optional*): ``check(**options)`` raises `TypeError`/`ValueError` naming a bad
@@ -43,7 +53,8 @@ class MethodSpec:
     paper: str
     signal: str
     cost: str
-    keeps: str
+    keeps: Keeps
+    keeps_note: str = ""
     weighted: bool = False
     defaults: dict = field(default_factory=dict)
     check: Callable | None = None
@@ -62,12 +73,19 @@ class MethodSpec:
         return merged
 
     @property
+    def keeps_text(self) -> str:
+        """`keeps` and `keeps_note` in words, e.g. "lowest scores (best summed rank)"."""
+        if self.keeps is Keeps.OTHER:
+            return self.keeps_note
+        return f"{self.keeps.value} scores" + (f" ({self.keeps_note})" if self.keeps_note else "")
+
+    @property
     def needs_model(self) -> bool:
         return bool(self.needs(dict(self.defaults)))
 
 
 def register(name: str, *, needs: Callable, version: int, summary: str, paper: str, signal: str, cost: str,
-             keeps: str, weighted: bool = False, check: Callable | None = None):
+             keeps: Keeps, keeps_note: str = "", weighted: bool = False, check: Callable | None = None):
     """Decorator registering ``fn`` under ``name``; its keyword-only arguments (with defaults) are its options.
 
     ``check(**options)`` validates all of them (merged over the defaults) and is required when there
@@ -80,6 +98,8 @@ def register(name: str, *, needs: Callable, version: int, summary: str, paper: s
                     if p.kind is inspect.Parameter.KEYWORD_ONLY and k != "rng"}
         if name in _REGISTRY:
             raise ValueError(f"Method {name!r} is registered twice.")
+        if not isinstance(keeps, Keeps):
+            raise TypeError(f"Method {name!r}: keeps must be a Keeps member, not {keeps!r}.")
         if defaults and check is None:
             raise TypeError(f"Method {name!r} has options {sorted(defaults)}; register it with check=<a function "
                             "of those options that raises on a bad value>.")
@@ -90,7 +110,7 @@ def register(name: str, *, needs: Callable, version: int, summary: str, paper: s
                 raise TypeError(f"The check of method {name!r} must accept its options {sorted(defaults)} "
                                 "as keywords.") from None
         _REGISTRY[name] = MethodSpec(name=name, fn=fn, needs=needs, version=version, summary=summary, paper=paper,
-                                     signal=signal, cost=cost, keeps=keeps, weighted=weighted, defaults=defaults,
+                                     signal=signal, cost=cost, keeps=keeps, keeps_note=keeps_note, weighted=weighted, defaults=defaults,
                                      check=check)
         return fn
 

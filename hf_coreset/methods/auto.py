@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from . import get, register
+from . import Keeps, get, register
 
 # (largest kept share, method, options), in increasing order; the first row whose bound is >= the
 # kept share applies. Chosen from the validation study benchmarks/results/auto_validation.md
@@ -48,7 +48,8 @@ def _table_doc() -> str:
 
 @register("auto", needs=_needs, version=2,
           summary="The benchmark's pick for the requested fraction (see the README table): " + _table_doc() + ".",
-          paper="-", signal="those of the picked method", cost="those of the picked method", keeps="the picked method's")
+          paper="-", signal="those of the picked method", cost="those of the picked method",
+          keeps=Keeps.OTHER, keeps_note="the picked method's rows")
 def auto(signals, budget, *, rng):
     """Run the method that the validation study favours at the kept share f = budget / rows.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_epoch, check_int, check_real, groups
 from .el2n import el2n_scores
 from .forgetting import forgetting_scores
@@ -54,7 +54,7 @@ def stratified_sample(scores: np.ndarray, k: int, *, strata: int, hard_cutoff: f
 @register("ccs", needs=_needs, check=_check, version=1,
           summary="Stratified sampling over difficulty strata after cutting the hardest rows (coverage).",
           paper="Zheng et al., Coverage-centric Coreset Selection for High Pruning Rates, ICLR 2023",
-          signal="a difficulty score (EL2N by default)", cost="that score's cost + O(n log n)", keeps="all strata")
+          signal="a difficulty score (EL2N by default)", cost="that score's cost + O(n log n)", keeps=Keeps.OTHER, keeps_note="rows from all strata")
 def ccs(signals, budget, *, rng, score: str = "el2n", epoch: int = 10, strata: int = 50,
         hard_cutoff: float = 0.0) -> MethodOutput:
     """CCS over a difficulty score (`score`: "el2n", "grand" or "forgetting"; for forgetting, `epoch`

@@ -12,28 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import get, register
+from . import Keeps, get, register
 from ._common import MethodOutput, check_int, check_real, groups
 from .ccs import stratified_sample
-
-ORIENTED = ("highest", "lowest")
-
-
-def kept_end(spec) -> str | None:
-    """The end of its scores a method keeps: "highest" or "lowest" when its `keeps` starts with that
-    word (e.g. NFG's "lowest (best summed rank)"), else None (greedy, random or stratified methods)."""
-    word = spec.keeps.split()[0] if spec.keeps else ""
-    return word if word in ORIENTED else None
-
 
 def check_score(score, score_options) -> None:
     """`score` names a method that keeps one end of per-row scores, and `score_options` are valid for it."""
     spec = get(score)
-    if kept_end(spec) is None:
+    if spec.keeps is Keeps.OTHER:
         from . import available
 
-        usable = [n for n in available() if kept_end(get(n)) is not None]
-        raise ValueError(f"score={score!r} keeps {spec.keeps!r}, not one end of a per-row "
+        usable = [n for n in available() if get(n).keeps is not Keeps.OTHER]
+        raise ValueError(f"score={score!r} keeps {spec.keeps_text}, not one end of a per-row "
                          f"score; pass one of {usable}.")
     if score_options is not None and not isinstance(score_options, dict):
         raise TypeError(f"score_options={score_options!r} must be a dict of {score!r}'s options (or None), "
@@ -41,15 +31,14 @@ def check_score(score, score_options) -> None:
     spec.check_options(dict(score_options or {}))
 
 
-def scored(signals, budget, *, rng, score: str, score_options: dict | None) -> tuple[np.ndarray, str]:
+def scored(signals, budget, *, rng, score: str, score_options: dict | None) -> tuple[np.ndarray, Keeps]:
     """Run the registered method `score` (checked by `check_score`); return (its per-row scores, the end it keeps)."""
     spec = get(score)
-    keeps = kept_end(spec)
     out = spec.fn(signals, budget, rng=rng, **spec.check_options(dict(score_options or {})))
     scores = None if out.scores is None else np.asarray(out.scores, dtype=np.float64)
     if scores is None or scores.shape != (signals.num_rows,) or not np.isfinite(scores).all():
         raise ValueError(f"Method {score!r} did not return one finite score per row; it cannot be stratified.")
-    return scores, keeps
+    return scores, spec.keeps
 
 
 def inner_needs(options: dict) -> dict:
@@ -70,7 +59,7 @@ def _check(*, score, score_options, strata, cut):
           summary="Any per-row score made coverage-aware: budget spread over its strata after a cut at its kept end.",
           paper="Zheng et al., Coverage-centric Coreset Selection for High Pruning Rates, ICLR 2023 (generalised)",
           signal="the scores of the method named by `score`", cost="that method's cost + O(n log n)",
-          keeps="all strata")
+          keeps=Keeps.OTHER, keeps_note="rows from all strata")
 def coverage(signals, budget, *, rng, score: str = "el2n", score_options: dict | None = None, strata: int = 50,
              cut: float = 0.3) -> MethodOutput:
     """Coverage-aware selection over the scores of any registered method.
@@ -105,7 +94,7 @@ def coverage(signals, budget, *, rng, score: str = "el2n", score_options: dict |
         ```
     """
     scores, keeps = scored(signals, budget, rng=rng, score=score, score_options=score_options)
-    oriented = scores if keeps == "highest" else -scores
+    oriented = scores if keeps is Keeps.HIGHEST else -scores
     picked = [rows[stratified_sample(oriented[rows], k, strata=strata, hard_cutoff=cut, rng=rng)]
               for rows, k in groups(signals.labels, budget)]
     return MethodOutput(indices=np.concatenate(picked).astype(np.int64), scores=scores,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import FeatureKernel, GradientKernel, facility_location
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
 
 
@@ -19,7 +19,7 @@ def _check(*, epoch, space):
           summary="Facility location on last-layer gradients; weights = cluster sizes.",
           paper="Mirzasoleiman et al., Coresets for Data-efficient Training of ML Models, ICML 2020",
           signal="last-layer gradient (p - y) h^T at proxy epoch", cost="proxy epochs + O(n_c^2 (C + d)) per class",
-          keeps="greedy order", weighted=True)
+          keeps=Keeps.OTHER, keeps_note="greedy order", weighted=True)
 def craig(signals, budget, *, rng, epoch: int = 10, space: str = "gradient") -> MethodOutput:
     """Per class, greedy facility location F(S) = sum_i max_{j in S} (c - ||g_i - g_j||) over the
     last-layer gradients g = (p - y) h^T + bias (never formed: their inner products factor), or over

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, keep_by_score, epoch_only, last_epoch_needs
 
 
@@ -17,7 +17,7 @@ def el2n_scores(signals, epoch: int) -> np.ndarray:
 @register("el2n", needs=last_epoch_needs(("logits",)), check=epoch_only, version=1,
           summary="Largest error norm ||p - y|| early in training (hard rows).",
           paper="Paul et al., Deep Learning on a Data Diet, NeurIPS 2021", signal="logits at proxy epoch",
-          cost="proxy epochs + 1 forward pass", keeps="highest")
+          cost="proxy epochs + 1 forward pass", keeps=Keeps.HIGHEST)
 def el2n(signals, budget, *, rng, epoch: int = 10) -> MethodOutput:
     """Score: ||p_i - y_i||_2 at proxy epoch `epoch`; keeps the highest (hardest) per class.
 

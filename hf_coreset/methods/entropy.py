@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, keep_by_score, epoch_only, last_epoch_needs
 
 
 @register("entropy", needs=last_epoch_needs(("logits",)), check=epoch_only, version=1,
           summary="Most uncertain rows: highest predictive entropy of the proxy.",
           paper="Coleman et al., Selection via Proxy, ICLR 2020", signal="logits at proxy epoch",
-          cost="proxy epochs + 1 forward pass", keeps="highest")
+          cost="proxy epochs + 1 forward pass", keeps=Keeps.HIGHEST)
 def entropy(signals, budget, *, rng, epoch: int = 10) -> MethodOutput:
     """Score: H(p_i) = -sum_c p_ic log p_ic at proxy epoch `epoch`; keeps the highest per class.
 

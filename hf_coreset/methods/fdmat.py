@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from ..ops.transport import sinkhorn_log
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_choice, check_epoch, check_int, check_real, keep_by_score, last_epoch_needs
 from .nfg import check_finite
 
@@ -59,7 +59,7 @@ def _check(*, epoch, lam, beta, scoring, max_iter):
           paper="Xiao et al., Exploring the Potential of Feature Distribution Matching for Coreset Selection "
                 "(FDMat), AAAI 2024",
           signal="classifier input at proxy epoch E", cost="E proxy epochs + O(n C d) + Sinkhorn O(T n C)",
-          keeps="lowest")
+          keeps=Keeps.LOWEST)
 def fdmat(signals, budget, *, rng, epoch: int = 10, lam: float = 30.0, beta: float = 0.5,
           scoring: str = "class", max_iter: int = 10000) -> MethodOutput:
     """FDMat: keep the rows closest to their class's feature distribution.

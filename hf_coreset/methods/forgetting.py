@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_epoch, keep_by_score
 
 
@@ -29,7 +29,7 @@ def _needs(options):
           version=1, summary="Rows forgotten most often during early training (never-learned rows first).",
           paper="Toneva et al., An Empirical Study of Example Forgetting, ICLR 2019",
           signal="correctness after each proxy epoch", cost="proxy epochs + 1 forward pass per epoch",
-          keeps="highest")
+          keeps=Keeps.HIGHEST)
 def forgetting(signals, budget, *, rng, epochs: int = 10) -> MethodOutput:
     """Score: number of correct -> incorrect transitions between consecutive proxy epochs, from a
     clean eval pass after each epoch (the paper counts on training mini-batches); rows never

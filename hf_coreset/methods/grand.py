@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_bool, check_epoch, keep_by_score, last_epoch_needs
 
 
@@ -24,7 +24,7 @@ def _check(*, epoch, bias):
 @register("grand", needs=last_epoch_needs(("logits", "features")), check=_check, version=1,
           summary="Largest last-layer gradient norm early in training (hard rows).",
           paper="Paul et al., Deep Learning on a Data Diet, NeurIPS 2021",
-          signal="logits + classifier input at proxy epoch", cost="proxy epochs + 1 forward pass", keeps="highest")
+          signal="logits + classifier input at proxy epoch", cost="proxy epochs + 1 forward pass", keeps=Keeps.HIGHEST)
 def grand(signals, budget, *, rng, epoch: int = 10, bias: bool = True) -> MethodOutput:
     """Score: the norm of the final Linear layer's per-row cross-entropy gradient (weight, plus bias
     when `bias`), ||p - y|| sqrt(||h||^2 + 1), without a per-row backward pass; keeps the highest.

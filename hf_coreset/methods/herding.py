@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import herding as herding_greedy
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, groups, epoch_only, last_epoch_needs
 
 
 @register("herding", needs=last_epoch_needs(("features",)), check=epoch_only, version=1,
           summary="Greedy mean matching of classifier-input features, per class.",
           paper="Welling, Herding Dynamical Weights to Learn, ICML 2009", signal="classifier input at proxy epoch",
-          cost="proxy epochs + 1 forward pass + O(k n d)", keeps="greedy order")
+          cost="proxy epochs + 1 forward pass + O(k n d)", keeps=Keeps.OTHER, keeps_note="greedy order")
 def herding(signals, budget, *, rng, epoch: int = 10) -> MethodOutput:
     """Per class, pick the row that brings the mean of the picks closest to the class mean, until
     the budget is spent. Picks the nearest row (DeepCore's herding picks the farthest, a bug)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import kcenter_greedy
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
 
 
@@ -19,7 +19,7 @@ def _check(*, epoch, init):
           summary="Greedy k-center: each pick is the row farthest from the picks so far, per class.",
           paper="Sener & Savarese, Active Learning for CNNs: A Core-Set Approach, ICLR 2018",
           signal="classifier input at proxy epoch", cost="proxy epochs + 1 forward pass + O(k n d)",
-          keeps="greedy order")
+          keeps=Keeps.OTHER, keeps_note="greedy order")
 def kcenter(signals, budget, *, rng, epoch: int = 10, init: str = "mean") -> MethodOutput:
     """Greedy k-center on classifier-input features, per class. The first pick is the row nearest
     the class mean (`init="mean"`, deterministic) or a seeded random row (`init="random"`).

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from ..ops import gaussian_herding
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
 
 
@@ -26,7 +26,7 @@ def _check(*, epoch, bandwidth):
           summary="Greedy MMD matching of each class's feature distribution with a Gaussian kernel (kernel herding).",
           paper="Chen, Welling & Smola, Super-Samples from Kernel Herding, UAI 2010",
           signal="classifier input at proxy epoch",
-          cost="proxy epochs + 1 forward pass + O(n min(n_c, 4096) d + k n d), blocked", keeps="greedy order")
+          cost="proxy epochs + 1 forward pass + O(n min(n_c, 4096) d + k n d), blocked", keeps=Keeps.OTHER, keeps_note="greedy order")
 def kernel_herding(signals, budget, *, rng, epoch: int = 10, bandwidth: float = 1.0) -> MethodOutput:
     """Per class, kernel herding on the classifier-input features at proxy epoch `epoch`: each pick is
     the row whose addition most reduces the maximum mean discrepancy between the picks and the class

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, keep_by_score, epoch_only, last_epoch_needs
 
 
 @register("moderate", needs=last_epoch_needs(("features",)), check=epoch_only, version=1,
           summary="Rows whose distance to the class median is closest to the median distance.",
           paper="Xia et al., Moderate Coreset, ICLR 2023", signal="classifier input at proxy epoch",
-          cost="proxy epochs + 1 forward pass", keeps="lowest |d - median d|")
+          cost="proxy epochs + 1 forward pass", keeps=Keeps.LOWEST, keeps_note="|d - median d|")
 def moderate(signals, budget, *, rng, epoch: int = 10) -> MethodOutput:
-    """Score: d_i = ||h_i - median_c||, the distance of a row's features to its class's coordinate-wise
-    median; keeps the rows whose d_i is closest to the median of d within the class."""
+    """With d_i = ||h_i - median_c||, the distance of a row's features to its class's coordinate-wise
+    median, the score is |d_i - median of d within the class|; keeps the lowest (the most moderate rows).
+
+    The scores are that closeness, not d itself, so that wrappers reading the typed `keeps` (coverage,
+    schedule) order rows the way this method does (version 1 returned d, and coverage then cut the
+    most central rows instead of the least moderate ones)."""
     feats = signals.at(epoch, "features").features.astype(np.float64)
     labels = signals.labels
-    dist = np.full(len(labels), np.nan)
     closeness = np.full(len(labels), np.nan)
     for c in np.unique(labels):  # the centre is class-conditional even when the budget is global
         members = np.flatnonzero(labels == c)
         d = np.linalg.norm(feats[members] - np.median(feats[members], axis=0), axis=1)
-        dist[members] = d
         closeness[members] = np.abs(d - np.median(d))
-    return MethodOutput(indices=keep_by_score(closeness, labels, budget, highest=False), scores=dist)
+    return MethodOutput(indices=keep_by_score(closeness, labels, budget, highest=False), scores=closeness)

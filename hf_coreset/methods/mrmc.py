@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 import torch
 
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_real, groups
 from .nfg import check_finite
 
@@ -99,7 +99,7 @@ def _top(scores: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
                   "per_class=False: the paper's global top-k).",
           paper="Chen et al., Efficient Core-set Selection for Deep Learning Through Squared Loss Minimization, "
                 "ICML 2025", signal="per-row loss after proxy epochs 1..R", cost="R proxy epochs + O(n R)",
-          keeps="highest")
+          keeps=Keeps.HIGHEST)
 def mrmc(signals, budget, *, rng, epochs: int = 20, fit_from: int = 1) -> MethodOutput:
     """MRMC: keep the rows whose loss fell the most during early training.
 
@@ -178,7 +178,7 @@ def head_likelihood(features: np.ndarray, labels: np.ndarray, train_rows: np.nda
           summary="MRMC for rho of the budget, then rows the MRMC rows' linear head explains worst (diversity).",
           paper="Chen et al., Efficient Core-set Selection for Deep Learning Through Squared Loss Minimization, "
                 "ICML 2025", signal="per-row loss after proxy epochs 1..R + features at R",
-          cost="R proxy epochs + a linear head on rho k rows", keeps="highest")
+          cost="R proxy epochs + a linear head on rho k rows", keeps=Keeps.HIGHEST)
 def mrmc_r(signals, budget, *, rng, epochs: int = 20, rho: float = 0.3, gamma: float = 2.0,
            fit_from: int = 1) -> MethodOutput:
     """MRMC-R: MRMC with the paper's balance regulariser.

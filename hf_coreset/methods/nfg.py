@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from ..ops.nfg import NFG_BLOCK, NeighbourStats, logit_grad_f64, radius_neighbour_counts
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_bool, check_int, check_real, groups
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def density_ranks(counts: np.ndarray) -> np.ndarray:
           paper="Mohanty, Anudeep & Mopuri, Noise-free Loss Gradients: A Surprisingly Effective Baseline for "
                 "Coreset Selection, TMLR 2025",
           signal="last-layer gradient direction (p - y) h^T at proxy epochs 1..E",
-          cost="E proxy epochs + O(n_c^2 (C + d)) per class and epoch, blocked", keeps="lowest (best summed rank)")
+          cost="E proxy epochs + O(n_c^2 (C + d)) per class and epoch, blocked", keeps=Keeps.LOWEST, keeps_note="best summed rank")
 def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoints: list | None = None,
         bias: bool = False, block: int = NFG_BLOCK) -> MethodOutput:
     """NFG: keep, per class, the rows whose loss gradient points where most of the class points.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_bool, check_epoch, check_int, check_real, groups, last_epoch_needs
 from .el2n import el2n_scores
 
@@ -94,7 +94,8 @@ def _check(*, epoch, easy, iters, normalize, keep):
           summary="Per-class k-means on proxy features with the class budget as k; keeps the row nearest each centre.",
           paper="k-medoid-style prototypes; cf. Sorscher et al., Beyond neural scaling laws, NeurIPS 2022",
           signal="classifier input (and EL2N for `easy`) at proxy epoch",
-          cost="proxy epochs + 1 forward pass + O(iters n k d)", keeps="one row per centre (the nearest, or a random member)")
+          cost="proxy epochs + 1 forward pass + O(iters n k d)", keeps=Keeps.OTHER,
+          keeps_note="one row per centre (the nearest, or a random member)")
 def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 0.9, iters: int = 20,
                normalize: bool = False, keep: str = "nearest") -> MethodOutput:
     """Class-conditional prototypes: for each class with budget k, k-means (k-means++ seeding from

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import Keeps, register
 from ._common import MethodOutput, check_real, keep_by_score
 from .coverage import check_score, inner_needs, scored
 
@@ -20,7 +20,8 @@ def _check(*, score, score_options, switch):
           summary="Easiest rows below the switch fraction, hardest rows at or above it (Sorscher et al.).",
           paper="Sorscher et al., Beyond neural scaling laws: beating power law scaling via data pruning, NeurIPS 2022",
           signal="the difficulty scores of the method named by `score`", cost="that method's cost",
-          keeps="lowest difficulty below `switch`, highest at or above it")
+          keeps=Keeps.OTHER,
+          keeps_note="lowest difficulty below `switch`, highest at or above it")
 def schedule(signals, budget, *, rng, score: str = "el2n", score_options: dict | None = None,
              switch: float = 0.2) -> MethodOutput:
     """Sorscher et al. (2022) show that the best rows to keep depend on how many are kept: with
@@ -47,7 +48,7 @@ def schedule(signals, budget, *, rng, score: str = "el2n", score_options: dict |
         ```
     """
     scores, keeps = scored(signals, budget, rng=rng, score=score, score_options=score_options)
-    hardness = scores if keeps == "highest" else -scores
+    hardness = scores if keeps is Keeps.HIGHEST else -scores
     hard = budget.total / signals.num_rows >= switch
     tiebreak = rng.permutation(len(scores))
     indices = keep_by_score(hardness, signals.labels, budget, highest=hard, tiebreak=tiebreak)
