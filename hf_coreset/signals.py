@@ -85,34 +85,36 @@ class Signals:
 
 # --------------------------------------------------------------------------- model plumbing
 def find_head(model: nn.Module, name: str | None = None, num_classes: int | None = None, *,
-              probe: tuple[dict, torch.Tensor] | None = None) -> nn.Linear:
+              probe: tuple[dict, torch.Tensor] | None = None, arg: str = "head") -> nn.Linear:
     """The classifier head: the module called `name`, else the last ``nn.Linear`` registered.
 
     With `num_classes` given, the automatic choice must have at least that many outputs (a plain
     int label column only bounds the number of classes from below). When several ``nn.Linear``
     layers have that final width, the one whose output is the logits of `probe` (2-d outputs by
     module name, logits) is the head; without a unique one the choice is refused as ambiguous.
+    Messages call `name` by `arg`, the caller's name for it.
     """
     if name is not None:
         modules = dict(model.named_modules())
         if name not in modules:
             linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-            raise ValueError(f"head={name!r} is not a module of the model; its nn.Linear modules are {linear}.")
+            raise ValueError(f"{arg}={name!r} is not a module of the model; its nn.Linear modules are {linear}.")
         head = modules[name]
         if not isinstance(head, nn.Linear):
-            raise ValueError(f"head={name!r} is a {type(head).__name__}, not an nn.Linear; name the final nn.Linear layer.")
+            raise ValueError(f"{arg}={name!r} is a {type(head).__name__}, not an nn.Linear; name the final "
+                             "nn.Linear layer.")
         return head
     linear = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     if not linear:
         raise ValueError(
             f"{type(model).__name__} has no nn.Linear layer, so its classifier input features cannot be captured. "
-            "Pass head='<module name>' naming the final nn.Linear, or use a method that needs no features "
+            f"Pass {arg}='<module name>' naming the final nn.Linear, or use a method that needs no features "
             "(random, el2n, entropy, forgetting).")
     head = list(linear.values())[-1]
     if num_classes is not None and head.out_features < num_classes:
         raise ValueError(
             f"The last nn.Linear of {type(model).__name__} has {head.out_features} outputs but the data has "
-            f"{num_classes} classes; pass head='<module name>' naming the classifier layer.")
+            f"{num_classes} classes; pass {arg}='<module name>' naming the classifier layer.")
     same = [n for n, m in linear.items() if m.out_features == head.out_features]
     if len(same) > 1:
         # Registration order is not call order: the head is the layer whose output is the logits.
@@ -122,8 +124,8 @@ def find_head(model: nn.Module, name: str | None = None, num_classes: int | None
         if len(hits) != 1:
             raise ValueError(
                 f"{type(model).__name__} has {len(same)} nn.Linear layers with {head.out_features} outputs ({same}) "
-                "and none of them alone gives the logits, so the classifier is ambiguous; pass head='<module name>' "
-                "(CoresetTrainer: coreset_head) naming the layer whose inputs are the features.")
+                f"and none of them alone gives the logits, so the classifier is ambiguous; pass {arg}='<module name>' "
+                "naming the layer whose inputs are the features.")
         head = linear[hits[0]]
     return head
 
@@ -268,25 +270,27 @@ def forward_logits(model, batch: dict) -> torch.Tensor:
     return logits_of(model(**batch))
 
 
-def check_logits(logits: torch.Tensor, y: torch.Tensor, head: nn.Linear | None) -> None:
+def check_logits(logits: torch.Tensor, y: torch.Tensor, head: nn.Linear | None, arg: str = "head") -> None:
     """Logits must be (batch, classes), cover every label, and come out of the captured head."""
     if logits.ndim != 2 or (len(y) and logits.shape[1] <= int(y.max())):
         raise ValueError(f"The model returns logits of shape {tuple(logits.shape)}, but the labels go up to "
                          f"{int(y.max())}; it must return (batch, number of classes), e.g. num_labels=<classes>.")
     if head is not None and head.out_features != logits.shape[1]:
         raise ValueError(f"The nn.Linear taken as the classifier has {head.out_features} outputs but the model "
-                         f"returns {logits.shape[1]} logits; pass head='<module name>' naming the final layer.")
+                         f"returns {logits.shape[1]} logits; pass {arg}='<module name>' naming the final layer.")
 
 
 def check_model(model, dataset, labels: np.ndarray, num_classes: int, *, label_column: str, collate_fn=None,
                 head: str | None = None, wants_features: bool = True,
-                trains: bool = True) -> tuple[list[str], str | None]:
+                trains: bool = True, head_arg: str = "head",
+                collate_arg: str = "collate_fn") -> tuple[list[str], str | None]:
     """Everything about the model and its inputs that can fail, checked before the proxy trains.
 
     The model must be an ``nn.Module`` with something to train (when `trains`); its input columns
     must hold no None and (with the default collator) one length per column; one eval-mode forward
     pass on two rows must give (batch, classes) logits; and the head must be unambiguous (when
-    `wants_features`; else a head that cannot be found is None).
+    `wants_features`; else a head that cannot be found is None). Messages name `head` and
+    `collate_fn` as `head_arg` and `collate_arg` (CoresetTrainer's settings differ).
 
     Returns:
         `tuple[list[str], str | None]`: the input columns and the head's module name.
@@ -301,15 +305,15 @@ def check_model(model, dataset, labels: np.ndarray, num_classes: int, *, label_c
     inputs = forward_input_names(model, dataset.column_names, label_column)
     rows, collator = row_views(dataset, inputs, collate_fn)
     if collator.is_default and dataset.format["type"] != "custom":  # a transform may fix what Arrow holds
-        check_rows(dataset, inputs)
+        check_rows(dataset, inputs, collate_arg)
     logits, outputs = _probe(model, rows, collator)
     try:
-        head_module = find_head(model, head, num_classes, probe=(outputs, logits))
+        head_module = find_head(model, head, num_classes, probe=(outputs, logits), arg=head_arg)
     except ValueError:
         if head is not None or wants_features:
             raise
         head_module = None  # logits-only methods work with any classifier
-    check_logits(logits.float(), torch.as_tensor(labels), head_module if wants_features else None)
+    check_logits(logits.float(), torch.as_tensor(labels), head_module if wants_features else None, head_arg)
     head_name = None if head_module is None else next(n for n, m in model.named_modules() if m is head_module)
     return inputs, head_name
 
@@ -342,7 +346,7 @@ def _probe(model: nn.Module, rows: RowDataset, collator: RowCollator) -> tuple[t
     return logits, outputs
 
 
-def check_rows(dataset, columns: list[str]) -> None:
+def check_rows(dataset, columns: list[str], collate_arg: str = "collate_fn") -> None:
     """Refuse None values and ragged list lengths in `columns`, found in Arrow before any batch is built:
     the default collator stacks rows and would fail on them deep inside, maybe mid-training."""
     for column in columns:
@@ -355,7 +359,7 @@ def check_rows(dataset, columns: list[str]) -> None:
         kind, rows = found
         if kind == "ragged":
             raise ValueError(f"Column {column!r} has ragged lengths ({rows}), which the default collator cannot "
-                             "stack; pass collate_fn=DataCollatorWithPadding(tokenizer) or pad the column to one "
+                             f"stack; pass {collate_arg}=DataCollatorWithPadding(tokenizer) or pad the column to one "
                              "length.")
         raise ValueError(f"Column {column!r} has {kind} {len(rows)} rows (first: {rows[:10].tolist()}); drop or "
                          f"fill them first, e.g. ds.filter(lambda r: r[{column!r}] is not None).")

@@ -48,7 +48,7 @@ from .budget import check_bool, check_fraction, make_budget
 from .crest import Crest, CrestConfig
 from .fingerprint import model_fingerprint
 from .selection import CoresetSelection
-from .signals import (CHEAP_FIELDS, ROW_KEY, Checkpoint, Signals, collect_checkpoint, find_head,
+from .signals import (CHEAP_FIELDS, ROW_KEY, Checkpoint, Signals, check_model, collect_checkpoint, find_head,
                       forward_input_names, forward_logits, logits_of, row_views)
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,8 @@ class CoresetTrainingArguments(TrainingArguments):
         "help": "Integer class-id column of the training set; defaults to 'label', else 'labels'."})
     coreset_head: str | None = field(default=None, metadata={
         "help": "Name of the model's final nn.Linear (for feature signals and crest_params='head'); found "
-                "automatically if unset."})
+                "automatically if unset (the layer whose output is the logits). The selection records the one used "
+                "in config['head']."})
     coreset_per_class: bool = field(default=True, metadata={
         "help": "Proportional per-class budgets (the library's rounding rule); False lets the method pick globally."})
     coreset_selection_repo: str | None = field(default=None, metadata={
@@ -326,6 +327,9 @@ class CoresetTrainer(Trainer):
                             "same settings plus coreset_method/coreset_fraction/coreset_warmup_epochs.")
         if model is None:
             raise ValueError("CoresetTrainer needs model=<your classifier> (model_init is not supported).")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, not {type(model).__name__}; wrap your function in an "
+                            "nn.Module whose forward takes the input columns as keyword arguments.")
         if train_dataset is None:
             raise ValueError("CoresetTrainer needs train_dataset=<datasets.Dataset> to select from.")
         label_column = args.coreset_label_column
@@ -353,17 +357,20 @@ class CoresetTrainer(Trainer):
         self._spec = methods.get(args.coreset_method) if args.coreset_method else None
         self._options = self._method_options()
         self._head_module = None
+        self._head_name = None
         self._epoch_step = 0
         self._row_weights = None
         self._recording: dict | None = None
         self.add_callback(_CoresetCallback(self))
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        """As `Trainer.train`; resuming is refused (the warm-up signals and phase plan are not checkpointed)."""
+        """As `Trainer.train`, after `select`'s model checks (one eval-mode probe forward pass on two rows);
+        resuming is refused (the warm-up signals and phase plan are not checkpointed)."""
         if resume_from_checkpoint not in (None, False):
             raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r}: CoresetTrainer cannot resume yet (its "
                              "warm-up signals and coreset phase are not checkpointed). Train from the start, or train "
                              "a fresh model on the saved selection with coreset_selection=<output_dir>/coreset_selection.")
+        self._check_model()
         return super().train(None, *args, **kwargs)
 
     # ------------------------------------------------------------------ setup
@@ -380,6 +387,22 @@ class CoresetTrainer(Trainer):
                              "coreset_method unset.")
         selection.check_source(self.coreset_source, check="content")
         return selection
+
+    def _check_model(self) -> None:
+        """`select`'s model checks (one probe forward pass) before any training step; resolves the head."""
+        args = self.args
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise ValueError(f"Every parameter of {type(self.model).__name__} is frozen (requires_grad=False), so "
+                             "CoresetTrainer has nothing to train; unfreeze the layers it should train (e.g. "
+                             "model.requires_grad_(True)).")
+        needs = self._spec.needs(self._options) if self._spec is not None else {}
+        wants_features = any("features" in fs for fs in needs.values()) or (
+            args.coreset_schedule == "crest" and args.crest_params == "head")
+        _, self._head_name = check_model(
+            self.model, self.coreset_source, self.coreset_labels, self.coreset_num_classes,
+            label_column=self.coreset_label_column, collate_fn=self.data_collator, head=args.coreset_head,
+            wants_features=wants_features, trains=False, head_arg="coreset_head", collate_arg="data_collator")
+        self._head_module = None
 
     def _method_options(self) -> dict:
         if self._spec is None:
@@ -414,7 +437,8 @@ class CoresetTrainer(Trainer):
 
     def _head(self) -> nn.Linear:
         if self._head_module is None:
-            self._head_module = find_head(self.model, self.args.coreset_head, self.coreset_num_classes)
+            self._head_module = find_head(self.model, self._head_name or self.args.coreset_head,
+                                          self.coreset_num_classes, arg="coreset_head")
         return self._head_module
 
     # ------------------------------------------------------------------ data
@@ -437,6 +461,8 @@ class CoresetTrainer(Trainer):
             kept = make_budget(self.coreset_labels, fraction=args.coreset_fraction).total
             sampler.crest_steps = sampler.global_steps(kept, m)
             self._crest_size = (m, r)
+            if m // world == 1:  # np.array_split gives some process a one-row share
+                self._check_batch_rows(f"crest_minibatch_size={m} over {world} process(es)", 2 * world)
         elif self.coreset_selection is not None:
             sampler.coreset_rows = self.coreset_selection.indices
         else:
@@ -444,6 +470,8 @@ class CoresetTrainer(Trainer):
                                        per_class=args.coreset_per_class,
                                        num_classes=declared_classes(self.coreset_source, self.coreset_label_column))
             sampler.coreset_rows = np.zeros(self._budget.total, dtype=np.int64)  # a placeholder of the right size
+        if args.per_device_train_batch_size == 1:
+            self._check_batch_rows("per_device_train_batch_size=1", 2)
         self._sampler = sampler
         self._plan = {"warmup_epochs": warmup, "epochs": int(args.num_train_epochs)}
         dataset = self._remove_unused_columns(self.train_dataset, description="training")
@@ -464,6 +492,13 @@ class CoresetTrainer(Trainer):
         total_batch = self.get_total_train_batch_size(args)
         return (epochs, longest // ga, self.coreset_source.num_rows, max_steps * total_batch, total_batch,
                 longest, max_steps)
+
+    def _check_batch_rows(self, setting: str, fix: int) -> None:
+        # The sampler's batches are otherwise full (the last one wraps around), so only settings give one-row
+        # batches, which BatchNorm cannot train on.
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
+            raise ValueError(f"{setting} gives one-row training batches, which the BatchNorm layers of "
+                             f"{type(self.model).__name__} cannot train on; raise it to at least {fix}.")
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -511,7 +546,7 @@ class CoresetTrainer(Trainer):
         self._row_weights = torch.ones(n)
         self._loss_norm = float(args.per_device_train_batch_size)
         self._completed = 0
-        self._signals = Signals(labels=self.coreset_labels, num_classes=self.coreset_num_classes)
+        self._signals = Signals(labels=self.coreset_labels, num_classes=self.coreset_num_classes, head=self._head_name)
         self._eval_loader = None
         self._timings = {"signals": 0.0}
         self._model_fp = model_fingerprint(self.model) if self._spec is not None else None
@@ -602,13 +637,12 @@ class CoresetTrainer(Trainer):
         proxy_key = {"trainer": "CoresetTrainer", "optim": str(args.optim), "learning_rate": args.learning_rate,
                      "warmup_epochs": args.coreset_warmup_epochs, "signals": args.coreset_signals,
                      "epochs": sorted(self._spec.needs(self._options))}
-        head = self.args.coreset_head
         return build_selection(
             self.coreset_source, self._spec, self._signals, self._budget, options=self._options, seed=self.coreset_seed,
             fraction=args.coreset_fraction, size=None, per_class=args.coreset_per_class,
             label_column=self.coreset_label_column, timings=self._timings,
             proxy_key=proxy_key if self._spec.needs(self._options) else None, model=self.model, model_fp=self._model_fp,
-            head=head, fingerprint_key=proxy_key)
+            head=self._signals.head, fingerprint_key=proxy_key)
 
     def _save_selection(self, sel: CoresetSelection) -> None:
         if not self.is_world_process_zero():
