@@ -86,7 +86,7 @@ def test_coverage_metric_against_brute_force(offline):
 
 
 def _tiny(tmp_path, **kw):
-    from hf_coreset.benchmark.quality import QualityConfig
+    from benchmarks.quality import QualityConfig
     from hf_coreset.evaluation import Protocol
 
     base = dict(methods=("random", "el2n"), fractions=(0.1,), seeds=(0,), num_samples=1250,
@@ -97,7 +97,7 @@ def _tiny(tmp_path, **kw):
 
 @pytest.mark.slow
 def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
-    from hf_coreset.benchmark.quality import Cells, quality_report, run_quality
+    from benchmarks.quality import Cells, quality_report, run_quality
     from hf_coreset.data import load_mnist1d
     from hf_coreset.evaluation import arrays, predict, train_convnet
 
@@ -169,7 +169,7 @@ def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
 @pytest.mark.slow
 def test_quality_grid_with_two_workers_matches_one(tmp_path, offline):
     """Training in worker processes (one thread each) records the same accuracies as in-process."""
-    from hf_coreset.benchmark.quality import Cells, run_quality
+    from benchmarks.quality import Cells, run_quality
 
     one = _tiny(tmp_path / "a", methods=("random",))
     two = _tiny(tmp_path / "b", methods=("random",), workers=2)
@@ -180,7 +180,7 @@ def test_quality_grid_with_two_workers_matches_one(tmp_path, offline):
 
 
 def test_quality_config_rejects_bad_values():
-    from hf_coreset.benchmark.quality import QualityConfig
+    from benchmarks.quality import QualityConfig
 
     with pytest.raises(ValueError, match="fractions must lie in"):
         QualityConfig(fractions=(0.1, 1.0))
@@ -207,18 +207,17 @@ def test_build_report_orders_fragments_and_fixes_image_links(tmp_path):
 
 
 def test_cli_parses_benchmark_commands():
-    from hf_coreset.benchmark.cli import _command
-    from hf_coreset.cli import build_parser
+    from benchmarks.cli import _command, build_parser
 
-    args = build_parser().parse_args(["benchmark", "quality", "--quick", "--workers", "1", "--fractions", "0.1,0.3"])
+    args = build_parser().parse_args(["quality", "--quick", "--workers", "1", "--fractions", "0.1,0.3"])
     assert args.quick and args.workers == 1 and args.fractions == (0.1, 0.3)
-    assert _command(args, "quality") == "hf-coreset benchmark quality --quick --fractions 0.1,0.3 --workers 1"
-    args = build_parser().parse_args(["benchmark", "scaling", "--sizes", "1000,2000"])
+    assert _command(args, "quality") == "python -m benchmarks quality --quick --fractions 0.1,0.3 --workers 1"
+    args = build_parser().parse_args(["scaling", "--sizes", "1000,2000"])
     assert args.sizes == (1000, 2000) and args.kernels.split(",") == ["nfg_counts", "kcenter", "facility_location"]
 
 
 def test_scaling_runs_a_small_size_and_reports_missing_kernels(tmp_path):
-    from hf_coreset.benchmark import scaling
+    from benchmarks import scaling
 
     rows = scaling.run_scaling(out_md=str(tmp_path / "scaling.md"), sizes=(500, 1000), kernels=("kcenter",), dim=16,
                                budget_s=60, log=lambda s: None)

@@ -1,4 +1,4 @@
-"""`hf-coreset benchmark quality|cost|scaling`: arguments and entry points (output goes to stdout)."""
+"""`python -m benchmarks quality|cost|scaling`: arguments and entry points (output goes to stdout)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _say(text: str) -> None:
 
 def _command(args, name: str) -> str:
     """The command line that reproduces this run (options that differ from their defaults)."""
-    parts = ["hf-coreset", "benchmark", name]
+    parts = ["python", "-m", "benchmarks", name]
     for action in args.parser_._actions:
         if not action.option_strings or action.dest == "help":
             continue
@@ -37,7 +37,7 @@ def _command(args, name: str) -> str:
 
 
 def _cmd_quality(args) -> int:
-    from ..evaluation import Protocol
+    from hf_coreset.evaluation import Protocol
     from .quality import QualityConfig, quality_report, run_quality
 
     base = QualityConfig.quick() if args.quick else QualityConfig()
@@ -75,9 +75,10 @@ def _cmd_scaling(args) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
-    """Add `benchmark quality|cost|scaling` to the `hf-coreset` subcommands."""
-    p = sub.add_parser("benchmark", help="reproduce the numbers in BENCHMARKS.md (quality, cost, scaling)")
+def build_parser() -> argparse.ArgumentParser:
+    """`python -m benchmarks quality|cost|scaling`, run from the repository root."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks",
+                                description="reproduce the numbers in BENCHMARKS.md (quality, cost, scaling)")
     which = p.add_subparsers(dest="benchmark", required=True)
 
     q = which.add_parser("quality", help="every method vs random and full data on MNIST-1D (resumable)")
@@ -121,3 +122,13 @@ def add_parser(sub) -> None:
     s.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
     s.add_argument("--report", default="benchmarks/results/scaling.md")
     s.set_defaults(func=_cmd_scaling, parser_=s)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
