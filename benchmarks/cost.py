@@ -126,7 +126,7 @@ def run_cost(*, out_md: str = "benchmarks/results/cost.md", num_samples: int = 5
              "placed by row index) against a plain `DataLoader` + `model(**batch)` inference loop over the same "
              f"`datasets.Dataset`, batch {BATCH}, same collator. Ratio = plain time / signal time (the signal pass's "
              f"throughput as a share of plain inference); target >= 0.8. Median of {repeats} alternating passes.", "",
-             f"Command: `{command or 'hf-coreset benchmark cost'}`; {now()}; git {git_revision()}; "
+             f"Command: `{command or 'python -m benchmarks cost'}`; {now()}; git {git_revision()}; "
              f"{mach['cpu_count']} CPU cores, torch {mach['torch']} ({torch.get_num_threads()} threads), "
              f"1-minute load average at the end {mach['loadavg_1m']:.1f} (shared machine).", "",
              "| model | rows | plain pass (s) | signal pass (s) | ratio | meets 0.8 |", "|---|---:|---:|---:|---:|---|"]

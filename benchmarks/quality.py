@@ -1,6 +1,6 @@
 """The quality benchmark: every method against random and full data on MNIST-1D.
 
-This is the runner behind `hf-coreset benchmark quality` and `benchmarks/quality.py`. The grid is
+This is the runner behind `python -m benchmarks quality` (from the repository root). The grid is
 (method, fraction, training seed). One proxy (selection seed 0) trains once for all methods, epoch by
 epoch, with its training and signal passes timed per epoch; each method then selects once per
 fraction from the cached signals, and its selection cost is the proxy training up to the last epoch
@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from hf_coreset.evaluation import Protocol
+from . import provenance
 from .provenance import git_revision, machine, now
 
 logger = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class Cells:
 _DATA: dict = {}
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -181,7 +181,7 @@ def train_cell(task: dict) -> dict:
 # ---------------------------------------------------------------- the grid
 
 
-def _selection_dir(cfg: QualityConfig, method: str, version: int, fraction: float) -> Path:
+def selection_dir(cfg: QualityConfig, method: str, version: int, fraction: float) -> Path:
     from hf_coreset.fingerprint import hash_parts
 
     tag = hash_parts(cfg.setup(), cfg.method_options.get(method, {}))[:10]
@@ -206,7 +206,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
 
     Example:
         ```python
-        >>> from hf_coreset.benchmark import QualityConfig, run_quality
+        >>> from benchmarks.quality import QualityConfig, run_quality
         >>> cells = run_quality(QualityConfig.quick(methods=("random", "el2n")))
         ```
     """
@@ -220,7 +220,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
 
     import torch
 
-    command = command or " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+    command = command or provenance.command()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     names = tuple(cfg.methods) if cfg.methods else tuple(registry.available())
@@ -247,7 +247,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                     fraction=f, seed=None, setup=setup)
 
     pending = [(m, f) for m in names for f in cfg.fractions
-               if m in cfg.redo or cells.find(**sel_key(m, f)) is None or not (_selection_dir(cfg, m, specs[m].version, f)
+               if m in cfg.redo or cells.find(**sel_key(m, f)) is None or not (selection_dir(cfg, m, specs[m].version, f)
                                                               / "selection.json").is_file()]
     proxy_needed = any(needs[m] for m, _ in pending)
     redo_proxy = any(needs[m] for m, _ in pending if m in cfg.redo)
@@ -281,7 +281,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
         options = cfg.method_options.get(m, {})
         for f in cfg.fractions:
             key = sel_key(m, f)
-            folder = _selection_dir(cfg, m, specs[m].version, f)
+            folder = selection_dir(cfg, m, specs[m].version, f)
             rec = cells.find(**key)
             if m not in cfg.redo and rec is not None and (folder / "selection.json").is_file():
                 selections[m, f] = hf_coreset.CoresetSelection.load(folder)
@@ -356,7 +356,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
     else:
         import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(cfg.workers, initializer=_init_worker) as pool:
+        with mp.get_context("spawn").Pool(cfg.workers, initializer=init_worker) as pool:
             for i, out in pool.imap(_indexed_train_cell, list(enumerate(t for _, t in todo))):
                 finish(i, out)
     return cells

@@ -227,7 +227,7 @@ def _by_run(rows) -> list[tuple[tuple[str, str], list[dict]]]:
     groups: dict = {}
     for r in rows:
         if "git" in r:
-            groups.setdefault((r.get("command") or "hf-coreset benchmark scaling", r["git"]), []).append(r)
+            groups.setdefault((r.get("command") or "python -m benchmarks scaling", r["git"]), []).append(r)
     return list(groups.items())
 
 

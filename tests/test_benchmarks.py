@@ -231,7 +231,7 @@ def test_scaling_runs_a_small_size_and_reports_missing_kernels(tmp_path):
     assert [r["status"] for r in rows] == ["ok"]
     text = (tmp_path / "scaling.md").read_text()
     assert "| kcenter | 1,000 |" in text and "| gaussian_herding | 500 |" in text
-    assert text.count("hf-coreset benchmark scaling` at git") == 1  # both runs share command and revision
+    assert text.count("python -m benchmarks scaling` at git") == 1  # both runs share command and revision
     rows = scaling.run_scaling(out_md=str(tmp_path / "scaling.md"), sizes=(1000,), kernels=("kcenter",), dim=16,
                                budget_s=60, log=lambda s: None, command="again")
     text = (tmp_path / "scaling.md").read_text()
@@ -246,3 +246,39 @@ def test_scaling_runs_a_small_size_and_reports_missing_kernels(tmp_path):
     finally:
         del scaling.KERNELS["not_there"]
     assert rows[0]["status"] == "not available at this revision"
+
+
+# ---------------------------------------------------------------- the benchmarks/ folder
+
+
+def test_benchmark_scripts_use_public_imports_and_one_provenance_helper():
+    """Every script imports only public hf_coreset names, and only benchmarks/provenance.py asks git, the clock
+    or the platform where a number comes from."""
+    import ast
+
+    for path in sorted((REPO / "benchmarks").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hf_coreset"):
+                assert not any(part.startswith("_") for part in node.module.split(".")), (path.name, node.module)
+                assert not any(a.name.startswith("_") for a in node.names), (path.name, node.module)
+                assert not node.module.startswith("hf_coreset.benchmark"), path.name
+            if path.name != "provenance.py" and isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                assert not {"subprocess", "datetime", "platform"} & set(names), (path.name, names)
+
+
+def test_provenance_names_the_checkout_and_the_command(tmp_path, monkeypatch):
+    from benchmarks import provenance
+
+    monkeypatch.chdir(tmp_path)  # the revision is the checkout's that holds the script, not the current folder's
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert provenance.git_revision().split("+")[0] == head.stdout.strip()
+    assert provenance.command([str(REPO / "benchmarks" / "seed_cost.py"), "--seed", "1"]) == (
+        "python benchmarks/seed_cost.py --seed 1")
+    assert provenance.command([str(REPO / "benchmarks" / "__main__.py"), "quality"]) == "python -m benchmarks quality"
+    m = provenance.machine()
+    assert m["cpu_count"] and m["torch"] and m["threads"] >= 1
+    assert "- git revision: " in provenance.header()
