@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shlex
 import sys
 
@@ -36,6 +37,12 @@ def _command(args, name: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _need_bench_extra(name: str, *modules: str) -> None:
+    """Fail before any work, naming the extra, when a benchmark's packages are missing."""
+    if any(importlib.util.find_spec(m) is None for m in modules):
+        raise ImportError(f"python -m benchmarks {name} needs the bench extra: pip install -e '.[bench]'")
+
+
 def _cmd_quality(args) -> int:
     from hf_coreset.evaluation import Protocol
     from .quality import QualityConfig, quality_report, run_quality
@@ -50,6 +57,7 @@ def _cmd_quality(args) -> int:
                  "redo": tuple(args.redo.split(",")) if args.redo else None}
     cfg = QualityConfig(**{**base.__dict__, "protocol": protocol, **{k: v for k, v in overrides.items() if v is not None}})
     if not args.report_only:
+        _need_bench_extra("quality", "mnist1d", "evaluate")
         run_quality(cfg, log=_say, command=_command(args, "quality"))
     out_md = args.report or ("benchmarks/runs/quick/quality.md" if args.quick else "benchmarks/results/quality.md")
     quality_report(cfg.results, out_md, out_md.removesuffix(".md") + ".png")
@@ -60,6 +68,7 @@ def _cmd_quality(args) -> int:
 def _cmd_cost(args) -> int:
     from .cost import run_cost
 
+    _need_bench_extra("cost", "mnist1d")
     run_cost(out_md=args.report, num_samples=args.num_samples, repeats=args.repeats, text_rows=args.text_rows,
              command=_command(args, "cost"), log=_say)
     _say(f"report -> {args.report}")
@@ -129,6 +138,6 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -282,3 +282,12 @@ def test_provenance_names_the_checkout_and_the_command(tmp_path, monkeypatch):
     m = provenance.machine()
     assert m["cpu_count"] and m["torch"] and m["threads"] >= 1
     assert "- git revision: " in provenance.header()
+
+
+def test_runner_says_which_extra_it_needs(tmp_path):
+    code = ("import sys\nsys.modules['mnist1d'] = None\nfrom benchmarks.cli import main\n"
+            f"sys.exit(main(['quality', '--quick', '--results', {str(tmp_path / 'cells.jsonl')!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr == "error: python -m benchmarks quality needs the bench extra: pip install -e '.[bench]'\n"
+    assert not (tmp_path / "cells.jsonl").exists()
