@@ -5,26 +5,24 @@ Selection from the full 40k train split through `hf_coreset.select` (proxy: the 
 final accuracy on the 10k test split; selection seed = training seed. Cells are appended to a
 JSON-lines file so a stopped run resumes; the markdown is rebuilt from all cells.
 
-    PYTHONPATH=. python benchmarks/auto_test_split.py --fractions 0.01 0.05 --seeds 0 1 2
+    python benchmarks/auto_test_split.py --fractions 0.01 0.05 --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import hf_coreset
-from hf_coreset.data.mnist1d import load_mnist1d, make_convnet
-from hf_coreset.evaluation import accuracy, arrays, train_convnet
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
+import hf_coreset  # noqa: E402
+from benchmarks.provenance import command, git_revision, machine, now  # noqa: E402
+from hf_coreset.data.mnist1d import load_mnist1d, make_convnet  # noqa: E402
+from hf_coreset.evaluation import accuracy, arrays, train_convnet  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CELLS = RESULTS / "auto_test_split.jsonl"
@@ -61,12 +59,12 @@ def main() -> None:
                 cells.append(cell)
                 print(f"{fraction:.2f} seed {seed} {method:8s} {100 * acc:.2f}", flush=True)
     cells = [c for c in cells if c["method"] in version and c.get("version", 1) == version[c["method"]]]
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    mach = machine()
     fr = sorted({c["fraction"] for c in cells})
     lines = ["# `auto` against random on the MNIST-1D test split", "",
-             f"Command: `PYTHONPATH=. python {' '.join(sys.argv)}` (cells accumulate in `{CELLS.name}`). "
-             f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} "
-             f"cores (shared), {platform.machine()}, torch {torch.__version__}. Git revision: {rev}.",
+             f"Command: `{command()}` (cells accumulate in `{CELLS.name}`). "
+             f"Date: {now()}. Machine: {mach['cpu_count']} "
+             f"cores (shared), {mach['arch']}, torch {mach['torch']}. Git revision: {git_revision()}.",
              "Selection from the 40k train split (proxy ConvNet initialised with seed 0, Adam lr 1e-2, 10 epochs; "
              "the seed sets the proxy's batch order, the selection and the training); subset training 100 epochs; "
              "final test accuracy (%), mean ± std over seeds (n). Method versions: "

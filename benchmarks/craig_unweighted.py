@@ -2,12 +2,12 @@
 
 The quality grid trains CRAIG's rows weighted by cluster size, as the method prescribes, and CRAIG
 stays far below random there. This study trains the same rows (the grid's cached selections,
-`benchmarks/cache/selections/craig-v1-*`; run `hf-coreset benchmark quality --methods craig` first
+`benchmarks/cache/selections/craig-v1-*`; run `python -m benchmarks quality --methods craig` first
 if the cache is gone) with uniform weights and the same seeds, to tell the selection apart from the
 weighting. The weighted and random figures are read from the grid's cells file; only the unweighted
 cells are trained here (appended to `craig_unweighted.jsonl`, so a stopped run resumes).
 
-    PYTHONPATH=. python benchmarks/craig_unweighted.py
+    python benchmarks/craig_unweighted.py
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hf_coreset import methods
-from hf_coreset.benchmark.provenance import git_revision, machine, now
-from hf_coreset.benchmark.quality import QualityConfig, _selection_dir, train_cell
-from hf_coreset.selection import CoresetSelection
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
+from benchmarks.provenance import command, git_revision, machine, now  # noqa: E402
+from benchmarks.quality import QualityConfig, selection_dir, train_cell  # noqa: E402
+from hf_coreset import CoresetSelection, methods  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -39,9 +39,9 @@ def main() -> None:
     done = [json.loads(line) for line in args.cells.read_text().splitlines()] if args.cells.is_file() else []
     keys = {(c["fraction"], c["seed"]) for c in done}
     for fraction in cfg.fractions:
-        folder = _selection_dir(cfg, "craig", version, fraction)
+        folder = selection_dir(cfg, "craig", version, fraction)
         if not folder.is_dir():
-            sys.exit(f"No cached CRAIG selection at {folder}; run `hf-coreset benchmark quality --methods craig` first.")
+            sys.exit(f"No cached CRAIG selection at {folder}; run `python -m benchmarks quality --methods craig` first.")
         sel = CoresetSelection.load(folder)
         for seed in cfg.seeds:
             if (fraction, seed) in keys:
@@ -67,7 +67,7 @@ def main() -> None:
              "The same CRAIG selections as the quality grid (selection seed 0), trained on the grid's protocol with "
              "the cluster-size weights (the grid's cells) and with uniform weights (this study); test accuracy (%), "
              "mean +- std over training seeds; margin = minus random's accuracy with the same seed.", "",
-             f"Command: `PYTHONPATH=. python benchmarks/craig_unweighted.py`; {now()}; git {git_revision()}; "
+             f"Command: `{command()}`; {now()}; git {git_revision()}; "
              f"{mach['cpu_count']} CPU cores, torch {mach['torch']}.", "",
              "| fraction | random | CRAIG, weighted (grid) | CRAIG, unweighted | margin weighted | margin unweighted |",
              "|---|---:|---:|---:|---:|---:|"]

@@ -11,11 +11,7 @@ benchmarks/results/crest_time_to_accuracy.md and .png.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +21,10 @@ import torch
 from transformers import TrainerCallback
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the repository root, where `benchmarks` is a package
 
 import hf_coreset  # noqa: E402
+from benchmarks.provenance import command, git_revision, machine, now  # noqa: E402
 from hf_coreset import CoresetTrainer, CoresetTrainingArguments  # noqa: E402
 from hf_coreset.data.mnist1d import make_convnet  # noqa: E402
 from hf_coreset.evaluation import accuracy, arrays  # noqa: E402
@@ -114,20 +111,20 @@ def main(argv=None) -> None:
                 rows.append({"seed": seed, "run": name, "target": target, "time": t, "step": step,
                              "final": r["curve"][-1][1], "total_time": r["curve"][-1][0], "steps": r["steps"],
                              "events": r["events"], "checks": r["checks"], "curve": r["curve"]})
-    write(rows, a, " ".join([Path(sys.argv[0]).as_posix()] + (argv if argv is not None else sys.argv[1:])))
+    write(rows, a, command(sys.argv[:1] + (argv if argv is not None else sys.argv[1:])))
 
 
 def write(rows, a, command) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    mach = machine()
     fmt = lambda v, f: "not reached" if v is None else f.format(v)  # noqa: E731
     lines = [
         "## CREST time-to-accuracy on MNIST-1D",
         "",
-        f"Command: `python {command}`  ",
-        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; machine: {os.cpu_count()} CPU cores "
-        f"(shared), torch {torch.__version__} with {a.threads} thread(s), {platform.python_implementation()} "
-        f"{platform.python_version()}; git {rev}.",
+        f"Command: `{command}`  ",
+        f"Date: {now()}; machine: {mach['cpu_count']} CPU cores "
+        f"(shared), torch {mach['torch']} with {a.threads} thread(s), Python "
+        f"{mach['python']}; git {git_revision()}.",
         "",
         f"MNIST-1D with {a.num_samples} generated rows (80% train, 20% test), the reference ConvNet, AdamW lr 1e-2 with "
         f"cosine decay over each run's own steps, global batch 128, both through `CoresetTrainer`. Full data: "

@@ -1,6 +1,6 @@
 """FDMat: choose the entropic regularisation on a validation split, and compare scorings on noisy labels.
 
-    PYTHONPATH=. python benchmarks/fdmat_reg_study.py --num-samples 12500
+    python benchmarks/fdmat_reg_study.py --num-samples 12500
 
 MNIST-1D's train split (10,000 rows at `--num-samples 12500`) is split, with a fixed seed, into a
 selection pool and a validation split (`--val-rows`); the test split is never read. The proxy (the
@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seed_utils import provenance, write  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
+from benchmarks import provenance  # noqa: E402
+from benchmarks.seed_utils import write  # noqa: E402
 
 PROXY = {"optimizer": "adam", "lr": 1e-2, "batch_size": 128}
 LAMBDAS = (1.0, 3.0, 10.0, 30.0, 100.0)
@@ -68,7 +69,7 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "noise"), default="all", help="'noise': Part 2 alone")
     parser.add_argument("--lam", type=float, default=10.0, help="lambda for Part 2's accuracies with --part noise")
     args = parser.parse_args()
-    header = provenance()
+    header = provenance.header()
     cache = args.cache_dir or tempfile.mkdtemp(prefix="fdmat_study_")
     protocol = Protocol(epochs=args.epochs)
     pool, val = split(load_mnist1d(num_samples=args.num_samples)["train"], args.val_rows, seed=0)

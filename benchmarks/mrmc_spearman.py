@@ -1,6 +1,6 @@
 """MRMC on MNIST-1D: how strongly does the fitted loss drop rank like "low loss at epoch R"?
 
-    PYTHONPATH=. python benchmarks/mrmc_spearman.py --num-samples 12500
+    python benchmarks/mrmc_spearman.py --num-samples 12500
 
 The proxy (the reference ConvNet, Adam lr 1e-2, batch 128) trains R = 20 epochs on the MNIST-1D
 train split; per-row losses come from the eval pass after each epoch (MRMC's default). We
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seed_utils import provenance, write  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
+from benchmarks import provenance  # noqa: E402
+from benchmarks.seed_utils import write  # noqa: E402
 
 PROXY = {"optimizer": "adam", "lr": 1e-2, "batch_size": 128}
 
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=12500, help="MNIST-1D rows generated (80%% train)")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
-    header = provenance()
+    header = provenance.header()
     cache = args.cache_dir or tempfile.mkdtemp(prefix="mrmc_spearman_")
     train = load_mnist1d(num_samples=args.num_samples)["train"]
     lines = ["## MRMC: rank correlation with low loss at epoch R (MNIST-1D)", "", header,

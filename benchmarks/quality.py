@@ -1,9 +1,665 @@
-"""Thin wrapper: `python benchmarks/quality.py [options]` is `hf-coreset benchmark quality [options]`
-(the code lives in hf_coreset/benchmark/quality.py so the installed command can run it)."""
+"""The quality benchmark: every method against random and full data on MNIST-1D.
 
-import sys
+This is the runner behind `python -m benchmarks quality` (from the repository root). The grid is
+(method, fraction, training seed). One proxy (selection seed 0) trains once for all methods, epoch by
+epoch, with its training and signal passes timed per epoch; each method then selects once per
+fraction from the cached signals, and its selection cost is the proxy training up to the last epoch
+it needs, plus the signal passes it reads, plus its own scoring. A fresh ConvNet then trains on the
+kept rows per training seed (see `evaluation.Protocol`).
 
-from hf_coreset.cli import main
+Finished work is appended to a JSON-lines file, one record per line:
+- ``{"kind": "selection", ...}``: a method's selection at one fraction, its timings (proxy training,
+  signals, scoring) and its coverage (`hf_coreset.metrics`' "coreset_coverage" on the raw inputs);
+- ``{"kind": "train", ...}``: one trained model's final test accuracy (through the shipped
+  "accuracy" metric) and training time.
+Each record carries its setup (data size, protocol, proxy, method version and options), the git
+revision, the date and the machine. A rerun skips every cell whose record exists for the same setup,
+so an interrupted grid resumes where it stopped; `quality_report` rebuilds the tables from the file.
+"""
 
-if __name__ == "__main__":
-    sys.exit(main(["benchmark", "quality", *sys.argv[1:]]))
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hf_coreset.evaluation import Protocol
+from . import provenance
+from .provenance import git_revision, machine, now
+
+logger = logging.getLogger(__name__)
+
+FULL = "full data"
+DEFAULT_FRACTIONS = (0.01, 0.05, 0.10, 0.30)
+DEFAULT_SEEDS = (0, 1, 2)
+# The proxy of the demo and of research/peer_measurements.md: the ConvNet with Adam at 1e-2.
+PROXY = {"optimizer": "adam", "lr": 1e-2, "batch_size": 128}
+HARD_EPOCH = 10  # the methods' default proxy epoch: where the report measures how "hard" kept rows are
+
+
+@dataclass
+class QualityConfig:
+    """One quality grid.
+
+    Args:
+        methods (`tuple[str]`, *optional*): methods to run; defaults to every registered method.
+        fractions (`tuple[float]`, *optional*, defaults to `(0.01, 0.05, 0.1, 0.3)`): kept shares.
+        seeds (`tuple[int]`, *optional*, defaults to `(0, 1, 2)`): training seeds (model init and batch order).
+        selection_seed (`int`, *optional*, defaults to `0`): seed of every selection and its proxy.
+        num_samples (`int`, *optional*, defaults to `50000`): MNIST-1D rows generated (80% train, 20% test).
+        protocol (`Protocol`, *optional*): training settings (100 epochs on a subset, 30 on the full data).
+        proxy (`dict`, *optional*): proxy settings passed to `hf_coreset.select` (Adam, lr 1e-2, batch 128).
+        method_options (`dict`, *optional*): method name -> options passed to `select` (default: none).
+        workers (`int`, *optional*, defaults to `2`): training processes, one torch thread each; 1 trains
+            in this process with torch's default threads.
+        cache_dir (`str`, *optional*, defaults to `"benchmarks/cache"`): data, signal and selection cache.
+        results (`str`, *optional*, defaults to `"benchmarks/results/quality_cells.jsonl"`): the cells file.
+        threads (`int`, *optional*): torch threads of this process (proxy, selections; training too when
+            `workers=1`); torch's default if not given. On a loaded machine 1 is much faster than 2.
+        keep_signals (`bool`, *optional*, defaults to `False`): keep the proxy's signal cache once every
+            selection is made (it takes about 100 MB per feature checkpoint at 40k rows).
+        redo (`tuple[str]`, *optional*): methods whose selections and training cells are made again at
+            this revision even though stored ones exist ("full data" for the reference); the new
+            records supersede the old ones in the report, which stay in the cells file as history.
+    """
+
+    methods: tuple[str, ...] | None = None
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    selection_seed: int = 0
+    num_samples: int = 50000
+    protocol: Protocol = field(default_factory=Protocol)
+    proxy: dict = field(default_factory=lambda: dict(PROXY))
+    method_options: dict = field(default_factory=dict)
+    workers: int = 2
+    cache_dir: str = "benchmarks/cache"
+    results: str = "benchmarks/results/quality_cells.jsonl"
+    keep_signals: bool = False
+    threads: int | None = None
+    redo: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        for f in self.fractions:
+            if not 0 < f < 1:
+                raise ValueError(f"fractions must lie in (0, 1), got {f}; the full data is always included.")
+        if self.workers < 1:
+            raise ValueError(f"workers={self.workers}; pass 1 or more.")
+
+    @classmethod
+    def quick(cls, **overrides) -> "QualityConfig":
+        """A smoke run: 10,000 rows, fractions 5% and 10%, seed 0, results under benchmarks/runs/quick/."""
+        base = dict(num_samples=10000, fractions=(0.05, 0.10), seeds=(0,),
+                    results="benchmarks/runs/quick/quality_cells.jsonl")
+        return cls(**{**base, **overrides})
+
+    def setup(self) -> dict:
+        """What every cell of this grid shares; a cell is reused only under the same setup."""
+        return {"dataset": "mnist1d", "num_samples": self.num_samples, "protocol": asdict(self.protocol),
+                "proxy": self.proxy, "selection_seed": self.selection_seed}
+
+
+class Cells:
+    """The append-only JSON-lines record of finished cells."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.records = []
+        if self.path.is_file():
+            with self.path.open() as f:
+                self.records = [json.loads(line) for line in f if line.strip()]
+
+    @staticmethod
+    def key(rec: dict) -> str:
+        fields = ("kind", "method", "version", "options", "fraction", "seed", "setup")
+        return json.dumps({k: rec.get(k) for k in fields}, sort_keys=True)
+
+    def find(self, **fields) -> dict | None:
+        key = self.key(fields)
+        return next((r for r in reversed(self.records) if self.key(r) == key), None)
+
+    def add(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:  # one line per write: a killed run loses at most the cell in flight
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+        self.records.append(record)
+
+
+# ---------------------------------------------------------------- training cells (run in workers)
+
+_DATA: dict = {}
+
+
+def init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _data(num_samples: int, cache_dir: str):
+    if num_samples not in _DATA:
+        from hf_coreset.data import load_mnist1d
+        from hf_coreset.evaluation import arrays
+
+        ds = load_mnist1d(num_samples=num_samples, cache_dir=Path(cache_dir) / "data")
+        _DATA[num_samples] = (arrays(ds["train"]), arrays(ds["test"]))
+    return _DATA[num_samples]
+
+
+def train_cell(task: dict) -> dict:
+    """Train a ConvNet on the rows `task["indices"]` (None = all) and return test predictions.
+
+    Args:
+        task (`dict`): num_samples, cache_dir, seed, indices, weights, protocol (a dict of `Protocol`).
+
+    Returns:
+        `dict` with "predictions" (test-set class ids), "references" and "train_s".
+    """
+    import torch
+
+    from hf_coreset.evaluation import predict, train_convnet
+
+    (x, y), (xt, yt) = _data(task["num_samples"], task["cache_dir"])
+    protocol = Protocol(**task["protocol"])
+    epochs = protocol.full_data_epochs
+    if task["indices"] is not None:
+        idx = torch.tensor(np.asarray(task["indices"], dtype=np.int64))  # a copy: loaded indices are read-only
+        x, y, epochs = x[idx], y[idx], protocol.epochs
+    t0 = time.perf_counter()
+    model = train_convnet(x, y, epochs=epochs, seed=task["seed"], lr=protocol.lr, batch_size=protocol.batch_size,
+                          weights=task["weights"])
+    train_s = time.perf_counter() - t0
+    return {"predictions": predict(model, xt), "references": yt.numpy(), "train_s": train_s}
+
+
+# ---------------------------------------------------------------- the grid
+
+
+def selection_dir(cfg: QualityConfig, method: str, version: int, fraction: float) -> Path:
+    from hf_coreset.fingerprint import hash_parts
+
+    tag = hash_parts(cfg.setup(), cfg.method_options.get(method, {}))[:10]
+    return Path(cfg.cache_dir) / "selections" / f"{method}-v{version}-f{fraction:g}-{tag}"
+
+
+def _coverage(train, indices: np.ndarray) -> dict:
+    from hf_coreset import metrics
+
+    x = np.asarray(train.with_format("numpy")["x"], dtype=np.float64)
+    selected = np.zeros(len(x), dtype=bool)
+    selected[indices] = True
+    return metrics.load("coreset_coverage").compute(features=x, labels=train["label"], selected=selected)
+
+
+def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info, command: str | None = None) -> Cells:
+    """Run (or resume) the quality grid of `cfg`; return the cells file's records.
+
+    The proxy and the selections come first (one process), then training cells ordered so
+    the most informative finish first: every method at seed 0 over all fractions (with the full
+    data and random), then seed 1, then seed 2.
+
+    Example:
+        ```python
+        >>> from benchmarks.quality import QualityConfig, run_quality
+        >>> cells = run_quality(QualityConfig.quick(methods=("random", "el2n")))
+        ```
+    """
+    import hf_coreset
+    from hf_coreset import methods as registry
+    from hf_coreset.data import load_mnist1d
+    from hf_coreset.data.mnist1d import make_convnet
+    from hf_coreset.api import check_dataset
+    from hf_coreset.metrics import load as load_metric
+    from hf_coreset.proxy import ProxyConfig, run_proxy
+
+    import torch
+
+    command = command or provenance.command()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    names = tuple(cfg.methods) if cfg.methods else tuple(registry.available())
+    specs = {m: registry.get(m) for m in names}
+    cells = Cells(cfg.results)
+    setup = cfg.setup()
+    rev, mach = git_revision(), machine()
+    data = load_mnist1d(num_samples=cfg.num_samples, cache_dir=Path(cfg.cache_dir) / "data")
+    train = data["train"]
+    stamp = {"git": rev, "command": command}
+
+    # 1. One proxy for every method. It trains epoch by epoch through the signal cache (the cached
+    #    state resumes the same trajectory), so each epoch's training and signal pass are timed apart;
+    #    a method's proxy cost is then the training up to its last epoch plus the passes it reads.
+    needs = {m: specs[m].needs(specs[m].check_options(cfg.method_options.get(m, {}))) for m in names}
+    union: dict[int, frozenset] = {}
+    for nd in needs.values():
+        for e, fs in nd.items():
+            union[e] = union.get(e, frozenset()) | frozenset(fs)
+    signal_dir = Path(cfg.cache_dir) / "proxy"
+
+    def sel_key(m, f):
+        return dict(kind="selection", method=m, version=specs[m].version, options=cfg.method_options.get(m, {}),
+                    fraction=f, seed=None, setup=setup)
+
+    pending = [(m, f) for m in names for f in cfg.fractions
+               if m in cfg.redo or cells.find(**sel_key(m, f)) is None or not (selection_dir(cfg, m, specs[m].version, f)
+                                                              / "selection.json").is_file()]
+    proxy_needed = any(needs[m] for m, _ in pending)
+    redo_proxy = any(needs[m] for m, _ in pending if m in cfg.redo)
+    if proxy_needed:
+        labels, num_classes = check_dataset(train, "label")
+        for e in sorted(union):
+            key = dict(kind="proxy", method=None, version=None, options=sorted(union[e]), fraction=None, seed=e,
+                       setup=setup)
+            _, timings = run_proxy(make_convnet(cfg.selection_seed), train, labels, num_classes, {e: union[e]},
+                                   config=ProxyConfig.coerce(cfg.proxy), seed=cfg.selection_seed,
+                                   label_column="label", cache_dir=signal_dir, progress=False)
+            # a --redo records the proxy again, so the redone selections carry this run's proxy cost
+            if (cells.find(**key) is None or redo_proxy) and timings["signals"] > 0:
+                cells.add({**key, "timings": {k: round(v, 3) for k, v in timings.items()}, "date": now(),
+                           "machine": machine(), **stamp})
+                log(f"proxy epoch {e}: training {timings['proxy_training']:.1f} s, signals "
+                    f"({', '.join(sorted(union[e]))}) {timings['signals']:.1f} s")
+    hard = None  # which rows the proxy misclassifies at its last default-length epoch: what "hard" keeps
+    if proxy_needed:
+        hard_epoch = max([e for e in union if e <= HARD_EPOCH] or union)
+        signals, _ = run_proxy(make_convnet(cfg.selection_seed), train, labels, num_classes,
+                               {hard_epoch: frozenset({"correct"})}, config=ProxyConfig.coerce(cfg.proxy),
+                               seed=cfg.selection_seed, label_column="label", cache_dir=signal_dir, progress=False)
+        hard = (hard_epoch, ~signals.at(hard_epoch, "correct").correct)
+    proxy_t = {e: rec["timings"] for e in union
+               if (rec := cells.find(kind="proxy", method=None, version=None, options=sorted(union[e]), fraction=None,
+                                     seed=e, setup=setup))}
+
+    selections = {}
+    for m in names:
+        options = cfg.method_options.get(m, {})
+        for f in cfg.fractions:
+            key = sel_key(m, f)
+            folder = selection_dir(cfg, m, specs[m].version, f)
+            rec = cells.find(**key)
+            if m not in cfg.redo and rec is not None and (folder / "selection.json").is_file():
+                selections[m, f] = hf_coreset.CoresetSelection.load(folder)
+                continue
+            t0 = time.perf_counter()
+            sel = hf_coreset.select(train, m, fraction=f, model=make_convnet(cfg.selection_seed), seed=cfg.selection_seed,
+                                    proxy=cfg.proxy, cache_dir=signal_dir, progress=False, **options)
+            wall = time.perf_counter() - t0
+            if folder.exists():
+                shutil.rmtree(folder)
+            sel.save(folder)
+            selections[m, f] = sel
+            if rec is None or m in cfg.redo:
+                last = max(needs[m] or [0])
+                timings = {"proxy_training": sum(t["proxy_training"] for e, t in proxy_t.items() if e <= last),
+                           "signals": sum(proxy_t[e]["signals"] for e in needs[m] if e in proxy_t),
+                           "scoring": sel.timings["scoring"]}
+                timings = {k: round(v, 3) for k, v in timings.items()}
+                cells.add({**key, "kept": len(sel), "proxy_epochs": last, "fingerprint": sel.fingerprint,
+                           "timings": timings, "select_call_s": round(wall, 3),
+                           "coverage": _coverage(train, sel.indices),
+                           "proxy_wrong": None if hard is None else {"epoch": hard[0],
+                                                                     "share": float(hard[1][sel.indices].mean())},
+                           "date": now(), "machine": machine(), **stamp})
+                log(f"selected {m} at {f:.0%}: {len(sel)} rows; "
+                    + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+            elif rec["fingerprint"] != sel.fingerprint:
+                log(f"  warning: {m} {f:.0%} re-selected with fingerprint {sel.fingerprint}, the record has "
+                    f"{rec['fingerprint']} (its timings are kept)")
+    if not cfg.keep_signals and signal_dir.exists():
+        shutil.rmtree(signal_dir)
+
+    # 2. Training cells: seed-major, so a cut-off grid still has every method at seed 0.
+    todo = []
+    for seed in cfg.seeds:
+        for m in (FULL,) + names:
+            for f in (1.0,) if m == FULL else cfg.fractions:
+                version = 0 if m == FULL else specs[m].version
+                options = {} if m == FULL else cfg.method_options.get(m, {})
+                key = dict(kind="train", method=m, version=version, options=options, fraction=f, seed=seed, setup=setup)
+                if m in cfg.redo or cells.find(**key) is None:
+                    sel = None if m == FULL else selections[m, f]
+                    todo.append((key, {"num_samples": cfg.num_samples, "cache_dir": str(cfg.cache_dir), "seed": seed,
+                                       "indices": None if sel is None else sel.indices,
+                                       "weights": None if sel is None else sel.weights,
+                                       "protocol": asdict(cfg.protocol)}))
+    log(f"{len(todo)} training cells to run with {cfg.workers} worker(s)")
+    if not todo:
+        return cells
+    accuracy = load_metric("accuracy")
+    t_start = time.perf_counter()
+    work = [1.0 if k["method"] == FULL else k["fraction"] * cfg.protocol.epochs / cfg.protocol.full_data_epochs
+            for k, _ in todo]  # relative training cost, for the time estimate
+    done_work, done = 0.0, 0
+
+    def finish(i, out):
+        nonlocal done_work, done
+        key = todo[i][0]
+        acc = accuracy.compute(predictions=out["predictions"], references=out["references"])["accuracy"]
+        cells.add({**key, "accuracy": acc, "train_s": round(out["train_s"], 3), "workers": cfg.workers,
+                   "date": now(), "machine": mach, **stamp})
+        done_work += work[i]
+        done += 1
+        elapsed = time.perf_counter() - t_start
+        eta = elapsed / done_work * (sum(work) - done_work)
+        log(f"[{done}/{len(todo)}] {key['method']} {key['fraction']:.0%} seed {key['seed']}: {100 * acc:.2f}% "
+            f"({out['train_s']:.0f} s train; elapsed {elapsed / 60:.1f} min, about {eta / 60:.0f} min left)")
+
+    if cfg.workers == 1:
+        for i, (_, task) in enumerate(todo):
+            finish(i, train_cell(task))
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(cfg.workers, initializer=init_worker) as pool:
+            for i, out in pool.imap(_indexed_train_cell, list(enumerate(t for _, t in todo))):
+                finish(i, out)
+    return cells
+
+
+def _indexed_train_cell(item):
+    i, task = item
+    return i, train_cell(task)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def _stats(values: list[float]) -> tuple[float, float, int]:
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else float("nan"), len(a)
+
+
+def summarize(records: list[dict], setup: dict | None = None) -> dict:
+    """Group train and selection records (of one setup: the most common if not given) by method and fraction."""
+    if setup is None:
+        setups = [json.dumps(r["setup"], sort_keys=True) for r in records if r["kind"] == "train"]
+        if not setups:
+            raise ValueError("The cells file has no training record yet; run the grid first.")
+        setup = json.loads(max(set(setups), key=setups.count))
+    same = [r for r in records if json.dumps(r["setup"], sort_keys=True) == json.dumps(setup, sort_keys=True)]
+    # A later record of the same cell (a new method version, or a --redo) supersedes the earlier one.
+    latest = {}
+    for r in same:
+        latest[(r["kind"], r["method"], r["fraction"], r["seed"], None if r["kind"] != "proxy" else str(r["options"]))] = r
+    same = list(latest.values())
+    acc, sel = {}, {}
+    for r in same:
+        if r["kind"] == "train":
+            acc.setdefault(r["method"], {}).setdefault(r["fraction"], {})[r["seed"]] = r["accuracy"]
+        elif r["kind"] == "selection":
+            sel[r["method"], r["fraction"]] = r
+    return {"setup": setup, "accuracy": acc, "selection": sel, "records": same}
+
+
+def _fmt_pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_png: str | os.PathLike | None = None,
+                   *, command: str | None = None) -> str:
+    """Write the quality fragment (markdown, and the plot as PNG if matplotlib is installed).
+
+    Every number comes from the cells file `results`. Returns the markdown.
+    """
+    s = summarize(Cells(results).records)
+    setup, acc, sel, recs = s["setup"], s["accuracy"], s["selection"], s["records"]
+    proto = setup["protocol"]
+    fractions = sorted({f for m, fs in acc.items() if m != FULL for f in fs})
+    methods_all = [m for m in acc if m != FULL]
+    rand = acc.get("random", {})
+    full = list(acc.get(FULL, {}).get(1.0, {}).values())
+    full_mean = _stats(full)[0] if full else float("nan")
+
+    def mean_over_common(m, f):
+        """Mean accuracy of m at f over the seeds random also has (so the difference is paired)."""
+        common = sorted(set(acc[m].get(f, {})) & set(rand.get(f, {})))
+        if not common:
+            return None
+        return (np.mean([acc[m][f][k] for k in common]), np.mean([rand[f][k] for k in common]), len(common))
+
+    # Order: by mean gap closed over fractions, best first; random last among methods.
+    def rank(m):
+        vals = [d[0] - d[1] for f in fractions if (d := mean_over_common(m, f))]
+        return -np.mean(vals) if vals else 0.0
+
+    methods = sorted((m for m in methods_all if m != "random"), key=rank) + (["random"] if "random" in acc else [])
+    train_recs = [r for r in recs if r["kind"] == "train"]
+    dates = sorted(r["date"] for r in recs)
+    revs = sorted({r["git"] for r in recs})
+    commands = sorted({r["command"] for r in recs})
+    mach = train_recs[-1]["machine"] if train_recs else {}
+    workers = sorted({r.get("workers") for r in train_recs})
+    seeds = sorted({r["seed"] for r in train_recs})
+    loads = [r["machine"]["loadavg_1m"] for r in recs]
+
+    lines = ["## Quality: is it better than random, and what does it cost?", ""]
+    lines += [f"Protocol: MNIST-1D from the built-in loader ({setup['num_samples']:,} generated rows, 80% train / "
+              f"20% test), the reference ConvNet (`make_convnet(seed)`), trained on the kept rows with Adam lr "
+              f"{proto['lr']:g} and cosine decay to 0, batch {proto['batch_size']}, {proto['epochs']} epochs over the "
+              f"subset (equal-epoch protocol); the full-data reference trains {proto['full_data_epochs']} epochs. "
+              f"The figure is the final test accuracy (never the best over epochs), mean +- std over training seeds "
+              f"{', '.join(map(str, seeds))}. Every selection uses selection seed {setup['selection_seed']} and one "
+              f"shared proxy: the same ConvNet (seed {setup['selection_seed']}) trained on the full train split "
+              f"with constant-lr {setup['proxy']['optimizer']} at {setup['proxy']['lr']:g}, batch "
+              f"{setup['proxy']['batch_size']}; each method reads its signals at the epochs it asks for (see the cost "
+              f"table). Fractions are "
+              f"per class (proportional budgets). Method defaults were not tuned on the test split.", ""]
+    lines += [f"Reproduce: `{'`, `'.join(commands)}` (resumable: finished cells in "
+              f"`benchmarks/results/quality_cells.jsonl` are reused). Cells dated {dates[0]} to {dates[-1]}, git "
+              f"revision(s) {', '.join(revs)}; machine: {mach.get('cpu_count')} CPU cores, torch {mach.get('torch')}, "
+              f"Python {mach.get('python')}, training workers {', '.join(map(str, workers))} (one thread each when "
+              f"more than 1); 1-minute load average during the run {min(loads):.1f} to {max(loads):.1f} (the machine "
+              f"was shared, so times are rough).", ""]
+
+    head = "| method | " + " | ".join(f"{f:.0%}" for f in fractions) + " |"
+    rule = "|---|" + "---:|" * len(fractions)
+    lines += ["### Test accuracy (%)", "",
+              "mean +- std over seeds, then the difference to random (percentage points, paired by seed). "
+              "**below random** marks a mean under random's.", "", head, rule]
+    losses = []
+    for m in methods:
+        row = [m]
+        for f in fractions:
+            v = list(acc[m].get(f, {}).values())
+            if not v:
+                row.append("-")
+                continue
+            mean, std, n = _stats(v)
+            cell = f"{_fmt_pct(mean)}" + (f" +- {100 * std:.1f}" if n > 1 else "")
+            d = mean_over_common(m, f)
+            if m != "random" and d:
+                diff = 100 * (d[0] - d[1])
+                cell += f" ({diff:+.1f})"
+                if diff < 0:
+                    cell += " **below random**"
+                    losses.append((m, f, diff))
+            row.append(cell)
+        lines.append("| " + " | ".join(row) + " |")
+    if full:
+        mean, std, n = _stats(full)
+        lines.append(f"| {FULL} (all rows, {proto['full_data_epochs']} epochs) | "
+                     + " | ".join([f"{_fmt_pct(mean)}" + (f" +- {100 * std:.1f}" if n > 1 else "")] * len(fractions))
+                     + " |")
+    lines.append("")
+    lines += _best_per_fraction(acc, rand, fractions, full_mean)
+
+    if full:
+        lines += ["### Share of the random-to-full gap closed", "",
+                  "(method - random) / (full - random), from the mean accuracies; 1 = as good as training on all rows, "
+                  "0 = random, negative = worse than random.", "", head, rule]
+        for m in methods:
+            if m == "random":
+                continue
+            row = [m]
+            for f in fractions:
+                d = mean_over_common(m, f)
+                gap = full_mean - d[1] if d else 0
+                row.append(f"{(d[0] - d[1]) / gap:+.2f}" if d and gap > 0 else "-")
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+
+    lines += ["### Selection cost (seconds, wall time)", "",
+              "One proxy trained once for all methods, epoch by epoch, timing each epoch's training and signal "
+              "pass; a method's proxy training is the training up to the last epoch it needs, its signals the "
+              "passes at the epochs it reads (each pass collected every field any method wanted at that epoch, so "
+              "this slightly over-counts methods that read fewer fields). Its fractions share that cost; scoring is "
+              "per fraction. Random needs no proxy.", "",
+              "| method | proxy epochs | proxy training | signals | " + " | ".join(f"scoring {f:.0%}" for f in fractions)
+              + " |", "|---|---:|---:|---:|" + "---:|" * len(fractions)]
+    for m in methods:
+        recs_m = [sel[m, f] for f in fractions if (m, f) in sel]
+        if not recs_m:
+            continue
+        proxy_s = max(r["timings"].get("proxy_training", 0.0) for r in recs_m)
+        sig_s = max(r["timings"].get("signals", 0.0) for r in recs_m)
+        score = [f"{sel[m, f]['timings']['scoring']:.2f}" if (m, f) in sel else "-" for f in fractions]
+        epochs = max(r.get("proxy_epochs", 0) for r in recs_m)
+        lines.append(f"| {m} | {epochs} | {proxy_s:.1f} | {sig_s:.1f} | " + " | ".join(score) + " |")
+    lines.append("")
+
+    lines += ["### Coverage of the full set (raw 40-value inputs)", "",
+              "From the shipped `coreset_coverage` metric: mean distance of every train row to its nearest kept row "
+              "of the same class (lower = better covered), then the Frechet distance between Gaussian fits of the kept "
+              "rows and all rows (lower = closer distribution).", "", head, rule]
+    lines += _selection_rows(methods, fractions, sel, "coverage",
+                             lambda c: f"{c['mean_nn_dist']:.2f} / {c['frechet']:.2f}")
+
+    wrong_epochs = {sel[k]["proxy_wrong"]["epoch"] for k in sel if sel[k].get("proxy_wrong")}
+    if wrong_epochs:
+        lines += ["### How hard the kept rows are", "",
+                  f"Share of the kept rows (%) that the shared proxy misclassifies at epoch "
+                  f"{', '.join(map(str, sorted(wrong_epochs)))} (random's is close to the rate over the whole train split).",
+                  "", head, rule]
+        lines += _selection_rows(methods, fractions, sel, "proxy_wrong", lambda w: f"{100 * w['share']:.1f}")
+
+    if losses:
+        lines += ["### Where a method loses to random", "",
+                  "; ".join(f"{m} at {f:.0%} ({d:+.1f})" for m, f, d in sorted(losses, key=lambda t: (t[1], t[2])))
+                  + ".", ""]
+        # A measured explanation: does losing go with covering the class worse than random does?
+        pairs = []
+        for m, f, d in losses:
+            c, r = sel.get((m, f), {}).get("coverage"), sel.get(("random", f), {}).get("coverage")
+            if c and r:
+                pairs.append(c["mean_nn_dist"] / r["mean_nn_dist"])
+        if pairs:
+            lines += [f"In {sum(p > 1 for p in pairs)} of these {len(pairs)} cells the kept rows cover their classes "
+                      f"worse than random's do (mean nearest-kept distance {min(pairs):.2f}x to {max(pairs):.2f}x "
+                      f"random's).", ""]
+        for label, fn in (("the mean nearest-kept distance", lambda c: c["coverage"]["mean_nn_dist"]),
+                          ("the Frechet distance of the kept rows", lambda c: c["coverage"]["frechet"]),
+                          ("the share of kept rows the proxy misclassifies",
+                           lambda c: c["proxy_wrong"]["share"] if c.get("proxy_wrong") else None)):
+            corr = _correlation(acc, sel, rand, fractions, fn)
+            if corr:
+                lines += [f"Spearman correlation, over the methods, between the accuracy difference to random and "
+                          f"{label}: " + ", ".join(f"{rho:+.2f} at {f:.0%} (n={n})" for f, rho, n in corr)
+                          + ".", ""]
+
+    if out_png is not None:
+        made = _plot(acc, methods, fractions, full, out_png)
+        if made:
+            lines += [f"![test accuracy vs kept fraction]({Path(out_png).name})", ""]
+    md = "\n".join(lines)
+    Path(out_md).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_md).write_text(md)
+    return md
+
+
+def _selection_rows(methods, fractions, sel, field: str, fmt) -> list[str]:
+    """Table rows (one per method, one cell per fraction) from a field of the selection cells; "-" where absent."""
+    rows = []
+    for m in methods:
+        cells = [sel.get((m, f), {}).get(field) for f in fractions]
+        rows.append("| " + " | ".join([m] + [fmt(c) if c else "-" for c in cells]) + " |")
+    return rows + [""]
+
+
+def _best_per_fraction(acc, rand, fractions, full_mean) -> list[str]:
+    """Per fraction: the method with the best mean accuracy, and `auto`, each with its paired margin over
+    random (mean +- std of the per-seed differences) and its distance to full data."""
+    lines = ["### Best method per fraction, and `auto`", "",
+             "Margin = accuracy minus random's with the same training seed, mean +- std over those seeds (points).",
+             "", "| fraction | row | method | accuracy | margin over random | below full data by |", "|---|---|---|---:|---:|---:|"]
+    for f in fractions:
+        candidates = [m for m in acc if m not in (FULL, "random") and acc[m].get(f)]
+        if not candidates or not rand.get(f):
+            continue
+        best = max(candidates, key=lambda m: np.mean(list(acc[m][f].values())))
+        for label, m in (("best", best), ("auto", "auto")):
+            if m not in acc or not acc[m].get(f):
+                continue
+            seeds = sorted(set(acc[m][f]) & set(rand[f]))
+            diffs = [100 * (acc[m][f][k] - rand[f][k]) for k in seeds]
+            mean, std, n = _stats(list(acc[m][f].values()))
+            margin = f"{np.mean(diffs):+.1f} +- {np.std(diffs, ddof=1) if len(diffs) > 1 else 0.0:.1f}"
+            lines.append(f"| {f:.0%} | {label} | {m} | {_fmt_pct(mean)} +- {100 * std:.1f} | {margin} | "
+                         f"{100 * (full_mean - mean):.1f} |")
+    lines.append("")
+    return lines
+
+
+def _correlation(acc, sel, rand, fractions, value):
+    """Per fraction: Spearman rho between (method - random) accuracy and value(selection record)."""
+    from scipy.stats import spearmanr
+
+    out = []
+    for f in fractions:
+        if f not in rand:
+            continue
+        xs, ys = [], []
+        for m in acc:
+            rec = sel.get((m, f))
+            v = value(rec) if rec else None
+            if m in ("random", FULL) or v is None or f not in acc[m]:
+                continue
+            xs.append(v)
+            ys.append(np.mean(list(acc[m][f].values())) - np.mean(list(rand[f].values())))
+        if len(xs) >= 4:
+            out.append((f, float(spearmanr(xs, ys).statistic), len(xs)))
+    return out
+
+
+def _plot(acc, methods, fractions, full, out_png) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed (pip install hf-coreset[plots]); the plot is skipped.")
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    cmap = plt.get_cmap("tab20")
+    for i, m in enumerate(methods):
+        fs = [f for f in fractions if acc[m].get(f)]
+        if not fs:
+            continue
+        means = [100 * np.mean(list(acc[m][f].values())) for f in fs]
+        stds = [100 * np.std(list(acc[m][f].values())) for f in fs]
+        style = dict(color="black", linestyle="--", linewidth=2.2) if m == "random" else dict(color=cmap(i % 20))
+        ax.errorbar([100 * f for f in fs], means, yerr=stds, marker="o", markersize=3.5, capsize=2, label=m, **style)
+    if full:
+        ax.axhline(100 * np.mean(full), color="gray", linestyle=":", linewidth=2, label="full data")
+    ax.set_xscale("log")
+    ax.set_xticks([100 * f for f in fractions], [f"{f:.0%}" for f in fractions])
+    ax.set_xlabel("kept fraction of the training set (log scale)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title("MNIST-1D: coreset methods vs random and full data")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7.5, ncol=2, loc="lower right")
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return True
+
+
+__all__ = ["QualityConfig", "run_quality", "quality_report", "summarize", "train_cell", "Cells", "git_revision",
+           "machine", "FULL", "PROXY"]

@@ -1,6 +1,6 @@
 """Cost of the seed methods on MNIST-1D, step by step, and of the NFG kernel on 100k rows.
 
-    PYTHONPATH=. python benchmarks/seed_cost.py --num-samples 12500 --kernel-rows 100000
+    python benchmarks/seed_cost.py --num-samples 12500 --kernel-rows 100000
 
 Part 1 runs hf_coreset.select for nfg (epochs 1..10), fdmat (epoch 10), mrmc (epochs 1..20) and
 mrmc-r on the MNIST-1D train split with the reference ConvNet (proxy: Adam, lr 1e-2, batch 128),
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from seed_utils import current_mib, peak_mib, provenance, reset_peak, write  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
+from benchmarks import provenance  # noqa: E402
+from benchmarks.seed_utils import current_mib, peak_mib, reset_peak, write  # noqa: E402
 
 PROXY = {"optimizer": "adam", "lr": 1e-2, "batch_size": 128}
 
@@ -98,7 +99,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None, help="signal cache (default: a fresh temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    header = provenance()
+    header = provenance.header()
     cache = args.cache_dir or tempfile.mkdtemp(prefix="seed_cost_")
     n_train, steps = selection_steps(args.num_samples, cache, args.seed)
     kernel = kernel_cost(args.kernel_rows)

@@ -15,17 +15,13 @@ a proxy per seed), `auto_validation_fixed_proxy.jsonl` (its first pass, proxy se
 cell: `--proxy-seed 0 --cells ...`) and `tuning_small_fractions.jsonl` (the first, smaller study
 behind the `prototypes` and `coverage` defaults, also `--proxy-seed 0`).
 
-    PYTHONPATH=. python benchmarks/tune_small_fractions.py --fractions 0.05 --seeds 0 1 2 3 4
+    python benchmarks/tune_small_fractions.py --fractions 0.05 --seeds 0 1 2 3 4
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,11 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hf_coreset import methods
-from hf_coreset.budget import make_budget
-from hf_coreset.data.mnist1d import load_mnist1d, make_convnet
-from hf_coreset.evaluation import accuracy, arrays, train_convnet
-from hf_coreset.proxy import ProxyConfig, run_proxy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
+from benchmarks.provenance import git_revision, machine, now  # noqa: E402
+from hf_coreset import methods  # noqa: E402
+from hf_coreset.budget import make_budget  # noqa: E402
+from hf_coreset.data.mnist1d import load_mnist1d, make_convnet  # noqa: E402
+from hf_coreset.evaluation import accuracy, arrays, train_convnet  # noqa: E402
+from hf_coreset.proxy import ProxyConfig, run_proxy  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_CELLS = RESULTS / "auto_validation.jsonl"
@@ -99,15 +97,6 @@ FIRST_STUDY_RUNS = (
 # The proxy collects what every candidate may use; features also at epochs 0, 1 and 3 for the proto-ep* ones.
 NEEDS = ({e: frozenset({"correct"}) for e in range(1, 11)}
          | {e: frozenset({"features"}) for e in (0, 1, 3, 10)})
-
-
-def git_rev() -> str:
-    try:
-        rev = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
-        dirty = subprocess.call(["git", "diff", "--quiet", "HEAD", "--", "hf_coreset"]) != 0
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def load_cells(path: Path) -> list[dict]:
@@ -204,7 +193,7 @@ def main() -> None:
     proxy_seed = (lambda seed: seed) if args.proxy_seed is None else (lambda seed: args.proxy_seed)
     todo = [(s, f, n) for s in args.seeds for f in args.fractions for n in args.candidates
             if (n, f, s, args.epochs, proxy_seed(s)) not in done]
-    rev = git_rev()
+    rev = git_revision()
     signals, signals_seed = None, None
     for seed, fraction, name in todo:  # seed-major, so each proxy trains once
         if signals_seed != proxy_seed(seed):
@@ -242,14 +231,15 @@ def main() -> None:
         shown = args.cells
     report = args.cells.with_suffix(".md")
     proxy_seeds = sorted({c.get("proxy_seed", 0) for c in cells})
+    mach = machine()
     per_seed = all(c.get("proxy_seed", 0) == c["seed"] for c in cells) and len(proxy_seeds) > 1
     header = "\n".join([
         f"# Validation study `{args.cells.stem}` (validation split only)", "",
         f"Cells accumulate in `{shown}`; this table shows every stored cell with {args.epochs} training epochs. "
         "They come from these runs of `PYTHONPATH=. python benchmarks/tune_small_fractions.py`, in order: "
         + "; ".join(f"`{r}`" for r in commands) + ".",
-        f"Rebuilt: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} "
-        f"cores, {platform.machine()}, torch {torch.__version__}, {args.threads} torch thread(s). Git revision(s) of "
+        f"Rebuilt: {now()}. Machine: {mach['cpu_count']} "
+        f"cores, {mach['arch']}, torch {mach['torch']}, {args.threads} torch thread(s). Git revision(s) of "
         f"the cells: {', '.join(revisions)}.",
         "Protocol: MNIST-1D 40k train split cut into 32k (selection) + 8k (validation), permutation seed 0; "
         "the test split is never used. Proxy: ConvNet, Adam lr 1e-2, batch 128, 10 epochs (features at epochs "

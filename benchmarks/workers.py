@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hf_coreset.benchmark.provenance import git_revision, machine, now
-from hf_coreset.benchmark.quality import _init_worker, train_cell
-from hf_coreset.evaluation import Protocol
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
+from benchmarks.provenance import command, git_revision, machine, now  # noqa: E402
+from benchmarks.quality import init_worker, train_cell  # noqa: E402
+from hf_coreset.evaluation import Protocol  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
     for t in tasks:
         train_cell(t)
     one = time.perf_counter() - t0
-    with mp.get_context("spawn").Pool(2, initializer=_init_worker) as pool:
+    with mp.get_context("spawn").Pool(2, initializer=init_worker) as pool:
         pool.map(train_cell, [{**tasks[0], "protocol": vars(Protocol(epochs=1))}] * 2)  # start-up and warm-up
         t0 = time.perf_counter()
         pool.map(train_cell, tasks)
@@ -51,9 +52,8 @@ def main(argv=None) -> int:
         f"{args.cells} ConvNet trainings of the quality protocol ({args.rows:,} rows, {args.epochs} epochs, batch 128) "
         "run one after the other in one process with torch's default threads, and spread over a pool of 2 processes "
         "with 1 thread each (the quality grid's `--workers 2`).", "",
-        f"Command: `python benchmarks/workers.py --rows {args.rows} --epochs {args.epochs} --cells {args.cells}`; "
-        f"{now()}; git {git_revision()}; {mach['cpu_count']} CPU cores, torch {mach['torch']} "
-        f"({torch.get_num_threads()} default threads); 1-minute load average {mach['loadavg_1m']:.1f} (shared machine).",
+        f"Command: `{command()}`; {now()}; git {git_revision()}; {mach['cpu_count']} CPU cores, torch {mach['torch']} "
+        f"({mach['threads']} default threads); 1-minute load average {mach['loadavg_1m']:.1f} (shared machine).",
         "", "| configuration | wall time (s) | speed-up |", "|---|---:|---:|",
         f"| 1 process x {torch.get_num_threads()} threads | {one:.1f} | 1.00 |",
         f"| 2 processes x 1 thread | {two:.1f} | {one / two:.2f} |", ""])

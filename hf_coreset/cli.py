@@ -1,4 +1,4 @@
-"""The `hf-coreset` command line: methods, select, push, demo, benchmark (works under `accelerate launch`)."""
+"""The `hf-coreset` command line: methods, select, push, demo (works under `accelerate launch`)."""
 
 from __future__ import annotations
 
@@ -116,6 +116,12 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_benchmark_moved(args) -> int:
+    print(f"error: `hf-coreset benchmark` moved out of the package: from a checkout of the repository, run "
+          f"`python -m benchmarks {' '.join(args.rest) or 'quality|cost|scaling'}` (see BENCHMARKS.md).", file=sys.stderr)
+    return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-coreset", description="Coreset selection for Hugging Face datasets.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -165,9 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-data-epochs", type=int, default=None, help="epochs on the full data (default 30)")
     p.set_defaults(func=_cmd_demo)
 
-    from .benchmark.cli import add_parser as add_benchmark_parser
-
-    add_benchmark_parser(sub)
+    # The benchmarks left the package for the repository's benchmarks/ folder; the old command says where.
+    p = sub.add_parser("benchmark", help="moved: `python -m benchmarks` in a repository checkout", add_help=False,
+                       prefix_chars="\0")  # every word, --help too, is an argument
+    p.add_argument("rest", nargs="*")
+    p.set_defaults(func=_cmd_benchmark_moved)
     return parser
 
 

@@ -1,4 +1,7 @@
-"""`hf-coreset demo`: select 10% of MNIST-1D with a few methods, train on each, print a table."""
+"""`hf-coreset demo`: select 10% of MNIST-1D with a few methods, train on each, print a table.
+
+Needs the demo extra (`pip install 'hf-coreset[demo]'`: mnist1d generates the data, evaluate scores it).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,15 @@ import numpy as np
 DEFAULT_METHODS = ("random", "auto", "kcenter", "el2n", "craig")
 
 
+def check_extra() -> None:
+    """Raise one clear ImportError, before any data or training, when the demo's packages are missing."""
+    try:
+        import evaluate  # noqa: F401
+        import mnist1d  # noqa: F401
+    except ImportError as err:
+        raise ImportError("hf-coreset demo needs the demo extra: pip install 'hf-coreset[demo]'") from err
+
+
 def run_demo(*, fraction: float = 0.1, methods=DEFAULT_METHODS, seed: int = 0, num_samples: int = 50000,
              epochs: int | None = None, full_data_epochs: int | None = None, out=print) -> list[dict]:
     """Run the demo and return its rows (method, kept, accuracy, selection seconds, training seconds)."""
@@ -17,6 +29,7 @@ def run_demo(*, fraction: float = 0.1, methods=DEFAULT_METHODS, seed: int = 0, n
     from hf_coreset.data.mnist1d import make_convnet
     from hf_coreset.evaluation import Protocol, subset_accuracy
 
+    check_extra()
     protocol = Protocol()
     if epochs is not None or full_data_epochs is not None:
         protocol = Protocol(epochs=epochs or protocol.epochs, full_data_epochs=full_data_epochs or protocol.full_data_epochs)

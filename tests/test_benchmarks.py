@@ -86,7 +86,7 @@ def test_coverage_metric_against_brute_force(offline):
 
 
 def _tiny(tmp_path, **kw):
-    from hf_coreset.benchmark.quality import QualityConfig
+    from benchmarks.quality import QualityConfig
     from hf_coreset.evaluation import Protocol
 
     base = dict(methods=("random", "el2n"), fractions=(0.1,), seeds=(0,), num_samples=1250,
@@ -97,7 +97,7 @@ def _tiny(tmp_path, **kw):
 
 @pytest.mark.slow
 def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
-    from hf_coreset.benchmark.quality import Cells, quality_report, run_quality
+    from benchmarks.quality import Cells, quality_report, run_quality
     from hf_coreset.data import load_mnist1d
     from hf_coreset.evaluation import arrays, predict, train_convnet
 
@@ -169,7 +169,7 @@ def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
 @pytest.mark.slow
 def test_quality_grid_with_two_workers_matches_one(tmp_path, offline):
     """Training in worker processes (one thread each) records the same accuracies as in-process."""
-    from hf_coreset.benchmark.quality import Cells, run_quality
+    from benchmarks.quality import Cells, run_quality
 
     one = _tiny(tmp_path / "a", methods=("random",))
     two = _tiny(tmp_path / "b", methods=("random",), workers=2)
@@ -180,7 +180,7 @@ def test_quality_grid_with_two_workers_matches_one(tmp_path, offline):
 
 
 def test_quality_config_rejects_bad_values():
-    from hf_coreset.benchmark.quality import QualityConfig
+    from benchmarks.quality import QualityConfig
 
     with pytest.raises(ValueError, match="fractions must lie in"):
         QualityConfig(fractions=(0.1, 1.0))
@@ -207,18 +207,17 @@ def test_build_report_orders_fragments_and_fixes_image_links(tmp_path):
 
 
 def test_cli_parses_benchmark_commands():
-    from hf_coreset.benchmark.cli import _command
-    from hf_coreset.cli import build_parser
+    from benchmarks.cli import _command, build_parser
 
-    args = build_parser().parse_args(["benchmark", "quality", "--quick", "--workers", "1", "--fractions", "0.1,0.3"])
+    args = build_parser().parse_args(["quality", "--quick", "--workers", "1", "--fractions", "0.1,0.3"])
     assert args.quick and args.workers == 1 and args.fractions == (0.1, 0.3)
-    assert _command(args, "quality") == "hf-coreset benchmark quality --quick --fractions 0.1,0.3 --workers 1"
-    args = build_parser().parse_args(["benchmark", "scaling", "--sizes", "1000,2000"])
+    assert _command(args, "quality") == "python -m benchmarks quality --quick --fractions 0.1,0.3 --workers 1"
+    args = build_parser().parse_args(["scaling", "--sizes", "1000,2000"])
     assert args.sizes == (1000, 2000) and args.kernels.split(",") == ["nfg_counts", "kcenter", "facility_location"]
 
 
 def test_scaling_runs_a_small_size_and_reports_missing_kernels(tmp_path):
-    from hf_coreset.benchmark import scaling
+    from benchmarks import scaling
 
     rows = scaling.run_scaling(out_md=str(tmp_path / "scaling.md"), sizes=(500, 1000), kernels=("kcenter",), dim=16,
                                budget_s=60, log=lambda s: None)
@@ -232,7 +231,7 @@ def test_scaling_runs_a_small_size_and_reports_missing_kernels(tmp_path):
     assert [r["status"] for r in rows] == ["ok"]
     text = (tmp_path / "scaling.md").read_text()
     assert "| kcenter | 1,000 |" in text and "| gaussian_herding | 500 |" in text
-    assert text.count("hf-coreset benchmark scaling` at git") == 1  # both runs share command and revision
+    assert text.count("python -m benchmarks scaling` at git") == 1  # both runs share command and revision
     rows = scaling.run_scaling(out_md=str(tmp_path / "scaling.md"), sizes=(1000,), kernels=("kcenter",), dim=16,
                                budget_s=60, log=lambda s: None, command="again")
     text = (tmp_path / "scaling.md").read_text()
@@ -247,3 +246,48 @@ def test_scaling_runs_a_small_size_and_reports_missing_kernels(tmp_path):
     finally:
         del scaling.KERNELS["not_there"]
     assert rows[0]["status"] == "not available at this revision"
+
+
+# ---------------------------------------------------------------- the benchmarks/ folder
+
+
+def test_benchmark_scripts_use_public_imports_and_one_provenance_helper():
+    """Every script imports only public hf_coreset names, and only benchmarks/provenance.py asks git, the clock
+    or the platform where a number comes from."""
+    import ast
+
+    for path in sorted((REPO / "benchmarks").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hf_coreset"):
+                assert not any(part.startswith("_") for part in node.module.split(".")), (path.name, node.module)
+                assert not any(a.name.startswith("_") for a in node.names), (path.name, node.module)
+                assert not node.module.startswith("hf_coreset.benchmark"), path.name
+            if path.name != "provenance.py" and isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                assert not {"subprocess", "datetime", "platform"} & set(names), (path.name, names)
+
+
+def test_provenance_names_the_checkout_and_the_command(tmp_path, monkeypatch):
+    from benchmarks import provenance
+
+    monkeypatch.chdir(tmp_path)  # the revision is the checkout's that holds the script, not the current folder's
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert provenance.git_revision().split("+")[0] == head.stdout.strip()
+    assert provenance.command([str(REPO / "benchmarks" / "seed_cost.py"), "--seed", "1"]) == (
+        "python benchmarks/seed_cost.py --seed 1")
+    assert provenance.command([str(REPO / "benchmarks" / "__main__.py"), "quality"]) == "python -m benchmarks quality"
+    m = provenance.machine()
+    assert m["cpu_count"] and m["torch"] and m["threads"] >= 1
+    assert "- git revision: " in provenance.header()
+
+
+def test_runner_says_which_extra_it_needs(tmp_path):
+    code = ("import sys\nsys.modules['mnist1d'] = None\nfrom benchmarks.cli import main\n"
+            f"sys.exit(main(['quality', '--quick', '--results', {str(tmp_path / 'cells.jsonl')!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr == "error: python -m benchmarks quality needs the bench extra: pip install -e '.[bench]'\n"
+    assert not (tmp_path / "cells.jsonl").exists()

@@ -15,7 +15,10 @@ NUM_CLASSES = 10
 
 
 def _generate(num_samples: int, seed: int) -> dict:
-    from mnist1d.data import get_dataset_args, make_dataset
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as err:
+        raise ImportError("load_mnist1d needs the demo extra: pip install 'hf-coreset[demo]'") from err
 
     args = get_dataset_args()
     args.num_samples = num_samples
@@ -30,7 +33,7 @@ def _generate(num_samples: int, seed: int) -> dict:
 
 
 def load_mnist1d(num_samples: int = 50000, seed: int = 42, cache_dir: str | os.PathLike | None = None):
-    """MNIST-1D as a `datasets.DatasetDict` with "train" (80%) and "test" (20%) splits.
+    """MNIST-1D as a `datasets.DatasetDict` with "train" (80%) and "test" (20%) splits (needs the demo extra).
 
     Generated with `mnist1d.data.make_dataset` (never its downloading `get_dataset`), so nothing
     is fetched. Columns: "x" (40 float32 values) and "label" (ClassLabel, 10 classes). The

@@ -1,7 +1,8 @@
 """`evaluate` metric modules shipped with hf-coreset, loaded from their local folders (offline).
 
 `evaluate.load("accuracy")` would fetch the module from the Hugging Face Hub; these load with
-`evaluate.load(<folder in this package>)`, which needs no network.
+`evaluate.load(<folder in this package>)`, which needs no network. They need the demo extra
+(`pip install 'hf-coreset[demo]'`, for `evaluate`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def load(name: str):
         {'accuracy': 0.5}
         ```
     """
-    import evaluate
-
+    try:
+        import evaluate
+    except ImportError as err:
+        raise ImportError("hf_coreset.metrics needs the demo extra: pip install 'hf-coreset[demo]'") from err
     return evaluate.load(path(name))

@@ -1,8 +1,9 @@
-"""`hf-coreset benchmark quality|cost|scaling`: arguments and entry points (output goes to stdout)."""
+"""`python -m benchmarks quality|cost|scaling`: arguments and entry points (output goes to stdout)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shlex
 import sys
 
@@ -21,7 +22,7 @@ def _say(text: str) -> None:
 
 def _command(args, name: str) -> str:
     """The command line that reproduces this run (options that differ from their defaults)."""
-    parts = ["hf-coreset", "benchmark", name]
+    parts = ["python", "-m", "benchmarks", name]
     for action in args.parser_._actions:
         if not action.option_strings or action.dest == "help":
             continue
@@ -36,8 +37,14 @@ def _command(args, name: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _need_bench_extra(name: str, *modules: str) -> None:
+    """Fail before any work, naming the extra, when a benchmark's packages are missing."""
+    if any(importlib.util.find_spec(m) is None for m in modules):
+        raise ImportError(f"python -m benchmarks {name} needs the bench extra: pip install -e '.[bench]'")
+
+
 def _cmd_quality(args) -> int:
-    from ..evaluation import Protocol
+    from hf_coreset.evaluation import Protocol
     from .quality import QualityConfig, quality_report, run_quality
 
     base = QualityConfig.quick() if args.quick else QualityConfig()
@@ -50,6 +57,7 @@ def _cmd_quality(args) -> int:
                  "redo": tuple(args.redo.split(",")) if args.redo else None}
     cfg = QualityConfig(**{**base.__dict__, "protocol": protocol, **{k: v for k, v in overrides.items() if v is not None}})
     if not args.report_only:
+        _need_bench_extra("quality", "mnist1d", "evaluate")
         run_quality(cfg, log=_say, command=_command(args, "quality"))
     out_md = args.report or ("benchmarks/runs/quick/quality.md" if args.quick else "benchmarks/results/quality.md")
     quality_report(cfg.results, out_md, out_md.removesuffix(".md") + ".png")
@@ -60,6 +68,7 @@ def _cmd_quality(args) -> int:
 def _cmd_cost(args) -> int:
     from .cost import run_cost
 
+    _need_bench_extra("cost", "mnist1d")
     run_cost(out_md=args.report, num_samples=args.num_samples, repeats=args.repeats, text_rows=args.text_rows,
              command=_command(args, "cost"), log=_say)
     _say(f"report -> {args.report}")
@@ -75,9 +84,10 @@ def _cmd_scaling(args) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
-    """Add `benchmark quality|cost|scaling` to the `hf-coreset` subcommands."""
-    p = sub.add_parser("benchmark", help="reproduce the numbers in BENCHMARKS.md (quality, cost, scaling)")
+def build_parser() -> argparse.ArgumentParser:
+    """`python -m benchmarks quality|cost|scaling`, run from the repository root."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks",
+                                description="reproduce the numbers in BENCHMARKS.md (quality, cost, scaling)")
     which = p.add_subparsers(dest="benchmark", required=True)
 
     q = which.add_parser("quality", help="every method vs random and full data on MNIST-1D (resumable)")
@@ -121,3 +131,13 @@ def add_parser(sub) -> None:
     s.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
     s.add_argument("--report", default="benchmarks/results/scaling.md")
     s.set_defaults(func=_cmd_scaling, parser_=s)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,7 @@
+"""`python -m benchmarks quality|cost|scaling [options]`, from the repository root."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
