@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import hf_coreset
+from agreement import assert_same_up_to_ties, overlap
 from hf_coreset import CoresetSelection
 from hf_coreset.data.mnist1d import make_convnet
 from hf_coreset.signals import ROW_KEY
@@ -158,8 +159,6 @@ def test_static_minilm_text(minilm_path, tmp_path):
 def test_two_processes_match_one(tmp_path):
     """2 CPU processes (gloo) against 1 with the same global batch: equal scores from the same weights, close
     ones after training; both finish with the same step counts."""
-    from agreement import assert_same_up_to_ties, overlap
-
     script = REPO / "tests" / "trainer_two_process.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "ACCELERATE_DEBUG_MODE": "1"}
     accelerate = Path(sys.executable).with_name("accelerate")
