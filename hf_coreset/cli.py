@@ -9,7 +9,64 @@ import sys
 from pathlib import Path
 
 from .demo import DEFAULT_METHODS
+from .extras import MissingExtra
 from .hub import HubError
+
+
+class CLIError(Exception):
+    """A user error found by the command line itself: printed as one line, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (the usage is one `-h` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}; see `{self.prog} -h`.\n")
+
+
+def json_object(text: str) -> dict:
+    """argparse type of --options/--proxy: a JSON object, refused with a sentence otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid JSON ({err}); pass an object such as "
+                                         "'{\"epoch\": 5}' (quote it for the shell).") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is JSON {type(value).__name__}, not an object; pass "
+                                         "'{\"name\": value, ...}'.")
+    return value
+
+
+def fraction_arg(text: str) -> float:
+    """argparse type of a kept share: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number in (0, 1]; 0.1 keeps 10% of the rows.")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1.")
+    return value
+
+
+def check_output_dir(path: str) -> None:
+    """Before any work: the --output folder can be created (it and its parents are not files)."""
+    for p in (Path(path), *Path(path).parents):
+        if p.exists():
+            if not p.is_dir():
+                raise CLIError(f"--output {path!r}: {str(p)!r} is a file, not a folder; pass a folder path "
+                               "(created if missing).")
+            return
 
 
 def _cmd_methods(args) -> int:
@@ -34,12 +91,23 @@ def load_dataset_arg(name: str, split: str):
     elif Path(name).exists():
         ds = datasets.load_from_disk(name)
     else:
-        ds = datasets.load_dataset(name)
+        try:
+            ds = datasets.load_dataset(name)
+        except (ConnectionError, FileNotFoundError) as err:  # offline, unreachable, or no such dataset
+            raise CLIError(f"--dataset {name!r} is not 'mnist1d' or a save_to_disk folder, and loading it from the "
+                           f"Hub failed ({str(err).splitlines()[0]}); check the name or path, or the network.") from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
-            raise SystemExit(f"error: split {split!r} not in the dataset (splits: {list(ds)}); pass --split.")
+            raise CLIError(f"split {split!r} not in the dataset (splits: {list(ds)}); pass --split.")
         ds = ds[split]
     return ds
+
+
+def check_model_arg(name: str | None) -> None:
+    """Before any work: --model is the built-in ConvNet or an existing folder."""
+    if name not in (None, "mnist1d-convnet") and not Path(name).is_dir():
+        raise CLIError(f"--model {name!r} is not a folder; pass 'mnist1d-convnet' or a local transformers model "
+                       "folder (with config.json, the weights and the tokenizer).")
 
 
 def load_model_arg(name: str | None, num_labels: int, seed: int):
@@ -52,18 +120,24 @@ def load_model_arg(name: str | None, num_labels: int, seed: int):
         return make_convnet(seed), None
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=num_labels)
-    return model, AutoTokenizer.from_pretrained(name)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=num_labels)
+        return model, AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:  # a folder without a config, weights or tokenizer files
+        raise CLIError(f"--model {name!r} is not a loadable transformers model folder "
+                       f"({str(err).splitlines()[0]}).") from None
 
 
 def _cmd_select(args) -> int:
     from . import select
     from .api import check_dataset
 
+    check_output_dir(args.output)
+    check_model_arg(args.model)
     ds = load_dataset_arg(args.dataset, args.split)
     _, num_classes = check_dataset(ds, args.label_column)
-    options = json.loads(args.options) if args.options else {}
-    proxy = json.loads(args.proxy) if args.proxy else None
+    options = args.options or {}
+    proxy = args.proxy
     model, collate_fn = None, None
     source = ds
     loaded = load_model_arg(args.model, num_classes, args.seed)
@@ -108,9 +182,12 @@ def _cmd_push(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    from . import methods as registry
     from .demo import run_demo
 
     methods = args.methods.split(",") if args.methods else DEFAULT_METHODS
+    for name in methods:
+        registry.get(name)  # an unknown name fails now, not after the full-data training
     run_demo(fraction=args.fraction, methods=methods, seed=args.seed, num_samples=args.num_samples,
              epochs=args.epochs, full_data_epochs=args.full_data_epochs)
     return 0
@@ -123,7 +200,7 @@ def _cmd_benchmark_moved(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-coreset", description="Coreset selection for Hugging Face datasets.")
+    parser = OneLineParser(prog="hf-coreset", description="Coreset selection for Hugging Face datasets.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -141,8 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=128, help="tokenizer truncation length")
     p.add_argument("--label-column", default="label")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--options", default=None, help='method options as JSON, e.g. \'{"epoch": 5}\'')
-    p.add_argument("--proxy", default=None, help='proxy training as JSON, e.g. \'{"lr": 0.01, "optimizer": "adam"}\'')
+    p.add_argument("--options", type=json_object, default=None, help='method options as JSON, e.g. \'{"epoch": 5}\'')
+    p.add_argument("--proxy", type=json_object, default=None,
+                   help='proxy training as JSON, e.g. \'{"lr": 0.01, "optimizer": "adam"}\'')
     p.add_argument("--cache-dir", default=None, help="signal cache folder")
     p.set_defaults(func=_cmd_select)
 
@@ -163,12 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_push)
 
     p = sub.add_parser("demo", help="MNIST-1D: select 10%%, train on each subset, compare with random and full data")
-    p.add_argument("--fraction", type=float, default=0.1)
+    p.add_argument("--fraction", type=fraction_arg, default=0.1)
     p.add_argument("--methods", default=None, help=f"comma-separated methods (default: {','.join(DEFAULT_METHODS)})")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-samples", type=int, default=50000, help="MNIST-1D rows generated (80%% train)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs on each subset (default 100)")
-    p.add_argument("--full-data-epochs", type=int, default=None, help="epochs on the full data (default 30)")
+    p.add_argument("--num-samples", type=positive_int, default=50000, help="MNIST-1D rows generated (80%% train)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs on each subset (default 100)")
+    p.add_argument("--full-data-epochs", type=positive_int, default=None, help="epochs on the full data (default 30)")
     p.set_defaults(func=_cmd_demo)
 
     # The benchmarks left the package for the repository's benchmarks/ folder; the old command says where.
@@ -185,8 +263,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, HubError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (CLIError, ValueError, TypeError, FileNotFoundError, HubError, MissingExtra) as err:  # user errors: no traceback
+        print(f"hf-coreset: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -9,17 +9,15 @@ import time
 
 import numpy as np
 
+from .extras import require
+
 # `auto` is the library's default answer; the others show a diversity method and two difficulty ones.
 DEFAULT_METHODS = ("random", "auto", "kcenter", "el2n", "craig")
 
 
 def check_extra() -> None:
     """Raise one clear ImportError, before any data or training, when the demo's packages are missing."""
-    try:
-        import evaluate  # noqa: F401
-        import mnist1d  # noqa: F401
-    except ImportError as err:
-        raise ImportError("hf-coreset demo needs the demo extra: pip install 'hf-coreset[demo]'") from err
+    require("evaluate", "mnist1d", extra="demo", what="hf-coreset demo")
 
 
 def run_demo(*, fraction: float = 0.1, methods=DEFAULT_METHODS, seed: int = 0, num_samples: int = 50000,

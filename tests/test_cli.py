@@ -47,7 +47,7 @@ def test_select_on_saved_dataset_with_builtin_model(saved, tmp_path, capsys, mni
     assert sel.apply(ds).num_rows == 40  # strict check: the same folder loads with the same fingerprint
     ref = hf_coreset.select(ds, "kcenter", fraction=0.1, model=make_convnet(0), proxy=mnist1d_proxy, progress=False,
                             cache_dir=False, epoch=1)
-    np.testing.assert_array_equal(sel.indices, ref.indices)
+    np.testing.assert_array_equal(sel.indices, ref.indices)  # exact: same process, same float arithmetic
 
 
 def test_select_with_a_transformers_model_folder(minilm_path, minilm_text, tmp_path, capsys):
@@ -91,8 +91,78 @@ def test_select_errors_in_process(saved, tmp_path, capsys, args, message):
     assert not (tmp_path / "sel").exists()
 
 
-def test_missing_split(saved, tmp_path):
+def run_cli(args, capsys):
+    """`main(args)` in this process: (exit status, stderr); argparse refusals exit through SystemExit."""
+    try:
+        rc = main(args)
+    except SystemExit as exc:
+        rc = exc.code
+    return rc, capsys.readouterr().err
+
+
+def test_missing_split(saved, tmp_path, capsys):
     datasets.DatasetDict(train=datasets.load_from_disk(saved)).save_to_disk(tmp_path / "dd")
-    with pytest.raises(SystemExit, match=r"split 'validation' not in the dataset \(splits: \['train'\]\)"):
-        main(["select", "--dataset", str(tmp_path / "dd"), "--split", "validation", "--method", "random",
-              "--fraction", "0.1", "--output", str(tmp_path / "sel")])
+    rc, err = run_cli(["select", "--dataset", str(tmp_path / "dd"), "--split", "validation", "--method", "random",
+                       "--fraction", "0.1", "--output", str(tmp_path / "sel")], capsys)
+    assert rc == 2 and "error: split 'validation' not in the dataset (splits: ['train']); pass --split." in err
+
+
+SELECT = ["select", "--dataset", "{ds}", "--method", "el2n", "--fraction", "0.1", "--output", "{tmp}/sel"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (SELECT + ["--model", "{tmp}/no-model"], "--model '{tmp}/no-model' is not a folder; pass 'mnist1d-convnet' or"),
+    (SELECT + ["--model", "{ds}"], "--model '{ds}' is not a loadable transformers model folder"),
+    (SELECT[:-1] + ["{tmp}/a-file"], "--output '{tmp}/a-file': '{tmp}/a-file' is a file, not a folder"),
+    (SELECT[:-1] + ["{tmp}/a-file/sel"], "'{tmp}/a-file' is a file, not a folder; pass a folder path"),
+    (SELECT + ["--options", "{epoch: 1}"], "argument --options: '{epoch: 1}' is not valid JSON ("),
+    (SELECT + ["--options", "[1]"], "argument --options: '[1]' is JSON list, not an object"),
+    (SELECT + ["--proxy", "0.01"], "argument --proxy: '0.01' is JSON float, not an object"),
+    (["demo", "--fraction", "0"], "argument --fraction: '0' must be a number in (0, 1]; 0.1 keeps 10% of the rows"),
+    (["demo", "--methods", "el2n,kcentre"], "error: Unknown coreset method 'kcentre'"),
+])
+def test_bad_arguments_exit_2_in_one_line_before_any_work(saved, tmp_path, capsys, monkeypatch, args, message):
+    def reached(*args, **kwargs):
+        raise AssertionError("the bad argument should have been refused before this")
+
+    monkeypatch.setattr(hf_coreset, "select", reached)  # proxy training starts inside select
+    monkeypatch.setattr("hf_coreset.demo.run_demo", reached)
+    (tmp_path / "a-file").write_text("not a folder")
+    def fill(text):
+        return text.replace("{ds}", str(saved)).replace("{tmp}", str(tmp_path))
+
+    rc, err = run_cli([fill(a) for a in args], capsys)
+    assert rc == 2
+    assert err.count("\n") == 1 and "error: " in err and fill(message) in err, err  # one line, no traceback
+    assert not (tmp_path / "sel").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["scaling", "--sizes", "-5"], "argument --sizes: '-5' must be comma-separated row counts >= 1"),
+    (["scaling", "--sizes", "100", "--kernels", "kcenter,nope"], "Unknown kernel(s) ['nope'] in --kernels"),
+])
+def test_bad_benchmark_arguments_exit_2_in_one_line(capsys, monkeypatch, args, message):
+    from benchmarks import cli as bench_cli
+
+    def reached(*args, **kwargs):
+        raise AssertionError("the bad argument should have been refused before this")
+
+    monkeypatch.setattr("benchmarks.scaling.run_scaling", reached)
+    try:
+        rc = bench_cli.main(args)
+    except SystemExit as err:  # argparse refuses at parse time
+        rc = err.code
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "error: " in err and message in err, err
+
+
+def test_unknown_dataset_offline_exits_2(tmp_path):
+    """A real process with the Hub switched off: the name is neither built in, nor a folder, nor reachable."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "hf_coreset.cli", "select", "--dataset", "no-such-user/no-such-data",
+                           "--method", "random", "--fraction", "0.1", "--output", str(tmp_path / "sel")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("hf-coreset: error: --dataset 'no-such-user/no-such-data' is not 'mnist1d' or a "
+                                  "save_to_disk folder, and loading it from the Hub failed (")
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "sel").exists()

@@ -97,10 +97,12 @@ for name, call in (("demo", lambda: run_demo(num_samples=100)), ("load", lambda:
         "metric: hf_coreset.metrics needs the demo extra: pip install 'hf-coreset[demo]'"]
     assert not (tmp_path / "cache").exists()  # the demo stopped before generating or training anything
     # the command line fails with that sentence, before any work
-    cli = subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS + "from hf_coreset.cli import main\nmain(['demo'])"],
+    cli = subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS + "import sys\nfrom hf_coreset.cli import main\n"
+                          "sys.exit(main(['demo']))"],
                          cwd=tmp_path, env={**os.environ, "HF_CORESET_CACHE": str(tmp_path / "cache")},
                          capture_output=True, text=True, timeout=600)
-    assert cli.returncode != 0 and "hf-coreset demo needs the demo extra: pip install 'hf-coreset[demo]'" in cli.stderr
+    assert cli.returncode == 2 and cli.stderr == ("hf-coreset: error: hf-coreset demo needs the demo extra: "
+                                                  "pip install 'hf-coreset[demo]'\n")  # one line, no traceback
     assert not (tmp_path / "cache").exists()
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import hf_coreset
+from agreement import assert_same_up_to_ties, overlap
 from hf_coreset import CoresetSelection
 from hf_coreset.data.mnist1d import make_convnet
 from hf_coreset.signals import ROW_KEY
@@ -156,7 +157,8 @@ def test_static_minilm_text(minilm_path, tmp_path):
 @pytest.mark.slow
 @pytest.mark.multiprocess
 def test_two_processes_match_one(tmp_path):
-    """2 CPU processes (gloo) select the same rows as 1 process with the same global batch, and finish."""
+    """2 CPU processes (gloo) against 1 with the same global batch: equal scores from the same weights, close
+    ones after training; both finish with the same step counts."""
     script = REPO / "tests" / "trainer_two_process.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "ACCELERATE_DEBUG_MODE": "1"}
     accelerate = Path(sys.executable).with_name("accelerate")
@@ -176,10 +178,21 @@ def test_two_processes_match_one(tmp_path):
     for s in (s1, s2):
         assert s["static_steps"][0] == s["static_steps"][1] and s["crest_steps"][0] == s["crest_steps"][1]
         assert s["crest_events"] >= 1
-    a = CoresetSelection.load(tmp_path / "one" / "static" / "coreset_selection")
-    b = CoresetSelection.load(tmp_path / "two" / "static" / "coreset_selection")
-    np.testing.assert_array_equal(a.indices, b.indices)
-    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+    assert s1["static_steps"] == s2["static_steps"]
+
+    def load(run, name):
+        return CoresetSelection.load(tmp_path / run / name / "coreset_selection")
+
+    # Scores of the untrained model (one eval pass, rows split over the processes): the same weights,
+    # so the same scores to 1e-6 and the same rows up to ties (measured: bit-identical here).
+    assert_same_up_to_ties(load("one", "epoch0"), load("two", "epoch0"), atol=1e-6)
+    # Scores from the warm-up's own mini-batches: after the first steps the weights differ, because DDP
+    # averages gradients in another float order and AdamW amplifies it (with SGD the runs agree to 1e-7).
+    # Measured on an AVX-512 Xeon: 159 of 160 rows kept by both, EL2N within 5e-3 (of up to ~1.2). The
+    # bounds leave ~10x margin for other kernels: >= 90% of the rows, scores within 0.05.
+    a, b = load("one", "static"), load("two", "static")
+    assert overlap(a, b) >= 0.9 * len(a)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=0, atol=0.05)
 
 
 @pytest.mark.parametrize("kw, match", [

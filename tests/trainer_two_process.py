@@ -5,8 +5,9 @@ accelerate 1.15, `accelerate launch --cpu --num_processes 2` starts one process 
 hostfile is given.)
 
 Usage: python trainer_two_process.py OUTPUT_DIR GLOBAL_BATCH
-Trains the MNIST-1D ConvNet with CoresetTrainer twice (static el2n, then CREST) with the global
-batch split over the processes, and writes a summary JSON in OUTPUT_DIR (main process).
+Trains the MNIST-1D ConvNet with CoresetTrainer three times (static el2n scored by the warm-up, static
+el2n scored on the untrained model, then CREST) with the global batch split over the processes, and
+writes a summary JSON in OUTPUT_DIR (main process).
 """
 
 import json
@@ -36,6 +37,10 @@ def main(out: str, global_batch: int) -> None:
         output_dir=f"{out}/static", coreset_method="el2n", **common))
     static.train()
     summary["static_steps"] = [static.state.global_step, static.state.max_steps]
+    # Scores from the untrained model (an eval pass before the warm-up): the same weights in every run.
+    untrained = CoresetTrainer(model=make_convnet(0), train_dataset=train, args=CoresetTrainingArguments(
+        output_dir=f"{out}/epoch0", coreset_method="el2n", coreset_method_options={"epoch": 0}, **common))
+    untrained.train()
     crest = CoresetTrainer(model=make_convnet(0), train_dataset=train, args=CoresetTrainingArguments(
         output_dir=f"{out}/crest", coreset_schedule="crest", crest_random_subset_fraction=0.1, **common))
     crest.train()

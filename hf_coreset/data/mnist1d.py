@@ -10,15 +10,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..extras import require
+
 SEQ_LEN = 40
 NUM_CLASSES = 10
 
 
 def _generate(num_samples: int, seed: int) -> dict:
-    try:
-        from mnist1d.data import get_dataset_args, make_dataset
-    except ImportError as err:
-        raise ImportError("load_mnist1d needs the demo extra: pip install 'hf-coreset[demo]'") from err
+    (data,) = require("mnist1d.data", extra="demo", what="load_mnist1d")
+    get_dataset_args, make_dataset = data.get_dataset_args, data.make_dataset
 
     args = get_dataset_args()
     args.num_samples = num_samples

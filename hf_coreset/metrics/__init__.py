@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from ..extras import require
+
 METRICS = ("accuracy", "coreset_coverage")
 
 
@@ -37,8 +39,5 @@ def load(name: str):
         {'accuracy': 0.5}
         ```
     """
-    try:
-        import evaluate
-    except ImportError as err:
-        raise ImportError("hf_coreset.metrics needs the demo extra: pip install 'hf-coreset[demo]'") from err
+    (evaluate,) = require("evaluate", extra="demo", what="hf_coreset.metrics")
     return evaluate.load(path(name))
