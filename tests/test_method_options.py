@@ -27,7 +27,7 @@ BAD = {
             ({"strata": 0}, ValueError, r"strata=0 must be a positive integer"),
             ({"hard_cutoff": "x"}, TypeError, r"hard_cutoff='x' must be a number in \[0, 1\)")],
     "coverage": [({"cut": 2}, ValueError, r"cut=2 must be in \[0, 1\)"),
-                 ({"score": "kcenter"}, ValueError, r"score='kcenter' keeps 'greedy order'"),
+                 ({"score": "kcenter"}, ValueError, r"score='kcenter' keeps greedy order, not one end"),
                  ({"score_options": {"epoch": -1}}, ValueError, r"epoch=-1; pass an integer proxy epoch"),
                  ({"score_options": "epoch=3"}, TypeError, r"score_options='epoch=3' must be a dict"),
                  ({"strata": 2.5}, TypeError, r"strata=2.5 must be a positive integer")],
