@@ -78,3 +78,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def ds(mnist1d_small):
+    """200 MNIST-1D rows: enough for a proxy epoch or an error path, quick on 2 cores."""
+    return mnist1d_small["train"].select(range(200))
+
+
+@pytest.fixture
+def cache(tmp_path):
+    """A cache folder that each test checks is still empty after the error."""
+    path = tmp_path / "cache"
+    yield path
+    written = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()) if path.exists() else []
+    assert written == [], written

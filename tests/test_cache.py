@@ -33,11 +33,6 @@ class Net(nn.Module):
 '''
 
 
-@pytest.fixture
-def ds(mnist1d_small):
-    return mnist1d_small["train"].select(range(200))
-
-
 def select(ds, cache_dir, method="el2n", **kw):
     kw.setdefault("model", make_convnet(0))
     kw.setdefault("proxy", {"optimizer": "adam", "lr": 1e-2, "batch_size": 50})

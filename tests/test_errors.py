@@ -25,20 +25,6 @@ class ConvOnly(nn.Module):
         return self.conv(x.view(-1, 1, 40)).flatten(1)
 
 
-@pytest.fixture
-def ds(mnist1d_small):
-    return mnist1d_small["train"].select(range(200))
-
-
-@pytest.fixture
-def cache(tmp_path):
-    """A cache folder that each test checks is still empty after the error."""
-    path = tmp_path / "cache"
-    yield path
-    written = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()) if path.exists() else []
-    assert written == [], written
-
-
 def select(ds, method="el2n", cache=None, **kw):
     kw.setdefault("fraction", 0.1)
     if method != "random":

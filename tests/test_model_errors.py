@@ -67,20 +67,6 @@ class Stacked(nn.Module):
 
 
 @pytest.fixture
-def ds(mnist1d_small):
-    return mnist1d_small["train"].select(range(200))
-
-
-@pytest.fixture
-def cache(tmp_path):
-    """A cache folder that each test checks is still empty after the error."""
-    path = tmp_path / "cache"
-    yield path
-    written = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()) if path.exists() else []
-    assert written == [], written
-
-
-@pytest.fixture
 def no_training(monkeypatch):
     """Proxy training (and the signal passes it runs) fails the test if it starts: the error must come first."""
 
