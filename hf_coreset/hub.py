@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .version import __version__
+
 if TYPE_CHECKING:
     from .selection import CoresetSelection
 
@@ -174,8 +176,6 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         ```
     """
     from huggingface_hub import DatasetCard, DatasetCardData
-
-    from . import __version__
 
     info = dataset.info
     source = source_dataset or info.dataset_name or None

@@ -721,7 +721,7 @@ class CoresetTrainer(Trainer):
 
     def _crest_selection(self) -> CoresetSelection:
         """The final mini-batch coresets as a CoresetSelection (for provenance; CREST has no single subset)."""
-        from . import __version__
+        from .version import __version__
         from .fingerprint import dataset_fingerprint, hash_parts, label_hash
 
         rows = np.concatenate([r for r, _ in self.crest.coresets])
@@ -769,6 +769,8 @@ def render_model_card_section(trainer: CoresetTrainer) -> str:
     import jinja2
     from huggingface_hub import constants
 
+    from .version import __version__
+
     args = trainer.args
     sel = trainer.coreset_selection
     repo = args.coreset_selection_repo
@@ -788,7 +790,7 @@ def render_model_card_section(trainer: CoresetTrainer) -> str:
         "options": trainer._options, "fingerprint": sel.fingerprint if sel is not None else None,
         "selection_repo": repo, "selection_url": f"{constants.ENDPOINT}/datasets/{repo}" if repo else None,
         "events": trainer.coreset_events, "crest": asdict(trainer.crest.config) if trainer.crest else None,
-        "selection_dir": SELECTION_DIR, "version": __import__("hf_coreset").__version__,
+        "selection_dir": SELECTION_DIR, "version": __version__,
     }
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.from_string(_template("model_card_section.md")).render(**context)
