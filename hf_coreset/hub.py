@@ -34,12 +34,12 @@ import re
 import tempfile
 import threading
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .cards import render_dataset_card
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 REPO_TYPE = "dataset"
 SELECTION_DIR = "selection"
 DATA_DIR = "data"
-CARD_TEMPLATE = "dataset_card.md"
 MANIFEST_FILE = "manifest.json"  # in selection/: {path: {"sha256": ..., "git": ...}} of every file a push wrote
 TIMEOUT_ENV = "HF_CORESET_HUB_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0  # seconds a request waits for the Hub; a commit of many files can take tens of seconds
@@ -62,29 +61,7 @@ class HubError(RuntimeError):
     """A push to or a load from the Hub failed; the message says what to do. Never contains a token."""
 
 
-# --------------------------------------------------------------------------- templates
-def load_template(name: str) -> str:
-    """Text of a card template from ``model_cards/``.
-
-    From a source checkout (``PYTHONPATH=.``) the top-level ``model_cards/`` folder is read; an
-    installed package carries the same files as ``hf_coreset.model_cards`` (see pyproject.toml).
-
-    Args:
-        name (`str`): file name, e.g. ``"dataset_card.md"``.
-
-    Returns:
-        `str`: the Jinja template.
-    """
-    checkout = Path(__file__).resolve().parents[1] / "model_cards" / name
-    if checkout.is_file():
-        return checkout.read_text(encoding="utf-8")
-    try:
-        return resources.files("hf_coreset.model_cards").joinpath(name).read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError) as err:
-        raise FileNotFoundError(f"Card template {name!r} is neither in {checkout.parent} nor in the installed "
-                                f"package hf_coreset.model_cards; reinstall hf-coreset.") from err
-
-
+# ------------------------------------------------------------------------------- card
 def size_category(n: int) -> str:
     """The Hub's ``size_categories`` bucket for `n` rows (e.g. ``"1K<n<10K"``)."""
     bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -155,7 +132,8 @@ def _benchmark_rows(config: dict) -> list[tuple[str, Any]]:
 def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source_dataset: str | None = None,
                  source_revision: str | None = None, license: str | None = None,
                  task_categories: list[str] | None = None, pretty_name: str | None = None):
-    """Render the dataset card of a pushed selection (``model_cards/dataset_card.md``).
+    """The dataset card of a pushed selection (``model_cards/dataset_card.md``): what it shows, rendered by
+    :func:`hf_coreset.cards.render_dataset_card`.
 
     Args:
         selection (`CoresetSelection`): the selection being published.
@@ -169,17 +147,15 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         pretty_name (`str`, *optional*): title of the card.
 
     Returns:
-        `huggingface_hub.DatasetCard`
+        `str`: the card, YAML header first.
 
     Example:
         ```python
         >>> card = dataset_card(sel, ds, "me/mnist1d-kcenter-10pct", source_dataset="mnist1d")
-        >>> card.data.tags
-        ['coreset', 'kcenter', 'hf-coreset']
+        >>> card.splitlines()[0]
+        '---'
         ```
     """
-    from huggingface_hub import DatasetCard, DatasetCardData
-
     info = dataset.info
     source = source_dataset or info.dataset_name or None
     source_license = license or info.license or None
@@ -199,7 +175,7 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         {"config_name": "selection", "data_files": [{"split": "train", "path": f"{SELECTION_DIR}/indices.parquet"}]},
         {"config_name": "scores", "data_files": [{"split": "train", "path": f"{SELECTION_DIR}/scores.parquet"}]},
     ]
-    card_data = DatasetCardData(
+    card_data = dict(
         license=license,
         source_datasets=[source] if source else None,
         task_categories=task_categories if task_categories is not None else _task_categories(dataset, selection.label_column),
@@ -222,8 +198,8 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
     model = config.get("model_name")
     model_md = (f"`{model}` (weights hash `{config.get('model_fingerprint')}`), proxy: `{json.dumps(config.get('proxy'))}`"
                 if model else "none (the method uses labels only)")
-    return DatasetCard.from_template(
-        card_data, template_str=load_template(CARD_TEMPLATE),
+    return render_dataset_card(dict(
+        card_data=card_data,
         repo_id=repo_id, method=selection.method, method_summary=summary, paper=paper,
         method_version=config.get("method_version"), fraction=selection.fraction, kept=kept,
         num_rows=selection.num_rows, seed=selection.seed, weighted=selection.weights is not None,
@@ -234,7 +210,7 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         model_md=model_md, library_version=selection.library_version, pushed_with=__version__,
         config_json=json.dumps(config, indent=2, sort_keys=True, default=repr), source_load=load,
         per_class=_per_class_rows(selection, dataset), benchmark=_benchmark_rows(config),
-    )
+    ))
 
 
 # ----------------------------------------------------------------------------- timeout
@@ -493,7 +469,7 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
         shards = _write_shards(pruned, tmp / DATA_DIR, max_shard_size)
         selection.save(tmp / SELECTION_DIR)
         saved = sorted(p.name for p in (tmp / SELECTION_DIR).iterdir())  # the selection's own files
-        (tmp / "README.md").write_text(str(card), encoding="utf-8")
+        (tmp / "README.md").write_text(card, encoding="utf-8")
         files = [f"{DATA_DIR}/{name}" for name in shards] + [f"{SELECTION_DIR}/{name}" for name in saved] + ["README.md"]
         manifest = {p: _file_hashes(tmp / p) for p in files}
         (tmp / SELECTION_DIR / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, sort_keys=True))
