@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hf_coreset"
@@ -98,3 +101,30 @@ def test_version_is_written_once():
     assert writers == ["version.py"]
     assert hf_coreset.__version__ == version.__version__ == importlib.metadata.version("hf-coreset")
     assert 'attr = "hf_coreset.version.__version__"' in (PACKAGE.parent / "pyproject.toml").read_text()
+
+
+# A measured result: a signed decimal (+5.9, -0.47), a decimal percentage (98.9%), "10 points", or a
+# time on a machine ("12.3 s on"). Fractions that define a setting (10%, 0.3) are not results.
+MEASURED = re.compile(r"(?<![\w.])[+-]\d+\.\d+|(?<![\d.])\d+\.\d+ ?%|\d points\b|\d+(\.\d+)? ?s on\b")
+
+
+def _prose(path: Path):
+    """(line, text) of every docstring and comment in a module."""
+    source = path.read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                yield node.body[0].lineno, doc
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            yield tok.start[0], tok.string
+
+
+def test_no_measured_numbers_in_docstrings():
+    """Docstrings and comments say what a method does and where its numbers live (BENCHMARKS.md,
+    benchmarks/results/), never the numbers, which go stale when the benchmarks are rerun."""
+    found = [f"{path.relative_to(PACKAGE.parent)}:{line}: {match.group(0)!r}"
+             for path in sorted(PACKAGE.rglob("*.py")) for line, text in _prose(path)
+             for match in MEASURED.finditer(text)]
+    assert not found, "measured numbers in docstrings or comments:\n" + "\n".join(found)
