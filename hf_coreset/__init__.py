@@ -5,14 +5,13 @@
     pruned = ds.select_coreset("kcenter", fraction=0.1, model=model)   # attached on import
 """
 
-__version__ = "0.1.0"
-
-from . import data, methods  # noqa: E402
-from .api import attach, select, select_coreset  # noqa: E402
-from .budget import Budget, make_budget  # noqa: E402
-from .proxy import ProxyConfig  # noqa: E402
-from .selection import CoresetSelection  # noqa: E402
-from .signals import Signals  # noqa: E402
+from . import data, methods
+from .api import attach, select, select_coreset
+from .budget import Budget, make_budget
+from .proxy import ProxyConfig
+from .selection import CoresetSelection
+from .signals import Signals
+from .version import __version__
 
 attach()
 

@@ -14,6 +14,7 @@ from .fingerprint import column_values, dataset_fingerprint, hash_parts, label_h
 from .proxy import ProxyConfig, run_proxy
 from .selection import CoresetSelection
 from .signals import Signals
+from .version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,6 @@ def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, s
         config["head"] = head
         config["model_fingerprint"] = model_fp
         config["model_name"] = getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
-    from . import __version__
 
     source_fp = dataset_fingerprint(dataset)
     return CoresetSelection(

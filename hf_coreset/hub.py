@@ -12,8 +12,11 @@ A pushed repository holds, in one commit:
   hf-coreset's files from a user's and never deletes or overwrites the latter without ``overwrite=True``.
 
 Every request waits at most ``timeout`` seconds for the Hub (argument, else ``HF_CORESET_HUB_TIMEOUT``,
-else 60), then fails with a `HubError`. With ``HF_HUB_OFFLINE=1``, :func:`from_hub` reads the local
-Hugging Face cache only.
+else 60), then fails with a `HubError`. With ``HF_HUB_OFFLINE=1``, :func:`download_selection` reads the
+local Hugging Face cache only.
+
+This module moves files; `CoresetSelection` (selection.py) owns them and calls it, never the other way
+round: the file names come from the caller or from what :meth:`CoresetSelection.save` wrote.
 
 Nothing pushed or loaded is a pickle, `trust_remote_code` is never set, and a token is only ever
 passed through to `huggingface_hub` (argument, ``HF_TOKEN`` or the saved login): never logged,
@@ -31,11 +34,13 @@ import re
 import tempfile
 import threading
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .cards import render_dataset_card
+from .version import __version__
 
 if TYPE_CHECKING:
     from .selection import CoresetSelection
@@ -45,7 +50,6 @@ logger = logging.getLogger(__name__)
 REPO_TYPE = "dataset"
 SELECTION_DIR = "selection"
 DATA_DIR = "data"
-CARD_TEMPLATE = "dataset_card.md"
 MANIFEST_FILE = "manifest.json"  # in selection/: {path: {"sha256": ..., "git": ...}} of every file a push wrote
 TIMEOUT_ENV = "HF_CORESET_HUB_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0  # seconds a request waits for the Hub; a commit of many files can take tens of seconds
@@ -57,29 +61,7 @@ class HubError(RuntimeError):
     """A push to or a load from the Hub failed; the message says what to do. Never contains a token."""
 
 
-# --------------------------------------------------------------------------- templates
-def load_template(name: str) -> str:
-    """Text of a card template from ``model_cards/``.
-
-    From a source checkout (``PYTHONPATH=.``) the top-level ``model_cards/`` folder is read; an
-    installed package carries the same files as ``hf_coreset.model_cards`` (see pyproject.toml).
-
-    Args:
-        name (`str`): file name, e.g. ``"dataset_card.md"``.
-
-    Returns:
-        `str`: the Jinja template.
-    """
-    checkout = Path(__file__).resolve().parents[1] / "model_cards" / name
-    if checkout.is_file():
-        return checkout.read_text(encoding="utf-8")
-    try:
-        return resources.files("hf_coreset.model_cards").joinpath(name).read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError) as err:
-        raise FileNotFoundError(f"Card template {name!r} is neither in {checkout.parent} nor in the installed "
-                                f"package hf_coreset.model_cards; reinstall hf-coreset.") from err
-
-
+# ------------------------------------------------------------------------------- card
 def size_category(n: int) -> str:
     """The Hub's ``size_categories`` bucket for `n` rows (e.g. ``"1K<n<10K"``)."""
     bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -150,7 +132,8 @@ def _benchmark_rows(config: dict) -> list[tuple[str, Any]]:
 def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source_dataset: str | None = None,
                  source_revision: str | None = None, license: str | None = None,
                  task_categories: list[str] | None = None, pretty_name: str | None = None):
-    """Render the dataset card of a pushed selection (``model_cards/dataset_card.md``).
+    """The dataset card of a pushed selection (``model_cards/dataset_card.md``): what it shows, rendered by
+    :func:`hf_coreset.cards.render_dataset_card`.
 
     Args:
         selection (`CoresetSelection`): the selection being published.
@@ -164,19 +147,15 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         pretty_name (`str`, *optional*): title of the card.
 
     Returns:
-        `huggingface_hub.DatasetCard`
+        `str`: the card, YAML header first.
 
     Example:
         ```python
         >>> card = dataset_card(sel, ds, "me/mnist1d-kcenter-10pct", source_dataset="mnist1d")
-        >>> card.data.tags
-        ['coreset', 'kcenter', 'hf-coreset']
+        >>> card.splitlines()[0]
+        '---'
         ```
     """
-    from huggingface_hub import DatasetCard, DatasetCardData
-
-    from . import __version__
-
     info = dataset.info
     source = source_dataset or info.dataset_name or None
     source_license = license or info.license or None
@@ -196,7 +175,7 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         {"config_name": "selection", "data_files": [{"split": "train", "path": f"{SELECTION_DIR}/indices.parquet"}]},
         {"config_name": "scores", "data_files": [{"split": "train", "path": f"{SELECTION_DIR}/scores.parquet"}]},
     ]
-    card_data = DatasetCardData(
+    card_data = dict(
         license=license,
         source_datasets=[source] if source else None,
         task_categories=task_categories if task_categories is not None else _task_categories(dataset, selection.label_column),
@@ -219,8 +198,8 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
     model = config.get("model_name")
     model_md = (f"`{model}` (weights hash `{config.get('model_fingerprint')}`), proxy: `{json.dumps(config.get('proxy'))}`"
                 if model else "none (the method uses labels only)")
-    return DatasetCard.from_template(
-        card_data, template_str=load_template(CARD_TEMPLATE),
+    return render_dataset_card(dict(
+        card_data=card_data,
         repo_id=repo_id, method=selection.method, method_summary=summary, paper=paper,
         method_version=config.get("method_version"), fraction=selection.fraction, kept=kept,
         num_rows=selection.num_rows, seed=selection.seed, weighted=selection.weights is not None,
@@ -231,7 +210,7 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         model_md=model_md, library_version=selection.library_version, pushed_with=__version__,
         config_json=json.dumps(config, indent=2, sort_keys=True, default=repr), source_load=load,
         per_class=_per_class_rows(selection, dataset), benchmark=_benchmark_rows(config),
-    )
+    ))
 
 
 # ----------------------------------------------------------------------------- timeout
@@ -443,8 +422,6 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.errors import RevisionNotFoundError
 
-    from .selection import INDICES_FILE, META_FILE, SCORES_FILE
-
     if not isinstance(dataset, datasets.Dataset):
         raise TypeError(f"dataset must be the source datasets.Dataset the selection was made from, "
                         f"not {type(dataset).__name__}; e.g. push_to_hub(repo_id, dataset=ds['train']).")
@@ -491,9 +468,9 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
         (tmp / DATA_DIR).mkdir()
         shards = _write_shards(pruned, tmp / DATA_DIR, max_shard_size)
         selection.save(tmp / SELECTION_DIR)
-        (tmp / "README.md").write_text(str(card), encoding="utf-8")
-        files = [f"{DATA_DIR}/{name}" for name in shards] + [f"{SELECTION_DIR}/{name}" for name in
-                                                              (META_FILE, INDICES_FILE, SCORES_FILE)] + ["README.md"]
+        saved = sorted(p.name for p in (tmp / SELECTION_DIR).iterdir())  # the selection's own files
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        files = [f"{DATA_DIR}/{name}" for name in shards] + [f"{SELECTION_DIR}/{name}" for name in saved] + ["README.md"]
         manifest = {p: _file_hashes(tmp / p) for p in files}
         (tmp / SELECTION_DIR / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         files.append(f"{SELECTION_DIR}/{MANIFEST_FILE}")
@@ -543,37 +520,30 @@ def _files_we_wrote(remote: dict[str, str], repo_id: str, sha: str, token: str |
 
 
 # ------------------------------------------------------------------------------- load
-def from_hub(repo_id: str, *, revision: str | None = None, token: str | None = None,
-             timeout: float | None = None) -> "CoresetSelection":
-    """Load a selection pushed with :func:`push_to_hub`, without downloading the kept rows.
+def download_selection(repo_id: str, files: tuple[str, ...], *, revision: str | None = None,
+                       token: str | None = None, timeout: float | None = None) -> dict[str, str]:
+    """Download the selection files `files` (names in ``selection/``) of a pushed repo, all from one commit.
 
-    The revision is resolved to a commit first, so the three files always come from one commit.
-    With ``HF_HUB_OFFLINE=1`` the files come from the local Hugging Face cache (a selection loaded
-    once online), without any request.
+    The revision is resolved to a commit first, so the files always come from one commit. With
+    ``HF_HUB_OFFLINE=1`` they come from the local Hugging Face cache (a selection loaded once online),
+    without any request. :meth:`CoresetSelection.from_hub` reads them.
 
     Args:
         repo_id (`str`): the dataset repo, ``"user/name"``.
+        files (`tuple[str, ...]`): file names in ``selection/``, e.g. ``("selection.json", ...)``.
         revision (`str`, *optional*): branch, tag or commit sha; defaults to ``main``.
         token (`str`, *optional*): needed for a private repo; defaults to ``HF_TOKEN`` or the login.
         timeout (`float`, *optional*): seconds each request may wait for the Hub; defaults to
             ``HF_CORESET_HUB_TIMEOUT`` or 60.
 
     Returns:
-        `CoresetSelection`
-
-    Example:
-        ```python
-        >>> sel = from_hub("me/mnist1d-kcenter-10pct")
-        >>> pruned = sel.apply(ds)         # refuses a dataset that is not the source
-        ```
+        `dict[str, str]`: the local path of each file, by name.
     """
     from huggingface_hub import HfApi, errors, hf_hub_download
     try:
         from huggingface_hub.errors import RemoteEntryNotFoundError as EntryNotFoundError
     except ImportError:  # huggingface_hub < 1.0
         from huggingface_hub.errors import EntryNotFoundError
-
-    from .selection import INDICES_FILE, META_FILE, SCORES_FILE, CoresetSelection
 
     seconds = hub_timeout(timeout)
     offline = _offline()
@@ -589,11 +559,11 @@ def from_hub(repo_id: str, *, revision: str | None = None, token: str | None = N
                 sha = revision if offline else api.dataset_info(repo_id, revision=revision, timeout=seconds).sha
             paths = {name: hf_hub_download(repo_id, f"{SELECTION_DIR}/{name}", repo_type=REPO_TYPE, revision=sha,
                                            token=token, library_name="hf-coreset", etag_timeout=seconds)
-                     for name in (META_FILE, INDICES_FILE, SCORES_FILE)}
+                     for name in files}
     except EntryNotFoundError as err:
-        raise HubError(f"{repo_id!r} (revision {revision or 'main'}) has no {SELECTION_DIR}/{META_FILE}, "
-                       f"{SELECTION_DIR}/{INDICES_FILE} and {SELECTION_DIR}/{SCORES_FILE}; was it pushed with "
-                       f"CoresetSelection.push_to_hub?") from err
+        raise HubError(f"{repo_id!r} (revision {revision or 'main'}) lacks the selection files "
+                       f"({', '.join(files)} in {SELECTION_DIR}/); was it pushed with CoresetSelection.push_to_hub?"
+                       ) from err
     except not_cached as err:
         if not offline:  # the Hub did not answer and nothing usable is cached: say why the Hub did not answer
             raise _hub_error(err, "Loading the selection from", repo_id, token, seconds) from err
@@ -604,7 +574,5 @@ def from_hub(repo_id: str, *, revision: str | None = None, token: str | None = N
                        f"download it, or load it once while online first.") from err
     except _transport_errors() as err:
         raise _hub_error(err, "Loading the selection from", repo_id, token, seconds) from err
-    # The same checks as a local load: a damaged file is named, never half-read.
-    selection = CoresetSelection.from_files(paths[META_FILE], paths[INDICES_FILE], paths[SCORES_FILE])
-    logger.info("Loaded selection %s from %s at %s", selection.fingerprint, repo_id, getattr(sha, "resolved", sha))
-    return selection
+    logger.info("Downloaded the selection files of %s at %s", repo_id, getattr(sha, "resolved", sha))
+    return paths

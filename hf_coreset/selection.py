@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import hub
 from .fingerprint import dataset_fingerprint, label_hash
 
 FORMAT_VERSION = 1
@@ -300,26 +301,36 @@ class CoresetSelection:
             >>> sel.push_to_hub("me/mnist1d-kcenter-10pct", dataset=ds)
             ```
         """
-        from .hub import push_to_hub
-
-        return push_to_hub(self, repo_id, dataset=dataset, private=private, token=token, revision=revision,
-                           commit_message=commit_message, **kwargs)
+        return hub.push_to_hub(self, repo_id, dataset=dataset, private=private, token=token, revision=revision,
+                               commit_message=commit_message, **kwargs)
 
     @classmethod
     def from_hub(cls, repo_id: str, revision: str | None = None, token: str | None = None,
                  timeout: float | None = None) -> "CoresetSelection":
         """Load a selection pushed with :meth:`push_to_hub` (without downloading the kept rows).
 
-        See :func:`hf_coreset.hub.from_hub`.
+        Its three files come from one commit (the revision is resolved first) and get the same checks as
+        :meth:`load`. With ``HF_HUB_OFFLINE=1`` they come from the local Hugging Face cache (a selection
+        loaded once online), without any request.
+
+        Args:
+            repo_id (`str`): the dataset repo, ``"user/name"``.
+            revision (`str`, *optional*): branch, tag or commit sha; defaults to ``main``.
+            token (`str`, *optional*): needed for a private repo; defaults to ``HF_TOKEN`` or the login.
+            timeout (`float`, *optional*): seconds each request may wait for the Hub; defaults to
+                ``HF_CORESET_HUB_TIMEOUT`` or 60.
+
+        Returns:
+            `CoresetSelection`
 
         Example:
             ```python
             >>> pruned = CoresetSelection.from_hub("me/mnist1d-kcenter-10pct").apply(ds)
             ```
         """
-        from .hub import from_hub
-
-        return from_hub(repo_id, revision=revision, token=token, timeout=timeout)
+        paths = hub.download_selection(repo_id, (META_FILE, INDICES_FILE, SCORES_FILE), revision=revision,
+                                       token=token, timeout=timeout)
+        return cls.from_files(paths[META_FILE], paths[INDICES_FILE], paths[SCORES_FILE])
 
     def per_class_counts(self, labels: np.ndarray) -> dict[int, int]:
         """Kept rows per class id, given the source's labels."""

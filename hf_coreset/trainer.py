@@ -721,7 +721,7 @@ class CoresetTrainer(Trainer):
 
     def _crest_selection(self) -> CoresetSelection:
         """The final mini-batch coresets as a CoresetSelection (for provenance; CREST has no single subset)."""
-        from . import __version__
+        from .version import __version__
         from .fingerprint import dataset_fingerprint, hash_parts, label_hash
 
         rows = np.concatenate([r for r, _ in self.crest.coresets])
@@ -750,24 +750,18 @@ class CoresetTrainer(Trainer):
             path.parent.mkdir(parents=True, exist_ok=True)
             name = kwargs.get("model_name") or Path(self.args.output_dir).name
             path.write_text(f"# {name}\n\nA `{type(self.model).__name__}` trained with hf-coreset.\n", encoding="utf-8")
-        section = render_model_card_section(self)
+        from .cards import render_model_card_section
+
+        section = render_model_card_section(model_card_info(self))
         path.write_text(path.read_text(encoding="utf-8").rstrip() + "\n\n" + section, encoding="utf-8")
 
 
-def _template(name: str) -> str:
-    """A card template: from the checkout's model_cards/ or the installed hf_coreset.model_cards."""
-    local = Path(__file__).resolve().parents[1] / "model_cards" / name
-    if local.is_file():
-        return local.read_text(encoding="utf-8")
-    from importlib import resources
-
-    return resources.files("hf_coreset.model_cards").joinpath(name).read_text(encoding="utf-8")
-
-
-def render_model_card_section(trainer: CoresetTrainer) -> str:
-    """The model-card section describing the coreset a trainer used."""
-    import jinja2
+def model_card_info(trainer: CoresetTrainer) -> dict:
+    """What the model card's "Coreset training" section shows about the coreset a trainer used
+    (rendered by :func:`hf_coreset.cards.render_model_card_section`)."""
     from huggingface_hub import constants
+
+    from .version import __version__
 
     args = trainer.args
     sel = trainer.coreset_selection
@@ -779,7 +773,7 @@ def render_model_card_section(trainer: CoresetTrainer) -> str:
         method = sel.method
     else:
         method = args.coreset_method
-    context = {
+    return {
         "method": method, "schedule": schedule, "fraction": args.coreset_fraction,
         "warmup_epochs": trainer._plan["warmup_epochs"] if hasattr(trainer, "_plan") else args.coreset_warmup_epochs,
         "epochs": int(args.num_train_epochs), "seed": trainer.coreset_seed,
@@ -788,7 +782,5 @@ def render_model_card_section(trainer: CoresetTrainer) -> str:
         "options": trainer._options, "fingerprint": sel.fingerprint if sel is not None else None,
         "selection_repo": repo, "selection_url": f"{constants.ENDPOINT}/datasets/{repo}" if repo else None,
         "events": trainer.coreset_events, "crest": asdict(trainer.crest.config) if trainer.crest else None,
-        "selection_dir": SELECTION_DIR, "version": __import__("hf_coreset").__version__,
+        "selection_dir": SELECTION_DIR, "version": __version__,
     }
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(_template("model_card_section.md")).render(**context)

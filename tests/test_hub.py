@@ -24,7 +24,8 @@ import yaml
 
 import hf_coreset
 from hf_coreset import CoresetSelection
-from hf_coreset.hub import HubError, load_template
+from hf_coreset.cards import load_template
+from hf_coreset.hub import HubError
 
 from hub_server import SilentServer, serve  # tests/ is on sys.path (pytest rootdir-relative import)
 
@@ -560,7 +561,7 @@ def test_template_ships_in_the_wheel(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         assert "hf_coreset/model_cards/dataset_card.md" in z.namelist()
         z.extractall(tmp_path / "site")
-    code = ("import hf_coreset.hub as h, pathlib; t = h.load_template('dataset_card.md'); "
+    code = ("import hf_coreset.cards as h, pathlib; t = h.load_template('dataset_card.md'); "
             "print(pathlib.Path(h.__file__).parent, t.splitlines()[1])")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}).stdout

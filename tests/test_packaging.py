@@ -49,6 +49,9 @@ def test_wheel_has_no_benchmark_lab_and_has_the_card_templates(tmp_path):
     assert not [line for line in required if any(name in line for name in EXTRAS)], required
     for extra in ("demo", "plots", "bench", "dev"):
         assert f"Provides-Extra: {extra}" in meta
+    version = {}  # the wheel's version is the one written in hf_coreset/version.py
+    exec((REPO / "hf_coreset" / "version.py").read_text(), version)
+    assert f"\nVersion: {version['__version__']}\n" in meta and f"-{version['__version__']}-" in wheel.name
 
 
 def test_imports_and_selects_without_the_demo_packages(tmp_path):

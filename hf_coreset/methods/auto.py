@@ -9,16 +9,16 @@ from . import Keeps, get, register
 # (largest kept share, method, options), in increasing order; the first row whose bound is >= the
 # kept share applies. Chosen from the validation study benchmarks/results/auto_validation.md
 # (MNIST-1D, 32k/8k split of the train split, 5 seeds each re-drawing proxy, selection and training;
-# the test split was not used), see the README. The rule: at each measured fraction, the candidate
-# with the highest mean margin over random among those whose paired t statistic exceeds 2.8
-# (p < 0.05 at n = 5); random where none does.
+# the test split was not used); its margins are in BENCHMARKS.md ("Validation study `auto_validation`").
+# The rule: at each measured fraction, the candidate with the highest mean margin over random among
+# those whose paired t statistic exceeds 2.8 (p < 0.05 at n = 5); random where none does.
 # Changing a row changes what `auto` selects: bump the version in `register` below.
 TABLE = (
-    # 1%: prototypes of the easiest 90% (+6.3 points on 5 seeds, kernel herding +5.6; +5.9 each on 10 seeds).
+    # 1%: prototypes of the easiest 90% (kernel herding the runner-up).
     (0.025, "prototypes", {"epoch": 10, "easy": 0.9}),
-    # 5% and 10%: kernel herding (+4.6 and +1.6; prototypes fell to random, EL2N coverage +1.9 / +0.6).
+    # 5% and 10%: kernel herding (prototypes fell to random there).
     (0.2, "kernel-herding", {"epoch": 10, "bandwidth": 1.0}),
-    # 30%: the hardest rows by entropy (+0.6, t = 3.4; kernel herding +0.4); difficulty loses below 10%.
+    # 30%: the hardest rows by entropy; difficulty loses to random below 10%.
     (1.0, "entropy", {"epoch": 10}),
 )
 # Only 1%, 5%, 10% and 30% were measured; the bounds between them are rounded midpoints.

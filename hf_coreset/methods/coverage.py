@@ -1,8 +1,8 @@
 """Coverage for any score: CCS-style stratified sampling over the strata of any registered score.
 
 Difficulty and typicality scores keep one end of their ranking, which at small fractions leaves
-most of the data's range uncovered (research/peer_measurements.md: every such method loses to
-random at 1% and 5% on MNIST-1D). Zheng et al. (ICLR 2023) fix this for one difficulty score by
+most of the data's range uncovered, and on MNIST-1D such methods lose to random there (BENCHMARKS.md,
+"Where a method loses to random"). Zheng et al. (ICLR 2023) fix this for one difficulty score by
 spreading the budget over score strata; this module does it for every method that returns
 per-row `scores` and keeps their "highest" or "lowest" end, so "nfg with coverage", "el2n with
 coverage" and the rest are one call, while each method's own name stays its faithful version.
@@ -74,7 +74,7 @@ def coverage(signals, budget, *, rng, score: str = "el2n", score_options: dict |
     Defaults: `strata=50` is the CCS paper's. `cut=0.3` was chosen on the MNIST-1D validation split
     (benchmarks/results/tuning_small_fractions.md) among 0, 0.1 and 0.3 for EL2N at 1% and
     5%: without a cut the smallest strata, which are taken whole first, are the hardest tail and
-    the selection loses to random by about 10 points at 1%. The paper tunes its cut per pruning
+    the selection loses to random at 1%. The paper tunes its cut per pruning
     rate; for a score whose kept end is its easiest rows (typicality, density), pass `cut=0.0`
     unless you mean to drop the most typical rows.
 

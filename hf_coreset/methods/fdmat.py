@@ -81,13 +81,11 @@ def fdmat(signals, budget, *, rng, epoch: int = 10, lam: float = 30.0, beta: flo
 
     Keeps the lowest scores per class (ties to the lower row); `scores` are s.
 
-    On noisy labels (same study, 20% of the pool's labels flipped, keeping 10%): the
-    class-conditional score keeps 1.6-3.6% flipped rows across lambda in {1, ..., 100}, the
-    official score 36-47% (random: 19.8%); a ConvNet trained on the kept rows reaches 59.8%
-    validation accuracy against 18.8% (official) and 44.9% (random) at lambda = 30 (54.0% /
-    21.4% / 44.9% at lambda = 10, benchmarks/results/fdmat_noise.md). On clean labels, keeping
-    the most central rows loses to random: 36.5% / 52.5% validation accuracy at 5% / 10% against
-    48.4% / 68.3% for random (same study): FDMat trades coverage for label robustness.
+    On MNIST-1D with flipped labels, the class-conditional score keeps far fewer flipped rows than
+    the official score or random, and a ConvNet trained on its rows does better than on theirs; on
+    clean labels, keeping the most central rows loses to random: FDMat trades coverage for label
+    robustness. The numbers are in BENCHMARKS.md ("FDMat: regularisation study and noisy labels";
+    benchmarks/results/fdmat_reg_study.md).
 
     Args:
         epoch (`int`, *optional*, defaults to `10`): proxy epoch of the features.
@@ -96,9 +94,8 @@ def fdmat(signals, budget, *, rng, epoch: int = 10, lam: float = 30.0, beta: flo
             comes from, uses 10). Chosen among {1, 3, 10, 30, 100} by the best mean validation
             accuracy at 5% and 10% (`PYTHONPATH=. python benchmarks/fdmat_reg_study.py
             --num-samples 12500`: 8k-row pool and 2k-row validation split carved from the MNIST-1D
-            train split, never the test split; benchmarks/results/fdmat_reg_study.md): 44.5% at
-            30 against 43.2-44.0% for the others, a difference within seed-to-seed noise, so
-            lambda matters little there.
+            train split, never the test split; benchmarks/results/fdmat_reg_study.md): 30 came
+            first by less than the seed-to-seed noise, so lambda matters little there.
         beta (`float`, *optional*, defaults to `0.5`): power of the Tukey transform, in (0, 1].
         scoring (`str`, *optional*, defaults to `"class"`): "class" or "official".
         max_iter (`int`, *optional*, defaults to `10000`): Sinkhorn iterations at most (tolerance

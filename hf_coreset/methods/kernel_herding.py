@@ -36,14 +36,14 @@ def kernel_herding(signals, budget, *, rng, epoch: int = 10, bandwidth: float = 
     `herding` (Welling's, the linear kernel) matches only the class mean, so its picks crowd around
     it; the Gaussian kernel matches every moment, so the picks spread over the class in proportion to
     its density, like a random sample but with a discrepancy that shrinks as 1/k instead of
-    1/sqrt(k). On the MNIST-1D validation split it beat random at 1%, 5% and 10%
-    (benchmarks/results/auto_validation.md). Classes of more than 4096 rows estimate each row's mean
-    kernel value on 4096 rows drawn with the selection seed.
+    1/sqrt(k). How it compares with random on MNIST-1D: BENCHMARKS.md ("Validation study
+    `auto_validation`"). Classes of more than 4096 rows estimate each row's mean kernel value on
+    4096 rows drawn with the selection seed.
 
     Args:
         epoch (`int`, *optional*, defaults to `10`): proxy epoch of the features.
         bandwidth (`float`, *optional*, defaults to `1.0`): kernel width in units of the class's mean
-            squared pairwise distance; 0.3 and 3.0 did no better on the MNIST-1D validation split at
+            squared pairwise distance; chosen over 0.3 and 3.0 on the MNIST-1D validation split at
             5% and 10% (benchmarks/results/auto_validation.md).
 
     Returns:

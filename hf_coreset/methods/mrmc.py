@@ -125,12 +125,11 @@ def mrmc(signals, budget, *, rng, epochs: int = 20, fit_from: int = 1) -> Method
           weights relative rather than absolute errors.
         - Epoch 0 (the untrained model) is not part of the fit; q extrapolates to it.
 
-    Measured on MNIST-1D (10k train rows, ConvNet proxy, Adam lr 1e-2; `PYTHONPATH=. python
-    benchmarks/mrmc_spearman.py --num-samples 12500`, benchmarks/results/mrmc_spearman.md): the
-    Spearman correlation between this score and "low loss at epoch R" is -0.47 at R = 10 and
-    -0.65 at R = 20 (-0.48 / -0.65 with `fit_from=0`), and only 3.6% of MRMC's top 10% are among
-    the 10% lowest-loss rows at R = 20. So on this data MRMC does not reduce to "keep the easy
-    rows" (the concern in the paper's constant-initial-loss reading): in log space, rows learned
+    On MNIST-1D this score is negatively rank-correlated with "low loss at epoch R", and few of
+    MRMC's top 10% are among the 10% lowest-loss rows (BENCHMARKS.md, "MRMC: rank correlation with
+    low loss at epoch R"; `PYTHONPATH=. python benchmarks/mrmc_spearman.py --num-samples 12500`).
+    So on this data MRMC does not reduce to "keep the easy rows" (the concern in the paper's
+    constant-initial-loss reading): in log space, rows learned
     in the first epoch sit on a flat tail and get a small fitted drop, while rows learned slowly
     over the R epochs get the largest. A fit in loss space would weight the first epochs more and
     move the score towards l(0) - l(R), i.e. towards low loss at R (not measured here).

@@ -107,13 +107,13 @@ def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 0.9, iter
     best when little data is kept. `normalize=True` clusters unit-norm features (cosine geometry).
 
     Args:
-        epoch (`int`, *optional*, defaults to `10`): proxy epoch of the features; 10 did as well as
-            or better than the untrained model (0) and epochs 1 and 3 in the validation study.
+        epoch (`int`, *optional*, defaults to `10`): proxy epoch of the features; chosen over the
+            untrained model (0) and epochs 1 and 3 on the MNIST-1D validation split
+            (benchmarks/results/tuning_small_fractions.md).
         easy (`float`, *optional*, defaults to `0.9`): share of each class (easiest first) that is
             clustered, in (0, 1]; never fewer rows than the class budget. 0.9 (drop the hardest
-            tenth, mostly ambiguous rows) matched 1.0 at 1% and beat it at 5% on the seeds both
-            ran on the MNIST-1D validation split; 0.5 was worse
-            (benchmarks/results/tuning_small_fractions.md).
+            tenth, mostly ambiguous rows) was chosen over 1.0 and 0.5 on the MNIST-1D validation
+            split (benchmarks/results/tuning_small_fractions.md).
         iters (`int`, *optional*, defaults to `20`): at most this many Lloyd iterations.
         normalize (`bool`, *optional*, defaults to `False`): cluster L2-normalised features.
         keep (`str`, *optional*, defaults to `"nearest"`): which row of each cluster is kept:

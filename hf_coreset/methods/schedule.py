@@ -29,10 +29,10 @@ def schedule(signals, budget, *, rng, score: str = "el2n", score_options: dict |
     kept share f = budget / rows decides: f < `switch` keeps the lowest difficulty per class,
     f >= `switch` the highest. Difficulty is the score of the registered method `score`, whose
     kept end must be its hardest rows (el2n, grand, forgetting, entropy). The default switch, 0.2,
-    lies between the fractions where the peer measurements show difficulty methods losing to
-    random (<= 10%) and winning (30%). On the MNIST-1D validation split the easy end loses to
-    random at 1% and 5% (benchmarks/results/tuning_small_fractions.md): the easiest rows are
-    near-duplicates. Easy *and* diverse rows do better: `prototypes` with `easy < 1`.
+    lies between the fractions where difficulty methods lose to random and those where they win
+    (BENCHMARKS.md, "Where a method loses to random"). On the MNIST-1D validation split the easy
+    end loses to random at small fractions too (benchmarks/results/tuning_small_fractions.md): the
+    easiest rows are near-duplicates. Easy *and* diverse rows do better: `prototypes` with `easy < 1`.
 
     Args:
         score (`str`, *optional*, defaults to `"el2n"`): the difficulty method.
