@@ -266,6 +266,17 @@ def main(argv=None) -> int:
     except (CLIError, ValueError, TypeError, FileNotFoundError, HubError, MissingExtra) as err:  # user errors: no traceback
         print(f"hf-coreset: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Under `accelerate launch`, leave the process group before exiting: gloo's threads torn down at
+    interpreter exit can abort a process ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -48,6 +48,10 @@ def main(out: str, global_batch: int) -> None:
     summary["crest_events"] = len(crest.coreset_events)
     if state.is_main_process:
         Path(out, "summary.json").write_text(json.dumps(summary))
+    # Leave the process group before exiting: gloo's threads torn down at interpreter exit can abort
+    # a process ("terminate called without an active exception").
+    state.wait_for_everyone()
+    state.destroy_process_group()
 
 
 if __name__ == "__main__":
