@@ -47,6 +47,7 @@ import torch
 
 from .budget import make_budget
 from .ops import FeatureKernel, facility_location
+from .signals.types import logit_grad
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,11 @@ class Crest:
     # ----------------------------------------------------------------- helpers
     def _losses(self, rows: np.ndarray) -> np.ndarray:
         """Eval-mode cross-entropy of `rows`, recorded for the drop-learned rule."""
-        z = torch.as_tensor(self.logits_fn(rows), dtype=torch.float64)
+        return self._record_losses(rows, self.logits_fn(rows))
+
+    def _record_losses(self, rows: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """Cross-entropy of `rows` from their logits (float64), recorded for the drop-learned rule."""
+        z = torch.as_tensor(logits, dtype=torch.float64)
         loss = (torch.logsumexp(z, 1) - z[torch.arange(len(rows)), torch.as_tensor(self.labels[rows])]).numpy()
         self.window_max[rows] = np.fmax(self.window_max[rows], loss)
         return loss
@@ -231,13 +236,9 @@ class Crest:
         self.rng.shuffle(union)
         subsets = np.array_split(union, P)
         rows_all = np.sort(union)
-        z = torch.as_tensor(self.logits_fn(rows_all), dtype=torch.float64)
-        y = torch.as_tensor(self.labels[rows_all])
-        loss = (torch.logsumexp(z, 1) - z[torch.arange(len(rows_all)), y]).numpy()
-        self.window_max[rows_all] = np.fmax(self.window_max[rows_all], loss)
-        e = torch.softmax(z, 1)
-        e[torch.arange(len(rows_all)), y] -= 1.0
-        e = e.numpy()
+        logits = self.logits_fn(rows_all)
+        self._record_losses(rows_all, logits)
+        e = logit_grad(logits, self.labels[rows_all])
         where = {int(r): i for i, r in enumerate(rows_all)}
         coresets = []
         for sub in subsets:

@@ -14,9 +14,9 @@ from .collect import collect_checkpoint
 from .model import (check_logits, check_model, check_rows, find_head, forward_input_names, forward_logits,
                     logits_of)
 from .rows import ROW_KEY, WEIGHT_KEY, RowCollator, RowDataset, row_views
-from .types import CHEAP_FIELDS, FIELDS, Checkpoint, Signals
+from .types import CHEAP_FIELDS, FIELDS, Checkpoint, Signals, logit_grad
 
 __all__ = ["CACHE_ENV", "CHEAP_FIELDS", "FIELDS", "ROW_KEY", "SIGNALS_VERSION", "WEIGHT_KEY", "Checkpoint",
            "RowCollator", "RowDataset", "SignalCache", "Signals", "cache_root", "check_logits", "check_model",
            "check_rows", "collect_checkpoint", "default_cache_dir", "find_head", "forward_input_names",
-           "forward_logits", "logits_of", "row_views", "signal_cache"]
+           "forward_logits", "logit_grad", "logits_of", "row_views", "signal_cache"]
