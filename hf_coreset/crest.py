@@ -47,7 +47,7 @@ import torch
 
 from .budget import make_budget
 from .ops import FeatureKernel, facility_location
-from .signals.types import logit_grad
+from .signals import CREST_STREAM, generator, logit_grad, permutation
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class Crest:
 
     def __post_init__(self):
         n = len(self.labels)
-        self.rng = np.random.default_rng([self.seed, 0xC4E57])
+        self.rng = generator(self.seed, CREST_STREAM)  # a torch.Generator, identical on every process
         self.pool = np.arange(n)
         self.coresets: list[tuple[np.ndarray, np.ndarray]] = []
         self.P = max(1, math.ceil(self.config.b))
@@ -215,8 +215,11 @@ class Crest:
         """`size` rows of the pool, stratified by class (budget rule), in ascending order."""
         labels = self.labels[self.pool]
         budget = make_budget(labels, size=size, num_classes=int(self.labels.max()) + 1)
-        out = [self.rng.choice(self.pool[labels == c], int(k), replace=False)
-               for c, k in zip(budget.classes, budget.per_class) if k > 0]
+        out = []
+        for c, k in zip(budget.classes, budget.per_class):
+            if k > 0:
+                rows = self.pool[labels == c]
+                out.append(rows[permutation(len(rows), self.rng)[:int(k)]])
         return np.sort(np.concatenate(out))
 
     @property
@@ -233,7 +236,7 @@ class Crest:
         dropped = self._drop_learned(step)
         P = min(self.P, self._max_P())
         union = self._sample(P * cfg.random_subset_size)
-        self.rng.shuffle(union)
+        union = union[permutation(len(union), self.rng)]
         subsets = np.array_split(union, P)
         rows_all = np.sort(union)
         logits = self.logits_fn(rows_all)
@@ -267,7 +270,6 @@ class Crest:
         """Gradient and Hutchinson Hessian diagonal on each coreset, smoothed (Eqs. 7-9)."""
         cfg = self.config
         params = list(self.params_fn())
-        gen = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
         was_training = model.training
         model.eval()  # no dropout: the model of the loss must be deterministic
         total = 0.0
@@ -277,7 +279,7 @@ class Crest:
                 y = torch.as_tensor(self.labels[rows], device=logits.device)
                 w = torch.as_tensor(weights, dtype=logits.dtype, device=logits.device)
                 loss = (w * torch.nn.functional.cross_entropy(logits, y, reduction="none")).mean()
-                g, d = hutchinson_diag(loss, params, gen)
+                g, d = hutchinson_diag(loss, params, self.rng)
                 if self.ema_g is None:
                     self.ema_g = torch.zeros_like(g)
                     self.ema_h = torch.zeros_like(d)
@@ -314,11 +316,12 @@ class Crest:
         self.dropped_since += self._drop_learned(step)
         return None
 
-    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """A mini-batch coreset drawn at random from the current P: (rows, weights)."""
+    def draw(self, g: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A mini-batch coreset drawn at random (from `g`, the sampler's epoch stream) from the current P:
+        (rows, weights)."""
         if not self.coresets:
             raise RuntimeError("CREST has no coresets yet: select() must run before training on them.")
-        return self.coresets[int(rng.integers(len(self.coresets)))]
+        return self.coresets[int(torch.randint(len(self.coresets), (1,), generator=g))]
 
     def _drop_learned(self, step: int) -> int:
         """At the end of each T2-step window, drop pool rows whose every observed loss was < alpha."""

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, Signals, check_logits, check_model,
-                      collect_checkpoint, forward_logits, row_views)
+                      GlobalBatchSampler, collect_checkpoint, forward_logits, permutation, row_views)
 from .signals.cache import (CACHE_ENV, SIGNALS_VERSION, SignalCache, cache_root,  # noqa: F401 (re-exported)
                             default_cache_dir, signal_cache)
 
@@ -101,21 +101,21 @@ def _real(name: str, value, what: str, ok) -> float:
     return float(value)
 
 
-class _EpochBatchSampler(torch.utils.data.Sampler):
-    """This process's share of shuffled global batches, as `(row, weight)` pairs.
+class _EpochBatchSampler(GlobalBatchSampler):
+    """This process's share of the proxy's shuffled global batches, as `(row, weight)` pairs.
 
-    Epoch e shuffles with seed (seed, e), so every process draws the same global batches. Process p
-    takes the p-th contiguous share of each; a share that runs short is padded with the batch's first
-    row at weight 0. Real rows weigh num_processes / len(batch), so the weighted loss sums, averaged
-    over processes by DDP, give the mean loss of the global batch: 1 and N processes take the same
-    steps. (Accelerate's own sharding pads a short last batch with repeated rows that count in the
-    loss, which changes that step.)
+    One epoch is one pass over the rows in the order of ``generator(seed, epoch)``, cut into batches
+    of `batch_size`; a last batch of one row joins the one before (BatchNorm cannot train on one row).
+    Sharding and weights are `GlobalBatchSampler`'s, so 1 and N processes take the same steps.
+    (Accelerate's own sharding pads a short last batch with repeated rows that count in the loss,
+    which changes that step.)
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, *, start_epoch: int = 0, num_processes: int = 1,
                  process_index: int = 0):
-        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, start_epoch
-        self.num_processes, self.process_index = num_processes, process_index
+        super().__init__(seed, num_processes=num_processes, process_index=process_index, weighted=True,
+                         epoch=start_epoch)
+        self.n, self.batch_size = n, batch_size
 
     def _starts(self) -> list[int]:
         starts = list(range(0, self.n, self.batch_size))
@@ -123,19 +123,13 @@ class _EpochBatchSampler(torch.utils.data.Sampler):
             starts.pop()  # a last batch of one row joins the one before: BatchNorm cannot train on one row
         return starts
 
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        self.epoch += 1
-        order = torch.randperm(self.n, generator=g).tolist()
+    def global_batches(self, epoch: int, g: torch.Generator):
+        order = permutation(self.n, g)
         starts = self._starts()
         for start, stop in zip(starts, starts[1:] + [self.n]):
-            batch = order[start:stop]
-            share = -(-len(batch) // self.num_processes)
-            mine = batch[self.process_index * share:(self.process_index + 1) * share]
-            weight = self.num_processes / len(batch)
-            yield [(row, weight) for row in mine] + [(batch[0], 0.0)] * (share - len(mine))
+            yield order[start:stop]
 
-    def __len__(self):
+    def num_batches(self, epoch: int) -> int:
         return len(self._starts())
 
 
@@ -277,6 +271,7 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
                    disable=not (progress and accelerator.is_main_process))
         for epoch in bar:
             t0 = time.perf_counter()
+            sampler.set_epoch(epoch - 1)  # proxy epoch e shuffles with stream e - 1
             net.train()
             for step, batch in enumerate(train_loader):
                 batch = send_to_device(batch, device)

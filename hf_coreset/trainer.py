@@ -48,7 +48,7 @@ from .budget import check_bool, check_fraction, make_budget
 from .crest import Crest, CrestConfig
 from .fingerprint import model_fingerprint
 from .selection import CoresetSelection
-from .signals import (CHEAP_FIELDS, ROW_KEY, Checkpoint, Signals, check_model, collect_checkpoint, find_head,
+from .signals import (CHEAP_FIELDS, ROW_KEY, Checkpoint, GlobalBatchSampler, permutation, Signals, check_model, collect_checkpoint, find_head,
                       forward_input_names, forward_logits, logits_of, row_views)
 
 logger = logging.getLogger(__name__)
@@ -205,11 +205,12 @@ def _check_int(value, name: str, low: int) -> None:
         raise ValueError(f"{name}={value!r} must be an integer >= {low}.")
 
 
-class CoresetBatchSampler(torch.utils.data.Sampler):
+class CoresetBatchSampler(GlobalBatchSampler):
     """Per-device batches of row ids; the phase (warm-up, coreset, crest) follows the epoch.
 
-    Every process iterates the same sequence, seeded by (seed, epoch); accelerate's
-    `BatchSamplerShard` gives process i the i-th per-device batch of each global batch.
+    A `GlobalBatchSampler` with the library's seed and sharding rules: every process iterates the same
+    global batches (epoch e draws from ``generator(seed, e)``, as the proxy's) and yields every
+    process's share in turn; Accelerate's `BatchSamplerShard` gives process i the i-th of them.
 
     Args:
         num_rows (`int`): rows of the training set.
@@ -221,9 +222,9 @@ class CoresetBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, num_rows: int, per_device: int, world: int, grad_accum: int, seed: int, warmup_epochs: int):
+        super().__init__(seed, num_processes=world)
         self.num_rows, self.per_device, self.world = num_rows, per_device, world
-        self.grad_accum, self.seed, self.warmup_epochs = grad_accum, seed, warmup_epochs
-        self.epoch = 0
+        self.grad_accum, self.warmup_epochs = grad_accum, warmup_epochs
         self.coreset_rows: np.ndarray | None = None
         self.crest: Crest | None = None
         self.crest_steps = 0
@@ -240,28 +241,19 @@ class CoresetBatchSampler(torch.utils.data.Sampler):
             return self.crest_steps
         return self.global_steps(len(self.coreset_rows), self.per_device * self.world)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    num_batches = steps
 
-    def __len__(self) -> int:
-        return self.steps(self.epoch) * self.world
-
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        steps = self.steps(self.epoch)
-        if self.epoch >= self.warmup_epochs and self.crest is not None:
+    def global_batches(self, epoch: int, g):
+        steps = self.steps(epoch)
+        if epoch >= self.warmup_epochs and self.crest is not None:
             for _ in range(steps):
-                rows, _ = self.crest.draw(rng)
-                for chunk in np.array_split(rows, self.world):
-                    yield chunk.tolist()
+                yield self.crest.draw(g)[0]
             return
-        rows = np.arange(self.num_rows) if self.epoch < self.warmup_epochs else np.sort(self.coreset_rows)
+        rows = np.arange(self.num_rows) if epoch < self.warmup_epochs else np.sort(self.coreset_rows)
         batch = self.per_device * self.world
-        order = np.resize(rows[rng.permutation(len(rows))], steps * batch)  # wraps around: every batch is full
+        order = np.resize(rows[permutation(len(rows), g)], steps * batch)  # wraps around: every batch is full
         for s in range(steps):
-            for r in range(self.world):
-                start = s * batch + r * self.per_device
-                yield order[start:start + self.per_device].tolist()
+            yield order[s * batch:(s + 1) * batch]
 
 
 class _CoresetCallback(TrainerCallback):

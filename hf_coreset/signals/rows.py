@@ -3,6 +3,7 @@ weight) through the user's collator, so values can be placed by row on every pro
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 ROW_KEY = "_coreset_row"
@@ -99,3 +100,80 @@ def row_views(dataset, columns: list[str], collate_fn=None) -> tuple[RowDataset,
     default collator a format-less dataset is read as tensors (`RowDataset(tensors=True)`)."""
     collator = RowCollator(collate_fn)
     return RowDataset(dataset, columns, tensors=collator.is_default), collator
+
+
+# --------------------------------------------------------------------------- order and sharding
+CREST_STREAM = 0xC4E57  # CREST's stream (subsets, check samples, probes, draws), apart from the epochs' streams
+
+
+def generator(seed: int, stream: int = 0) -> torch.Generator:
+    """The one seed -> generator rule: stream `stream` of `seed`, the same on every process.
+
+    Epoch e of a training run (proxy epoch e + 1, trainer epoch e) shuffles with stream e; CREST
+    draws from ``CREST_STREAM``. The rule is the proxy's since its first version, so the proxy's
+    trajectories, and the signals cached from them, stay what they were.
+
+    Example:
+        ```python
+        >>> torch.randperm(4, generator=generator(0, 1)).tolist() == torch.randperm(4, generator=generator(0, 1)).tolist()
+        True
+        ```
+    """
+    return torch.Generator().manual_seed(int(seed) * 100003 + int(stream))
+
+
+def permutation(n: int, g: torch.Generator) -> np.ndarray:
+    """A random order of range(n) drawn from `g` (int64)."""
+    return torch.randperm(n, generator=g).numpy()
+
+
+def shard(batch, num_processes: int, process_index: int):
+    """Process `process_index`'s contiguous share of a global batch: shares differ by at most one row,
+    the first ``len(batch) % num_processes`` processes taking the longer ones (as ``np.array_split``)."""
+    q, r = divmod(len(batch), num_processes)
+    start = process_index * q + min(process_index, r)
+    return batch[start:start + q + (process_index < r)]
+
+
+class GlobalBatchSampler(torch.utils.data.Sampler):
+    """Global batches of row ids, the same on every process, each cut into per-process shares by :func:`shard`.
+
+    Epoch e draws from ``generator(seed, e)``; a subclass says what the global batches of an epoch are
+    (:meth:`global_batches`, :meth:`num_batches`). With `process_index` given, it yields that process's
+    share of each batch (a loader that nobody shards again); with None, every process's share in turn,
+    for Accelerate's ``BatchSamplerShard`` to hand the p-th of every `num_processes` to process p. With
+    `weighted`, items are ``(row, weight)`` pairs for :class:`RowDataset`: a real row weighs
+    num_processes / len(batch), so the weighted loss sums, averaged over processes by DDP, give the mean
+    loss of the global batch and 1 and N processes take the same steps; a share left empty (a batch
+    with fewer rows than processes) holds the batch's first row at weight 0.
+    """
+
+    def __init__(self, seed: int, *, num_processes: int = 1, process_index: int | None = None,
+                 weighted: bool = False, epoch: int = 0):
+        self.seed, self.num_processes, self.process_index = seed, num_processes, process_index
+        self.weighted, self.epoch = weighted, epoch
+
+    def global_batches(self, epoch: int, g: torch.Generator):
+        """The global batches (sequences of row ids) of `epoch`, drawing randomness from `g` only."""
+        raise NotImplementedError
+
+    def num_batches(self, epoch: int) -> int:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches(self.epoch) * (self.num_processes if self.process_index is None else 1)
+
+    def __iter__(self):
+        world = self.num_processes
+        ranks = range(world) if self.process_index is None else [self.process_index]
+        for batch in self.global_batches(self.epoch, generator(self.seed, self.epoch)):
+            for p in ranks:
+                mine = [int(row) for row in shard(batch, world, p)]
+                if not self.weighted:
+                    yield mine
+                else:
+                    weight = world / len(batch)
+                    yield [(row, weight) for row in mine] or [(int(batch[0]), 0.0)]
