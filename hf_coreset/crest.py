@@ -165,19 +165,15 @@ class Crest:
         config (`CrestConfig`): settings.
         labels (`np.ndarray`): class id of every row of the training set.
         seed (`int`): seeds subsets, samples, Rademacher probes (identically on every process).
-        logits_fn (`Callable[[np.ndarray], np.ndarray]`): eval-mode logits of the given rows
-            (every process calls it; all get the same array).
-        batch_logits_fn (`Callable[[nn.Module, np.ndarray], torch.Tensor]`): logits of the given
-            rows with autograd (for the quadratic model).
-        params_fn (`Callable[[], list[torch.nn.Parameter]]`): the parameters the quadratic model covers.
+        collector (`hf_coreset.signals.SignalCollector`): the training set's signal collector: eval-mode
+            logits of chosen rows (placed by row, finite-checked; every process gets the same array),
+            logits with autograd for the quadratic model, and the classifier head (``params="head"``).
     """
 
     config: CrestConfig
     labels: np.ndarray
     seed: int
-    logits_fn: object
-    batch_logits_fn: object
-    params_fn: object
+    collector: object
     events: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -200,9 +196,14 @@ class Crest:
         self.last_rel_error = None
 
     # ----------------------------------------------------------------- helpers
-    def _losses(self, rows: np.ndarray) -> np.ndarray:
+    def _params(self, model) -> list:
+        """The parameters the quadratic model covers: all trainable ones, or the classifier head's."""
+        module = self.collector.head_module(model) if self.config.params == "head" else model
+        return [p for p in module.parameters() if p.requires_grad]
+
+    def _losses(self, model, rows: np.ndarray) -> np.ndarray:
         """Eval-mode cross-entropy of `rows`, recorded for the drop-learned rule."""
-        return self._record_losses(rows, self.logits_fn(rows))
+        return self._record_losses(rows, self.collector.logits(model, rows))
 
     def _record_losses(self, rows: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """Cross-entropy of `rows` from their logits (float64), recorded for the drop-learned rule."""
@@ -239,7 +240,7 @@ class Crest:
         union = union[permutation(len(union), self.rng)]
         subsets = np.array_split(union, P)
         rows_all = np.sort(union)
-        logits = self.logits_fn(rows_all)
+        logits = self.collector.logits(model, rows_all)
         self._record_losses(rows_all, logits)
         e = logit_grad(logits, self.labels[rows_all])
         where = {int(r): i for i, r in enumerate(rows_all)}
@@ -269,13 +270,13 @@ class Crest:
     def _fit_quadratic(self, model) -> None:
         """Gradient and Hutchinson Hessian diagonal on each coreset, smoothed (Eqs. 7-9)."""
         cfg = self.config
-        params = list(self.params_fn())
+        params = self._params(model)
         was_training = model.training
         model.eval()  # no dropout: the model of the loss must be deterministic
         total = 0.0
         try:
             for rows, weights in self.coresets:
-                logits = self.batch_logits_fn(model, rows).float()
+                logits = self.collector.batch_logits(model, rows).float()
                 y = torch.as_tensor(self.labels[rows], device=logits.device)
                 w = torch.as_tensor(weights, dtype=logits.dtype, device=logits.device)
                 loss = (w * torch.nn.functional.cross_entropy(logits, y, reduction="none")).mean()
@@ -295,11 +296,11 @@ class Crest:
         self.theta0 = _flat([p.detach() for p in params]).float().cpu().clone()
 
     # ----------------------------------------------------------------- training-time
-    def relative_error(self) -> float:
+    def relative_error(self, model) -> float:
         """|F(delta) - L_r| / L_r on a fresh random sample V_r (Eq. 10)."""
         rows = self._sample(self.config.random_subset_size)
-        true = float(self._losses(rows).mean())
-        delta = _flat([p.detach() for p in self.params_fn()]).float().cpu() - self.theta0
+        true = float(self._losses(model, rows).mean())
+        delta = _flat([p.detach() for p in self._params(model)]).float().cpu() - self.theta0
         approx = quadratic_value(self.loss0, self.g_hat, self.h_hat, delta)
         return abs(approx - true) / max(true, 1e-12)
 
@@ -308,7 +309,7 @@ class Crest:
         if self.next_check is None or step < self.next_check:
             return None
         self.checks += 1
-        rho = self.relative_error()
+        rho = self.relative_error(model)
         self.last_rel_error = rho
         if rho > self.config.tau:
             return self.select(model, step, rel_error=rho)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, Signals, check_logits, check_model,
-                      GlobalBatchSampler, collect_checkpoint, forward_logits, permutation, row_views)
+                      GlobalBatchSampler, SignalCollector, forward_logits, permutation)
 from .signals.cache import (CACHE_ENV, SIGNALS_VERSION, SignalCache, cache_root,  # noqa: F401 (re-exported)
                             default_cache_dir, signal_cache)
 
@@ -178,8 +178,8 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
     cache = SignalCache(None)
     if cache_dir is not False:
         folder, origin = cache_root(cache_dir)
-        cache = signal_cache(folder, model, dataset, len(labels), config.training_key(), seed, label_column, inputs, head_name,
-                              collate_fn, accelerator)
+        cache = signal_cache(folder, model, dataset, len(labels), config.training_key(), seed, label_column, inputs,
+                             head_name, collate_fn, accelerator)
 
     cached = {(e, f): cache.load(e, f) for e, fs in needs.items() for f in fs}
     missing = {e: {f for f in fs if cached[(e, f)] is None} for e, fs in needs.items()}
@@ -220,10 +220,8 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
 
     from accelerate.utils import send_to_device
 
-    labels_t = torch.as_tensor(labels, dtype=torch.long)
-    rows, collator = row_views(dataset, inputs, collate_fn)
-    eval_loader = accelerator.prepare(torch.utils.data.DataLoader(
-        rows, batch_size=config.eval_batch_size, shuffle=False, collate_fn=collator))
+    collector = SignalCollector(dataset, inputs, labels, accelerator=accelerator, collate_fn=collate_fn,
+                                batch_size=config.eval_batch_size, head=head_name)
     device = accelerator.device
     cuda = [device] if device.type == "cuda" else []
 
@@ -238,14 +236,12 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
         optimizer.load_state_dict(state["optimizer"])
         start = state["epoch"]
         logger.info("Resuming proxy training from epoch %d (cached state).", start)
-    head = None if head_name is None else dict(proxy.named_modules())[head_name]
 
     def score(epoch, net):
         t0 = time.perf_counter()
         fields = frozenset(missing[epoch]) | CHEAP_FIELDS
         with torch.random.fork_rng(devices=cuda):  # a signal pass leaves the training RNG stream as it was
-            ckpt = collect_checkpoint(net, eval_loader, labels_t, epoch=epoch, fields=fields, head=head,
-                                      accelerator=accelerator, progress=progress)
+            ckpt = collector.checkpoint(net, epoch, fields, progress=progress)
         store(epoch, ckpt, missing[epoch])
         timings["signals"] += time.perf_counter() - t0
 
@@ -264,9 +260,9 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
         sampler = _EpochBatchSampler(len(labels), config.batch_size, seed, start_epoch=start,
                                      num_processes=accelerator.num_processes, process_index=accelerator.process_index)
         # Not prepared by Accelerate: the sampler already gives each process its share of every batch.
-        train_loader = torch.utils.data.DataLoader(rows, batch_sampler=sampler, collate_fn=collator)
+        train_loader = torch.utils.data.DataLoader(collector.rows, batch_sampler=sampler, collate_fn=collector.collator)
         net, optimizer = accelerator.prepare(proxy, optimizer)
-        labels_dev = labels_t.to(device)
+        labels_dev = collector.labels.to(device)
         bar = tqdm(range(start + 1, last_epoch + 1), desc="proxy training",
                    disable=not (progress and accelerator.is_main_process))
         for epoch in bar:

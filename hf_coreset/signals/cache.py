@@ -151,11 +151,11 @@ class SignalCache:
 
 
 
-def signal_cache(folder: Path, model, dataset, num_rows, proxy_key: dict, seed, label_column, inputs, head_name, collate_fn,
-                  accelerator) -> SignalCache:
+def signal_cache(folder: Path, model, dataset, num_rows, proxy_key: dict, seed, label_column, inputs, head_name,
+                 collate_fn, accelerator) -> SignalCache:
     """The cache entry for everything that determines the signals: the data, the model's weights
-    and code, the collator's code and settings, the head, the proxy's training settings (`proxy_key`) and seed, the mixed
-    precision, and the signal code (SIGNALS_VERSION, torch's version). No entry (a warning) when
+    and code, the collator's code and settings, the head, the proxy's training settings (`proxy_key`) and
+    seed, the mixed precision, and the signal code (SIGNALS_VERSION, torch's version). No entry (a warning) when
     some code has no source file to key on."""
     from transformers import default_data_collator
 
