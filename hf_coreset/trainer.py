@@ -22,10 +22,11 @@ sampler knows its phase from the epoch number and yields a fixed number of globa
 phase (a multiple of the gradient-accumulation steps; the last batch wraps around the shuffled
 rows so every per-device batch is full). `set_initial_training_values` returns the real
 step count, warm-up steps + coreset steps, so the LR schedule spans exactly the steps taken, and
-``state.epoch`` is corrected after every step. All ranks draw the same order, seeded by
-(seed, epoch); accelerate hands each rank its share. The loss is the weighted sum of per-example
-cross-entropies divided by the per-device share of the global batch, so 1 and N processes take
-the same steps. Resuming from a checkpoint is not supported (the phase plan is not saved).
+``state.epoch`` is corrected after every step. All ranks draw the same order, from the
+library's one seed rule (`hf_coreset.signals.generator(seed, epoch)`, the proxy's: warm-up epoch
+e visits the rows in proxy epoch e + 1's order); accelerate hands each rank its share. The loss is
+the weighted sum of per-example cross-entropies divided by the per-device share of the global
+batch, so 1 and N processes take the same steps. Resuming from a checkpoint is not supported (the phase plan is not saved).
 """
 
 from __future__ import annotations

@@ -179,3 +179,33 @@ def test_collector_two_processes_match_one(mnist1d_small, tmp_path):
             np.testing.assert_array_equal(two[key], one[key], err_msg=key)
         else:
             np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_signal_package_imports_run_one_way():
+    """No import circle inside hf_coreset/signals (function-level imports included), and the package
+    imports nothing of the library but `fingerprint` (for the cache key): the proxy, the trainer, CREST
+    and the methods build on it, never the reverse."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "hf_coreset" / "signals"
+    edges = {}
+    for path in package.glob("*.py"):
+        edges[path.stem] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                edges[path.stem].add(node.module.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and node.level == 2:
+                assert node.module == "fingerprint", f"signals/{path.name} imports hf_coreset.{node.module}"
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("hf_coreset"):
+                raise AssertionError(f"signals/{path.name} imports {node.module}")
+
+    def visit(module, stack):
+        assert module not in stack, f"import circle: {' -> '.join(stack + [module])}"
+        for dep in edges.get(module, ()):
+            if dep != "__init__":
+                visit(dep, stack + [module])
+
+    assert all("__init__" not in deps for name, deps in edges.items() if name != "__init__")
+    for module in edges:
+        visit(module, [])

@@ -21,7 +21,9 @@ CACHE_ENV = "HF_CORESET_CACHE"
 # Part of every signal cache key: bump it whenever the signals package or proxy.py changes what the
 # signals of a given model, data and settings are, so that entries written by older code are not reused.
 # 2: keys cover the model's and collator's code.
-SIGNALS_VERSION = 2
+# 3: under N processes a proxy batch is shared by signals.rows.shard (shares differ by one row at most,
+#    no weight-0 padding rows, which entered BatchNorm statistics); one process is unchanged.
+SIGNALS_VERSION = 3
 
 
 def default_cache_dir() -> Path:
