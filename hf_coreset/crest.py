@@ -47,6 +47,7 @@ import torch
 
 from .budget import make_budget
 from .ops import FeatureKernel, facility_location
+from .signals import CREST_STREAM, generator, logit_grad, permutation
 
 logger = logging.getLogger(__name__)
 
@@ -164,24 +165,20 @@ class Crest:
         config (`CrestConfig`): settings.
         labels (`np.ndarray`): class id of every row of the training set.
         seed (`int`): seeds subsets, samples, Rademacher probes (identically on every process).
-        logits_fn (`Callable[[np.ndarray], np.ndarray]`): eval-mode logits of the given rows
-            (every process calls it; all get the same array).
-        batch_logits_fn (`Callable[[nn.Module, np.ndarray], torch.Tensor]`): logits of the given
-            rows with autograd (for the quadratic model).
-        params_fn (`Callable[[], list[torch.nn.Parameter]]`): the parameters the quadratic model covers.
+        collector (`hf_coreset.signals.SignalCollector`): the training set's signal collector: eval-mode
+            logits of chosen rows (placed by row, finite-checked; every process gets the same array),
+            logits with autograd for the quadratic model, and the classifier head (``params="head"``).
     """
 
     config: CrestConfig
     labels: np.ndarray
     seed: int
-    logits_fn: object
-    batch_logits_fn: object
-    params_fn: object
+    collector: object
     events: list = field(default_factory=list)
 
     def __post_init__(self):
         n = len(self.labels)
-        self.rng = np.random.default_rng([self.seed, 0xC4E57])
+        self.rng = generator(self.seed, CREST_STREAM)  # a torch.Generator, identical on every process
         self.pool = np.arange(n)
         self.coresets: list[tuple[np.ndarray, np.ndarray]] = []
         self.P = max(1, math.ceil(self.config.b))
@@ -199,9 +196,18 @@ class Crest:
         self.last_rel_error = None
 
     # ----------------------------------------------------------------- helpers
-    def _losses(self, rows: np.ndarray) -> np.ndarray:
+    def _params(self, model) -> list:
+        """The parameters the quadratic model covers: all trainable ones, or the classifier head's."""
+        module = self.collector.head_module(model) if self.config.params == "head" else model
+        return [p for p in module.parameters() if p.requires_grad]
+
+    def _losses(self, model, rows: np.ndarray) -> np.ndarray:
         """Eval-mode cross-entropy of `rows`, recorded for the drop-learned rule."""
-        z = torch.as_tensor(self.logits_fn(rows), dtype=torch.float64)
+        return self._record_losses(rows, self.collector.logits(model, rows))
+
+    def _record_losses(self, rows: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """Cross-entropy of `rows` from their logits (float64), recorded for the drop-learned rule."""
+        z = torch.as_tensor(logits, dtype=torch.float64)
         loss = (torch.logsumexp(z, 1) - z[torch.arange(len(rows)), torch.as_tensor(self.labels[rows])]).numpy()
         self.window_max[rows] = np.fmax(self.window_max[rows], loss)
         return loss
@@ -210,8 +216,11 @@ class Crest:
         """`size` rows of the pool, stratified by class (budget rule), in ascending order."""
         labels = self.labels[self.pool]
         budget = make_budget(labels, size=size, num_classes=int(self.labels.max()) + 1)
-        out = [self.rng.choice(self.pool[labels == c], int(k), replace=False)
-               for c, k in zip(budget.classes, budget.per_class) if k > 0]
+        out = []
+        for c, k in zip(budget.classes, budget.per_class):
+            if k > 0:
+                rows = self.pool[labels == c]
+                out.append(rows[permutation(len(rows), self.rng)[:int(k)]])
         return np.sort(np.concatenate(out))
 
     @property
@@ -228,16 +237,12 @@ class Crest:
         dropped = self._drop_learned(step)
         P = min(self.P, self._max_P())
         union = self._sample(P * cfg.random_subset_size)
-        self.rng.shuffle(union)
+        union = union[permutation(len(union), self.rng)]
         subsets = np.array_split(union, P)
         rows_all = np.sort(union)
-        z = torch.as_tensor(self.logits_fn(rows_all), dtype=torch.float64)
-        y = torch.as_tensor(self.labels[rows_all])
-        loss = (torch.logsumexp(z, 1) - z[torch.arange(len(rows_all)), y]).numpy()
-        self.window_max[rows_all] = np.fmax(self.window_max[rows_all], loss)
-        e = torch.softmax(z, 1)
-        e[torch.arange(len(rows_all)), y] -= 1.0
-        e = e.numpy()
+        logits = self.collector.logits(model, rows_all)
+        self._record_losses(rows_all, logits)
+        e = logit_grad(logits, self.labels[rows_all])
         where = {int(r): i for i, r in enumerate(rows_all)}
         coresets = []
         for sub in subsets:
@@ -265,18 +270,17 @@ class Crest:
     def _fit_quadratic(self, model) -> None:
         """Gradient and Hutchinson Hessian diagonal on each coreset, smoothed (Eqs. 7-9)."""
         cfg = self.config
-        params = list(self.params_fn())
-        gen = torch.Generator().manual_seed(int(self.rng.integers(2**62)))
+        params = self._params(model)
         was_training = model.training
         model.eval()  # no dropout: the model of the loss must be deterministic
         total = 0.0
         try:
             for rows, weights in self.coresets:
-                logits = self.batch_logits_fn(model, rows).float()
+                logits = self.collector.batch_logits(model, rows).float()
                 y = torch.as_tensor(self.labels[rows], device=logits.device)
                 w = torch.as_tensor(weights, dtype=logits.dtype, device=logits.device)
                 loss = (w * torch.nn.functional.cross_entropy(logits, y, reduction="none")).mean()
-                g, d = hutchinson_diag(loss, params, gen)
+                g, d = hutchinson_diag(loss, params, self.rng)
                 if self.ema_g is None:
                     self.ema_g = torch.zeros_like(g)
                     self.ema_h = torch.zeros_like(d)
@@ -292,11 +296,11 @@ class Crest:
         self.theta0 = _flat([p.detach() for p in params]).float().cpu().clone()
 
     # ----------------------------------------------------------------- training-time
-    def relative_error(self) -> float:
+    def relative_error(self, model) -> float:
         """|F(delta) - L_r| / L_r on a fresh random sample V_r (Eq. 10)."""
         rows = self._sample(self.config.random_subset_size)
-        true = float(self._losses(rows).mean())
-        delta = _flat([p.detach() for p in self.params_fn()]).float().cpu() - self.theta0
+        true = float(self._losses(model, rows).mean())
+        delta = _flat([p.detach() for p in self._params(model)]).float().cpu() - self.theta0
         approx = quadratic_value(self.loss0, self.g_hat, self.h_hat, delta)
         return abs(approx - true) / max(true, 1e-12)
 
@@ -305,7 +309,7 @@ class Crest:
         if self.next_check is None or step < self.next_check:
             return None
         self.checks += 1
-        rho = self.relative_error()
+        rho = self.relative_error(model)
         self.last_rel_error = rho
         if rho > self.config.tau:
             return self.select(model, step, rel_error=rho)
@@ -313,11 +317,12 @@ class Crest:
         self.dropped_since += self._drop_learned(step)
         return None
 
-    def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """A mini-batch coreset drawn at random from the current P: (rows, weights)."""
+    def draw(self, g: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A mini-batch coreset drawn at random (from `g`, the sampler's epoch stream) from the current P:
+        (rows, weights)."""
         if not self.coresets:
             raise RuntimeError("CREST has no coresets yet: select() must run before training on them.")
-        return self.coresets[int(rng.integers(len(self.coresets)))]
+        return self.coresets[int(torch.randint(len(self.coresets), (1,), generator=g))]
 
     def _drop_learned(self, step: int) -> int:
         """At the end of each T2-step window, drop pool rows whose every observed loss was < alpha."""

@@ -10,33 +10,24 @@ serves methods that need different numbers of epochs.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import numbers
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .fingerprint import (SourceUnavailable, callable_fingerprint, code_fingerprint, dataset_fingerprint, hash_parts,
-                          model_fingerprint)
 from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, Signals, check_logits, check_model,
-                      collect_checkpoint, forward_logits, row_views)
+                      GlobalBatchSampler, SignalCollector, forward_logits, permutation)
+from .signals.cache import (CACHE_ENV, SIGNALS_VERSION, SignalCache, cache_root,  # noqa: F401 (re-exported)
+                            default_cache_dir, signal_cache)
 
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
-CACHE_ENV = "HF_CORESET_CACHE"
-# Part of every signal cache key: bump it whenever this module or signals.py changes what the signals
-# of a given model, data and settings are, so that entries written by older code are not reused.
-# 2: keys cover the model's and collator's code.
-SIGNALS_VERSION = 2
 
 
 @dataclass
@@ -110,29 +101,21 @@ def _real(name: str, value, what: str, ok) -> float:
     return float(value)
 
 
-def default_cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    from huggingface_hub import constants
+class _EpochBatchSampler(GlobalBatchSampler):
+    """This process's share of the proxy's shuffled global batches, as `(row, weight)` pairs.
 
-    return Path(constants.HF_HOME) / "hf_coreset"
-
-
-class _EpochBatchSampler(torch.utils.data.Sampler):
-    """This process's share of shuffled global batches, as `(row, weight)` pairs.
-
-    Epoch e shuffles with seed (seed, e), so every process draws the same global batches. Process p
-    takes the p-th contiguous share of each; a share that runs short is padded with the batch's first
-    row at weight 0. Real rows weigh num_processes / len(batch), so the weighted loss sums, averaged
-    over processes by DDP, give the mean loss of the global batch: 1 and N processes take the same
-    steps. (Accelerate's own sharding pads a short last batch with repeated rows that count in the
-    loss, which changes that step.)
+    One epoch is one pass over the rows in the order of ``generator(seed, epoch)``, cut into batches
+    of `batch_size`; a last batch of one row joins the one before (BatchNorm cannot train on one row).
+    Sharding and weights are `GlobalBatchSampler`'s, so 1 and N processes take the same steps.
+    (Accelerate's own sharding pads a short last batch with repeated rows that count in the loss,
+    which changes that step.)
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, *, start_epoch: int = 0, num_processes: int = 1,
                  process_index: int = 0):
-        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, start_epoch
-        self.num_processes, self.process_index = num_processes, process_index
+        super().__init__(seed, num_processes=num_processes, process_index=process_index, weighted=True,
+                         epoch=start_epoch)
+        self.n, self.batch_size = n, batch_size
 
     def _starts(self) -> list[int]:
         starts = list(range(0, self.n, self.batch_size))
@@ -140,137 +123,14 @@ class _EpochBatchSampler(torch.utils.data.Sampler):
             starts.pop()  # a last batch of one row joins the one before: BatchNorm cannot train on one row
         return starts
 
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        self.epoch += 1
-        order = torch.randperm(self.n, generator=g).tolist()
+    def global_batches(self, epoch: int, g: torch.Generator):
+        order = permutation(self.n, g)
         starts = self._starts()
         for start, stop in zip(starts, starts[1:] + [self.n]):
-            batch = order[start:stop]
-            share = -(-len(batch) // self.num_processes)
-            mine = batch[self.process_index * share:(self.process_index + 1) * share]
-            weight = self.num_processes / len(batch)
-            yield [(row, weight) for row in mine] + [(batch[0], 0.0)] * (share - len(mine))
+            yield order[start:stop]
 
-    def __len__(self):
+    def num_batches(self, epoch: int) -> int:
         return len(self._starts())
-
-
-def _cache_root(cache_dir) -> tuple[Path, str]:
-    """The cache folder `cache_dir` stands for, and where it came from (for error messages)."""
-    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
-        raise TypeError(f"cache_dir must be a folder path, None (the default cache) or False (no cache), "
-                        f"not {type(cache_dir).__name__} {cache_dir!r}.")
-    if cache_dir:
-        return Path(cache_dir), "cache_dir"
-    return default_cache_dir(), f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the default cache folder"
-
-
-_NDIM = {"loss": 1, "correct": 1, "logits": 2, "features": 2}
-
-
-def _reason(error: Exception) -> str:
-    """The first sentence of an error, short enough for a warning."""
-    return f"{type(error).__name__}: " + (str(error).split(". ")[0].splitlines() or [""])[0][:200]
-
-
-class SignalCache:
-    """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus the
-    proxy state at the last scored epoch so an interrupted run resumes.
-
-    A file that cannot be read or does not hold what the proxy writes (rows, shape, dtype, finite
-    values) is reported, deleted (by the main process) and treated as missing, so it is recomputed.
-    """
-
-    def __init__(self, root: Path | None, meta: dict | None = None, *, num_rows: int | None = None,
-                 main_process: bool = True):
-        self.root = root
-        self.meta = meta or {}
-        self.num_rows = num_rows
-        self.main_process = main_process
-
-    def path(self, epoch: int, field: str) -> Path:
-        return self.root / f"epoch{epoch:04d}.{field}.npy"
-
-    def check_writable(self, folder: Path, origin: str) -> None:
-        """Raise now, before any training, if the cache cannot be written under `folder`."""
-        try:
-            existing = self.root
-            while not existing.exists() and existing != existing.parent:
-                existing = existing.parent
-            if not existing.is_dir():
-                raise NotADirectoryError(f"{existing} is a file, not a folder")
-            tempfile.TemporaryFile(dir=existing).close()  # a real write: permissions, read-only mounts, quotas
-        except OSError as e:
-            raise ValueError(f"The signal cache folder {folder} ({origin}) cannot be written ({e}); pass "
-                             "cache_dir=<a writable folder>, or cache_dir=False to turn the cache off.") from None
-
-    def load(self, epoch: int, field: str) -> np.ndarray | None:
-        """The cached array, or None when it is absent or unusable."""
-        if self.root is None or not self.path(epoch, field).is_file():
-            return None
-        path = self.path(epoch, field)
-        try:
-            array = np.load(path, allow_pickle=False)
-        except Exception as e:  # truncated, empty, not a .npy file, or pickled objects
-            return self._drop(path, _reason(e))
-        kind = "bu" if field == "correct" else "f"
-        if array.dtype.kind not in kind or array.ndim != _NDIM[field]:
-            return self._drop(path, f"dtype {array.dtype} and shape {array.shape}, not what the proxy writes")
-        if self.num_rows is not None and len(array) != self.num_rows:
-            return self._drop(path, f"{len(array)} rows, but the dataset has {self.num_rows}")
-        if field == "correct" and array.size and array.max() > 1:
-            return self._drop(path, "values other than 0 and 1")
-        if kind == "f" and not np.isfinite(array).all():
-            return self._drop(path, "NaN or inf values")
-        return array
-
-    def _drop(self, path: Path, problem: str) -> None:
-        logger.warning("The cached signal file %s is unusable (%s); it is deleted and its signals recomputed.",
-                       path, problem)
-        if self.main_process:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:  # a read-only cache: the entry is still not used
-                pass
-        return None
-
-    def save(self, epoch: int, field: str, array: np.ndarray) -> None:
-        if self.root is None:
-            return
-        if not self.root.is_dir():  # created on the first write: a run that fails before leaves nothing
-            self.root.mkdir(parents=True, exist_ok=True)
-            (self.root / "meta.json").write_text(json.dumps(self.meta, indent=2, default=repr))
-        final = self.path(epoch, field)
-        tmp = final.with_name(final.name + f".tmp{os.getpid()}.npy")
-        np.save(tmp, array, allow_pickle=False)
-        os.replace(tmp, final)  # atomic: a killed run never leaves a truncated file
-
-    def state_path(self) -> Path:
-        return self.root / "proxy_state.pt"
-
-    def save_state(self, epoch: int, model, optimizer, device: torch.device) -> None:
-        if self.root is None:
-            return
-        tmp = self.state_path().with_suffix(f".tmp{os.getpid()}")
-        state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "rng": torch.get_rng_state()}
-        if device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(device)
-        torch.save(state, tmp)
-        os.replace(tmp, self.state_path())
-
-    def load_state(self) -> dict | None:
-        if self.root is None or not self.state_path().is_file():
-            return None
-        try:
-            state = torch.load(self.state_path(), weights_only=True)
-        except Exception as e:  # truncated or not a torch file
-            return self._drop(self.state_path(), _reason(e))
-        if not (isinstance(state, dict) and isinstance(state.get("epoch"), int)
-                and {"model", "optimizer", "rng"} <= state.keys()):
-            return self._drop(self.state_path(), "not a proxy state")
-        return state
 
 
 def _make_optimizer(model: nn.Module, cfg: ProxyConfig):
@@ -317,9 +177,9 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
 
     cache = SignalCache(None)
     if cache_dir is not False:
-        folder, origin = _cache_root(cache_dir)
-        cache = _signal_cache(folder, model, dataset, len(labels), config, seed, label_column, inputs, head_name,
-                              collate_fn, accelerator)
+        folder, origin = cache_root(cache_dir)
+        cache = signal_cache(folder, model, dataset, len(labels), config.training_key(), seed, label_column, inputs,
+                             head_name, collate_fn, accelerator)
 
     cached = {(e, f): cache.load(e, f) for e, fs in needs.items() for f in fs}
     missing = {e: {f for f in fs if cached[(e, f)] is None} for e, fs in needs.items()}
@@ -342,31 +202,6 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
     return signals, timings
 
 
-def _signal_cache(folder: Path, model, dataset, num_rows, config, seed, label_column, inputs, head_name, collate_fn,
-                  accelerator) -> SignalCache:
-    """The cache entry for everything that determines the signals: the data, the model's weights
-    and code, the collator's code and settings, the head, the proxy settings and seed, the mixed
-    precision, and the signal code (SIGNALS_VERSION, torch's version). No entry (a warning) when
-    some code has no source file to key on."""
-    from transformers import default_data_collator
-
-    try:
-        code = code_fingerprint(model)
-        collator = callable_fingerprint(collate_fn if collate_fn is not None else default_data_collator)
-    except SourceUnavailable as e:
-        logger.warning("%s, so the signal cache cannot tell it from an edited version: its signals are recomputed "
-                       "and not cached. Define it in a .py file to use the cache (or pass cache_dir=False to "
-                       "silence this).", e)
-        return SignalCache(None)
-    data = dataset_fingerprint(dataset)
-    key = hash_parts(data, model_fingerprint(model), code, config.training_key(), seed, label_column, inputs,
-                     head_name, collator, str(accelerator.mixed_precision), SIGNALS_VERSION, torch.__version__)
-    meta = {"dataset": data, "num_rows": num_rows, "proxy": config.training_key(), "seed": seed, "head": head_name,
-            "inputs": inputs, "model_code": code, "collator": collator, "signals_version": SIGNALS_VERSION}
-    return SignalCache(folder / "signals" / key, meta=meta, num_rows=num_rows,
-                       main_process=accelerator.is_main_process)
-
-
 def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, seed, inputs, collate_fn, head_name,
                        cache: SignalCache, accelerator, progress, timings) -> dict:
     """Train from scratch (or the cached state) and return {(epoch, field): array} for `missing`."""
@@ -385,10 +220,8 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
 
     from accelerate.utils import send_to_device
 
-    labels_t = torch.as_tensor(labels, dtype=torch.long)
-    rows, collator = row_views(dataset, inputs, collate_fn)
-    eval_loader = accelerator.prepare(torch.utils.data.DataLoader(
-        rows, batch_size=config.eval_batch_size, shuffle=False, collate_fn=collator))
+    collector = SignalCollector(dataset, inputs, labels, accelerator=accelerator, collate_fn=collate_fn,
+                                batch_size=config.eval_batch_size, head=head_name)
     device = accelerator.device
     cuda = [device] if device.type == "cuda" else []
 
@@ -403,14 +236,12 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
         optimizer.load_state_dict(state["optimizer"])
         start = state["epoch"]
         logger.info("Resuming proxy training from epoch %d (cached state).", start)
-    head = None if head_name is None else dict(proxy.named_modules())[head_name]
 
     def score(epoch, net):
         t0 = time.perf_counter()
         fields = frozenset(missing[epoch]) | CHEAP_FIELDS
         with torch.random.fork_rng(devices=cuda):  # a signal pass leaves the training RNG stream as it was
-            ckpt = collect_checkpoint(net, eval_loader, labels_t, epoch=epoch, fields=fields, head=head,
-                                      accelerator=accelerator, progress=progress)
+            ckpt = collector.checkpoint(net, epoch, fields, progress=progress)
         store(epoch, ckpt, missing[epoch])
         timings["signals"] += time.perf_counter() - t0
 
@@ -429,13 +260,14 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
         sampler = _EpochBatchSampler(len(labels), config.batch_size, seed, start_epoch=start,
                                      num_processes=accelerator.num_processes, process_index=accelerator.process_index)
         # Not prepared by Accelerate: the sampler already gives each process its share of every batch.
-        train_loader = torch.utils.data.DataLoader(rows, batch_sampler=sampler, collate_fn=collator)
+        train_loader = torch.utils.data.DataLoader(collector.rows, batch_sampler=sampler, collate_fn=collector.collator)
         net, optimizer = accelerator.prepare(proxy, optimizer)
-        labels_dev = labels_t.to(device)
+        labels_dev = collector.labels.to(device)
         bar = tqdm(range(start + 1, last_epoch + 1), desc="proxy training",
                    disable=not (progress and accelerator.is_main_process))
         for epoch in bar:
             t0 = time.perf_counter()
+            sampler.set_epoch(epoch - 1)  # proxy epoch e shuffles with stream e - 1
             net.train()
             for step, batch in enumerate(train_loader):
                 batch = send_to_device(batch, device)

@@ -22,10 +22,11 @@ sampler knows its phase from the epoch number and yields a fixed number of globa
 phase (a multiple of the gradient-accumulation steps; the last batch wraps around the shuffled
 rows so every per-device batch is full). `set_initial_training_values` returns the real
 step count, warm-up steps + coreset steps, so the LR schedule spans exactly the steps taken, and
-``state.epoch`` is corrected after every step. All ranks draw the same order, seeded by
-(seed, epoch); accelerate hands each rank its share. The loss is the weighted sum of per-example
-cross-entropies divided by the per-device share of the global batch, so 1 and N processes take
-the same steps. Resuming from a checkpoint is not supported (the phase plan is not saved).
+``state.epoch`` is corrected after every step. All ranks draw the same order, from the
+library's one seed rule (`hf_coreset.signals.generator(seed, epoch)`, the proxy's: warm-up epoch
+e visits the rows in proxy epoch e + 1's order); accelerate hands each rank its share. The loss is
+the weighted sum of per-example cross-entropies divided by the per-device share of the global
+batch, so 1 and N processes take the same steps. Resuming from a checkpoint is not supported (the phase plan is not saved).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ from .budget import check_bool, check_fraction, make_budget
 from .crest import Crest, CrestConfig
 from .fingerprint import model_fingerprint
 from .selection import CoresetSelection
-from .signals import (CHEAP_FIELDS, ROW_KEY, Checkpoint, Signals, check_model, collect_checkpoint, find_head,
-                      forward_input_names, forward_logits, logits_of, row_views)
+from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, Checkpoint, GlobalBatchSampler, SignalCollector, Signals,
+                      check_model, forward_input_names, logits_of, permutation)
 
 logger = logging.getLogger(__name__)
 
@@ -205,11 +206,12 @@ def _check_int(value, name: str, low: int) -> None:
         raise ValueError(f"{name}={value!r} must be an integer >= {low}.")
 
 
-class CoresetBatchSampler(torch.utils.data.Sampler):
+class CoresetBatchSampler(GlobalBatchSampler):
     """Per-device batches of row ids; the phase (warm-up, coreset, crest) follows the epoch.
 
-    Every process iterates the same sequence, seeded by (seed, epoch); accelerate's
-    `BatchSamplerShard` gives process i the i-th per-device batch of each global batch.
+    A `GlobalBatchSampler` with the library's seed and sharding rules: every process iterates the same
+    global batches (epoch e draws from ``generator(seed, e)``, as the proxy's) and yields every
+    process's share in turn; Accelerate's `BatchSamplerShard` gives process i the i-th of them.
 
     Args:
         num_rows (`int`): rows of the training set.
@@ -221,9 +223,9 @@ class CoresetBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, num_rows: int, per_device: int, world: int, grad_accum: int, seed: int, warmup_epochs: int):
+        super().__init__(seed, num_processes=world)
         self.num_rows, self.per_device, self.world = num_rows, per_device, world
-        self.grad_accum, self.seed, self.warmup_epochs = grad_accum, seed, warmup_epochs
-        self.epoch = 0
+        self.grad_accum, self.warmup_epochs = grad_accum, warmup_epochs
         self.coreset_rows: np.ndarray | None = None
         self.crest: Crest | None = None
         self.crest_steps = 0
@@ -240,28 +242,19 @@ class CoresetBatchSampler(torch.utils.data.Sampler):
             return self.crest_steps
         return self.global_steps(len(self.coreset_rows), self.per_device * self.world)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    num_batches = steps
 
-    def __len__(self) -> int:
-        return self.steps(self.epoch) * self.world
-
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        steps = self.steps(self.epoch)
-        if self.epoch >= self.warmup_epochs and self.crest is not None:
+    def global_batches(self, epoch: int, g):
+        steps = self.steps(epoch)
+        if epoch >= self.warmup_epochs and self.crest is not None:
             for _ in range(steps):
-                rows, _ = self.crest.draw(rng)
-                for chunk in np.array_split(rows, self.world):
-                    yield chunk.tolist()
+                yield self.crest.draw(g)[0]
             return
-        rows = np.arange(self.num_rows) if self.epoch < self.warmup_epochs else np.sort(self.coreset_rows)
+        rows = np.arange(self.num_rows) if epoch < self.warmup_epochs else np.sort(self.coreset_rows)
         batch = self.per_device * self.world
-        order = np.resize(rows[rng.permutation(len(rows))], steps * batch)  # wraps around: every batch is full
+        order = np.resize(rows[permutation(len(rows), g)], steps * batch)  # wraps around: every batch is full
         for s in range(steps):
-            for r in range(self.world):
-                start = s * batch + r * self.per_device
-                yield order[start:start + self.per_device].tolist()
+            yield order[s * batch:(s + 1) * batch]
 
 
 class _CoresetCallback(TrainerCallback):
@@ -356,11 +349,10 @@ class CoresetTrainer(Trainer):
         self.crest: Crest | None = None
         self._spec = methods.get(args.coreset_method) if args.coreset_method else None
         self._options = self._method_options()
-        self._head_module = None
         self._head_name = None
         self._epoch_step = 0
         self._row_weights = None
-        self._recording: dict | None = None
+        self._collector: SignalCollector | None = None  # built when training starts (it needs the accelerator)
         self.add_callback(_CoresetCallback(self))
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
@@ -402,7 +394,6 @@ class CoresetTrainer(Trainer):
             self.model, self.coreset_source, self.coreset_labels, self.coreset_num_classes,
             label_column=self.coreset_label_column, collate_fn=self.data_collator, head=args.coreset_head,
             wants_features=wants_features, trains=False, head_arg="coreset_head", collate_arg="data_collator")
-        self._head_module = None
 
     def _method_options(self) -> dict:
         if self._spec is None:
@@ -434,12 +425,6 @@ class CoresetTrainer(Trainer):
             if names:
                 return names
         return forward_input_names(self.model, self.coreset_source.column_names, self.coreset_label_column)
-
-    def _head(self) -> nn.Linear:
-        if self._head_module is None:
-            self._head_module = find_head(self.model, self._head_name or self.args.coreset_head,
-                                          self.coreset_num_classes, arg="coreset_head")
-        return self._head_module
 
     # ------------------------------------------------------------------ data
     def get_train_dataloader(self):
@@ -524,20 +509,13 @@ class CoresetTrainer(Trainer):
         if model.training and rows is not None:
             weights = self._row_weights[rows.cpu()].to(per_example.device)
             loss = (weights * per_example).sum() / self._loss_norm
-            if self._recording is not None:
-                self._record(rows, per_example.detach(), logits.detach(), labels)
+            if self._collector.recording is not None:
+                self._collector.record(rows, logits, labels)
         else:
             loss = per_example.mean()
         if return_outputs:
             return loss, (outputs if isinstance(outputs, dict) else {"logits": logits})
         return loss
-
-    def _record(self, rows, loss, logits, labels) -> None:
-        parts = {"row": rows, "loss": loss, "correct": (logits.argmax(1) == labels).to(torch.uint8), "logits": logits}
-        parts = self.accelerator.gather(parts)  # full per-device batches: no padding to drop
-        idx = parts.pop("row").cpu().numpy()
-        for key, store in self._recording.items():
-            store[idx] = parts[key].cpu().numpy()
 
     # ------------------------------------------------------------------ phases
     def _on_train_begin(self) -> None:
@@ -547,7 +525,11 @@ class CoresetTrainer(Trainer):
         self._loss_norm = float(args.per_device_train_batch_size)
         self._completed = 0
         self._signals = Signals(labels=self.coreset_labels, num_classes=self.coreset_num_classes, head=self._head_name)
-        self._eval_loader = None
+        self._collector = SignalCollector(
+            self.coreset_source, self._input_columns(), self.coreset_labels, accelerator=self.accelerator,
+            collate_fn=self.data_collator, batch_size=args.per_device_eval_batch_size, head=self._head_name,
+            stage="warm-up epoch",
+            diverged="training diverged (or those rows' inputs hold NaN/inf): lower learning_rate")
         self._timings = {"signals": 0.0}
         self._model_fp = model_fingerprint(self.model) if self._spec is not None else None
         self._mb_fields, self._eval_fields = {}, {}
@@ -565,15 +547,8 @@ class CoresetTrainer(Trainer):
             self._enter_coreset_phase()
 
     def _start_recording(self, epoch: int) -> None:
-        fields = self._mb_fields.get(epoch)
-        if not fields:
-            self._recording = None
-            return
-        n, c = self.coreset_source.num_rows, self.coreset_num_classes
-        shapes = {"loss": (n,), "correct": (n,), "logits": (n, c)}
-        self._recording = {f: np.full(shapes[f], np.nan if f != "correct" else 0,
-                                      dtype=np.uint8 if f == "correct" else np.float32) for f in fields}
-        self._recording_epoch = epoch
+        if self._mb_fields.get(epoch):
+            self._collector.start_recording(epoch, self._mb_fields[epoch])
 
     def _on_step_end(self) -> None:
         self._epoch_step += 1
@@ -589,10 +564,8 @@ class CoresetTrainer(Trainer):
         self._completed += 1
         self.state.epoch = float(self._completed)
         e = self._completed
-        if self._recording is not None and self._recording_epoch == e:
-            ckpt = self._signals.checkpoints.setdefault(e, Checkpoint(epoch=e))
-            for f, arr in self._recording.items():
-                setattr(ckpt, f, arr.astype(bool) if f == "correct" else arr)
+        if self._collector.recording == e:
+            self._merge(self._collector.stop_recording())
         self._start_recording(e + 1)
         if e in self._eval_fields:
             self._collect_eval(e)
@@ -603,19 +576,15 @@ class CoresetTrainer(Trainer):
         import time
 
         t0 = time.perf_counter()
-        if self._eval_loader is None:
-            rows, collator = row_views(self.coreset_source, self._input_columns(), self.data_collator)
-            self._eval_loader = self.accelerator.prepare(torch.utils.data.DataLoader(
-                rows, batch_size=self.args.per_device_eval_batch_size, shuffle=False, collate_fn=collator))
-        fields = frozenset(self._eval_fields[epoch])
-        ckpt = collect_checkpoint(self.model, self._eval_loader, torch.as_tensor(self.coreset_labels), epoch=epoch,
-                                  fields=fields, head=self._head() if "features" in fields else None,
-                                  accelerator=self.accelerator, progress=False)
-        have = self._signals.checkpoints.setdefault(epoch, Checkpoint(epoch=epoch))
-        for f in fields:
-            if getattr(have, f) is None:
-                setattr(have, f, getattr(ckpt, f))
+        self._merge(self._collector.checkpoint(self.model, epoch, self._eval_fields[epoch]))
         self._timings["signals"] += time.perf_counter() - t0
+
+    def _merge(self, ckpt: Checkpoint) -> None:
+        """Add the fields of `ckpt` to the warm-up signals at its epoch (recorded fields come first)."""
+        have = self._signals.checkpoints.setdefault(ckpt.epoch, Checkpoint(epoch=ckpt.epoch))
+        for f in FIELDS:
+            if getattr(have, f) is None and getattr(ckpt, f) is not None:
+                setattr(have, f, getattr(ckpt, f))
 
     def _enter_coreset_phase(self) -> None:
         args = self.args
@@ -660,8 +629,7 @@ class CoresetTrainer(Trainer):
                           random_subset_size=r, minibatch_size=m, drop_learned=args.crest_drop_learned,
                           min_pool_fraction=args.crest_min_pool_fraction,
                           params=args.crest_params)
-        self.crest = Crest(cfg, self.coreset_labels, self.coreset_seed, logits_fn=self._rows_logits,
-                           batch_logits_fn=self._batch_logits, params_fn=self._crest_params)
+        self.crest = Crest(cfg, self.coreset_labels, self.coreset_seed, self._collector)
         self._sampler.crest = self.crest
         event = self.crest.select(self.model, self.state.global_step)
         self._loss_norm = self.crest.coreset_size / self.args.world_size
@@ -673,38 +641,6 @@ class CoresetTrainer(Trainer):
         # still trains with the weights it was selected with.
         for rows, weights in self.crest.coresets:
             self._row_weights[torch.as_tensor(rows)] = torch.as_tensor(weights, dtype=torch.float32)
-
-    def _crest_params(self):
-        module = self._head() if self.args.crest_params == "head" else self.model
-        return [p for p in module.parameters() if p.requires_grad]
-
-    def _collate_rows(self, rows: np.ndarray) -> dict:
-        if not hasattr(self, "_row_view"):
-            self._row_view, self._row_collator = row_views(self.coreset_source, self._input_columns(),
-                                                           self.data_collator)
-        batch = self._row_collator(self._row_view.__getitems__([int(r) for r in rows]))
-        batch.pop(ROW_KEY)
-        return {k: v.to(self.args.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-    def _batch_logits(self, model, rows: np.ndarray) -> torch.Tensor:
-        return forward_logits(model, self._collate_rows(rows))
-
-    @torch.no_grad()
-    def _rows_logits(self, rows: np.ndarray) -> np.ndarray:
-        """Eval-mode logits of `rows`, split across processes and gathered in order."""
-        world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        per = math.ceil(len(rows) / world)
-        mine = np.resize(rows, per * world)[rank * per:(rank + 1) * per]
-        model = self.model
-        was_training = model.training
-        model.eval()
-        try:
-            bs = self.args.per_device_eval_batch_size
-            local = torch.cat([forward_logits(model, self._collate_rows(mine[i:i + bs])).float()
-                               for i in range(0, len(mine), bs)])
-        finally:
-            model.train(was_training)
-        return self.accelerator.gather(local)[:len(rows)].cpu().numpy()
 
     def _log_event(self, event) -> None:
         record = asdict(event)

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from ..ops.nfg import NFG_BLOCK, NeighbourStats, logit_grad_f64, radius_neighbour_counts
+from ..ops.nfg import NFG_BLOCK, NeighbourStats, radius_neighbour_counts
 from . import Keeps, register
 from ._common import MethodOutput, check_bool, check_int, check_real, groups
 
@@ -107,7 +107,7 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
         ckpt = signals.at(t, "logits", "features")
         check_finite("logits", ckpt.logits, t)
         check_finite("features", ckpt.features, t)
-        e = logit_grad_f64(ckpt.logits, labels)
+        e = ckpt.logit_grad(labels)
         h = ckpt.features.reshape(len(labels), -1)
         for c in np.unique(labels):
             rows = np.flatnonzero(labels == c)

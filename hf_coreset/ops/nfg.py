@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..signals.types import logit_grad as logit_grad_f64  # noqa: F401 (the old name, kept for callers)
+
 NFG_BLOCK = 2048
 DENSE_SHARE = 0.5  # above this share of a block left undecided, the full block product is used
 
@@ -75,25 +77,12 @@ def unit_rows(x: np.ndarray, dtype=torch.float32) -> torch.Tensor:
     return torch.as_tensor(np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)).to(dtype)
 
 
-def logit_grad_f64(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """p - onehot(y) in float64, with the label entry computed as minus the other probabilities so a
-    confident row keeps its direction instead of rounding to an all-zero vector."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    rows = np.arange(len(labels))
-    p[rows, labels] = 0.0
-    p[rows, labels] = -p.sum(axis=1)
-    return p
-
-
 def radius_neighbour_counts(logit_grad: np.ndarray, features: np.ndarray, radius: float, *, bias: bool = False,
                             block: int = NFG_BLOCK, dtype=torch.float32) -> tuple[np.ndarray, NeighbourStats]:
     """Count, for each row, the other rows whose last-layer gradient lies within cosine distance `radius`.
 
     Args:
-        logit_grad (`np.ndarray` of shape (n, C)): p - y of each row (see :func:`logit_grad_f64`).
+        logit_grad (`np.ndarray` of shape (n, C)): p - y of each row (see `hf_coreset.signals.logit_grad`).
         features (`np.ndarray` of shape (n, d)): input of the final Linear layer.
         radius (`float`): cosine-distance radius in (0, 2]; a pair counts when 1 - cos < radius.
         bias (`bool`, *optional*, defaults to `False`): include the bias gradient (appends 1 to h).

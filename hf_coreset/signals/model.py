@@ -1,89 +1,17 @@
-"""Signals: what one forward pass tells about every row, and its collection through Accelerate.
-
-Per row and per checkpoint: the loss, whether the prediction is correct, the logits (so the
-logit gradient p - y is one subtraction away), and the classifier's input features h, captured
-by a forward pre-hook on the model's final ``nn.Linear``. Rows carry their dataset index
-through the collator and are gathered with it, so one and N processes give the same arrays.
-
-This module and ``proxy.py`` are the only ones that touch models, data loaders and Accelerate.
-"""
+"""The model as the signal engine sees it: its input columns, its logits, its classifier head, and
+every check on the model and its inputs that can fail, run before any training."""
 
 from __future__ import annotations
 
 import inspect
-import logging
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-logger = logging.getLogger(__name__)
-
-ROW_KEY = "_coreset_row"
-WEIGHT_KEY = "_coreset_weight"  # per-row loss weight of a training share (0 marks a padding row)
-FIELDS = ("loss", "correct", "logits", "features")
-CHEAP_FIELDS = frozenset({"loss", "correct", "logits"})  # n x C at most: always collected
+from .rows import ROW_KEY, RowCollator, RowDataset, row_views
 
 
-@dataclass
-class Checkpoint:
-    """Signals of every row at one proxy epoch (0 = the model as given). Absent fields are None."""
-
-    epoch: int
-    loss: np.ndarray | None = None
-    correct: np.ndarray | None = None
-    logits: np.ndarray | None = None
-    features: np.ndarray | None = None
-
-    def probs(self) -> np.ndarray:
-        z = self.logits - self.logits.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
-
-    def logit_grad(self, labels: np.ndarray) -> np.ndarray:
-        """p - onehot(y): the gradient of cross-entropy with respect to the logits."""
-        g = self.probs()
-        g[np.arange(len(labels)), labels] -= 1.0
-        return g
-
-
-@dataclass
-class Signals:
-    """Per-row signals at one or more proxy checkpoints, indexed by dataset row.
-
-    Attributes:
-        labels (`np.ndarray` of int64): class id of every row.
-        num_classes (`int`): number of classes (logit dimension).
-        checkpoints (`dict[int, Checkpoint]`): by proxy epoch.
-        head (`str`, *optional*): module name of the classifier head used (None when none was).
-    """
-
-    labels: np.ndarray
-    num_classes: int
-    checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
-    head: str | None = None
-
-    @property
-    def num_rows(self) -> int:
-        return len(self.labels)
-
-    @property
-    def epochs(self) -> list[int]:
-        return sorted(self.checkpoints)
-
-    def at(self, epoch: int, *fields: str) -> Checkpoint:
-        """The checkpoint at `epoch`, checked to hold `fields`."""
-        if epoch not in self.checkpoints:
-            raise KeyError(f"No signals at proxy epoch {epoch}; collected epochs: {self.epochs}.")
-        ckpt = self.checkpoints[epoch]
-        missing = [f for f in fields if getattr(ckpt, f) is None]
-        if missing:
-            raise KeyError(f"Signals at epoch {epoch} lack {missing}; the method's `needs` must ask for them.")
-        return ckpt
-
-
-# --------------------------------------------------------------------------- model plumbing
 def find_head(model: nn.Module, name: str | None = None, num_classes: int | None = None, *,
               probe: tuple[dict, torch.Tensor] | None = None, arg: str = "head") -> nn.Linear:
     """The classifier head: the module called `name`, else the last ``nn.Linear`` registered.
@@ -166,98 +94,6 @@ def logits_of(output) -> torch.Tensor:
         return output[0]
     raise TypeError(f"Cannot find logits in a model output of type {type(output).__name__}; "
                     "return a tensor of logits or an object with a `logits` field.")
-
-
-class RowDataset(torch.utils.data.Dataset):
-    """A `datasets.Dataset` seen as rows of the given columns, each carrying its row index.
-
-    Rows come in the dataset's "numpy" or "torch" format when it has one, else as Python values
-    (Arrow, pandas or polars rows are not what a torch collator takes). A transform set with
-    `with_transform` is the user's preprocessing and is applied. Items may be row ids or
-    `(row id, weight)` pairs; a weight rides along under ``WEIGHT_KEY``. `tensors=True` reads a
-    format-less dataset as torch tensors, for transformers' `default_data_collator`, which builds
-    the same batch from them as from Python lists without converting every value (about a third
-    of the signal pass on MNIST-1D; benchmarks/results/cost.md).
-    """
-
-    def __init__(self, dataset, columns: list[str], *, tensors: bool = False):
-        kind = dataset.format["type"]
-        if kind != "custom":
-            # Reset the format's column list too: set_format(columns=[...]) may hide the inputs.
-            kind = kind if kind in ("numpy", "torch") else ("torch" if tensors else None)
-            dataset = dataset.with_format(kind).select_columns(columns)
-        self.dataset = dataset
-        self.columns = columns
-
-    def __len__(self):
-        return self.dataset.num_rows
-
-    def __getitem__(self, i):
-        return self.__getitems__([i])[0]
-
-    def __getitems__(self, items):
-        rows = [int(item[0]) if isinstance(item, tuple) else int(item) for item in items]
-        batch = self.dataset[rows]
-        out = []
-        for j, (item, row) in enumerate(zip(items, rows)):
-            features = {c: batch[c][j] for c in self.columns}
-            features[ROW_KEY] = row
-            if isinstance(item, tuple):
-                features[WEIGHT_KEY] = float(item[1])
-            out.append(features)
-        return out
-
-
-class RowCollator:
-    """Wraps a collator so that the row index (and a training weight) ride along as tensors."""
-
-    def __init__(self, collate_fn=None):
-        from transformers import default_data_collator
-
-        self.collate_fn = default_data_collator if collate_fn is None else collate_fn
-        self.is_default = self.collate_fn is default_data_collator
-
-    def __call__(self, features):
-        # The rows are RowDataset's fresh dicts, so popping our keys is cheaper than copying each row.
-        extra = {ROW_KEY: torch.tensor([f.pop(ROW_KEY) for f in features], dtype=torch.long)}
-        if WEIGHT_KEY in features[0]:
-            extra[WEIGHT_KEY] = torch.tensor([f.pop(WEIGHT_KEY) for f in features], dtype=torch.float32)
-        if self.is_default and any(v is None for v in features[0].values()):
-            # default_data_collator silently drops a key whose first value is None.
-            raise ValueError(self._row_problem(features, extra[ROW_KEY].tolist()))
-        try:
-            batch = dict(self.collate_fn(features))
-        except Exception as err:
-            problem = self._row_problem(features, extra[ROW_KEY].tolist())
-            if problem is None:
-                raise
-            raise ValueError(problem) from err
-        batch.update(extra)
-        return batch
-
-    def _row_problem(self, features: list[dict], rows: list[int]) -> str | None:
-        """None values or unequal shapes in one column of the batch, which a collator cannot stack."""
-        for key in features[0]:
-            values = [f.get(key) for f in features]
-            none = [r for r, v in zip(rows, values) if v is None]
-            if none:
-                return (f"Column {key!r} has None in rows {none[:10]} of this batch; drop or fill those rows "
-                        f"first, e.g. ds.filter(lambda r: r[{key!r}] is not None).")
-            shapes = [tuple(v.shape) if hasattr(v, "shape") else (len(v),) if isinstance(v, (list, tuple)) else ()
-                      for v in values]
-            if len(set(shapes)) > 1:
-                odd = [r for r, shape in zip(rows, shapes) if shape != shapes[0]]
-                fix = ("pass collate_fn=DataCollatorWithPadding(tokenizer) or pad the column to one length"
-                       if self.is_default else "your collate_fn must pad it, or pad the column to one length")
-                return f"Column {key!r} has ragged shapes in rows {[rows[0]] + odd[:9]} of this batch; {fix}."
-        return None
-
-
-def row_views(dataset, columns: list[str], collate_fn=None) -> tuple[RowDataset, RowCollator]:
-    """The row dataset and its collator for `collate_fn` (None = transformers' default one); with the
-    default collator a format-less dataset is read as tensors (`RowDataset(tensors=True)`)."""
-    collator = RowCollator(collate_fn)
-    return RowDataset(dataset, columns, tensors=collator.is_default), collator
 
 
 def forward_logits(model, batch: dict) -> torch.Tensor:
@@ -384,71 +220,3 @@ def _column_problem(col) -> tuple[str, object] | None:
         return None
     odd = np.flatnonzero(lengths != lengths[0])
     return "ragged", f"{lengths.min()} to {lengths.max()}; rows {odd[:10].tolist()} differ from row 0"
-
-
-# --------------------------------------------------------------------------- collection
-@torch.no_grad()
-def collect_checkpoint(model: nn.Module, loader, labels: torch.Tensor, *, epoch: int, fields: frozenset,
-                       head: nn.Linear, accelerator, progress: bool = True) -> Checkpoint:
-    """One eval-mode forward pass over `loader` (prepared by `accelerator`), placed by row index.
-
-    Note:
-        Every process must call it; each ends up with the full arrays.
-    """
-    from tqdm.auto import tqdm
-
-    n = len(labels)
-    captured = {}
-    hook = None
-    if "features" in fields:
-        hook = head.register_forward_pre_hook(lambda mod, args: captured.__setitem__("h", args[0]))
-    was_training = model.training
-    model.eval()
-    out: dict[str, np.ndarray] = {}
-    filled = np.zeros(n, dtype=bool)
-    try:
-        bar = tqdm(loader, desc=f"signals @ epoch {epoch}", disable=not (progress and accelerator.is_main_process),
-                   leave=False)
-        for batch in bar:
-            rows = batch.pop(ROW_KEY)
-            logits = forward_logits(model, batch).float()
-            y = labels[rows.cpu()].to(logits.device)
-            check_logits(logits, y, head if "features" in fields else None)
-            parts = {"row": rows}
-            loss = nn.functional.cross_entropy(logits, y, reduction="none")
-            if "loss" in fields:
-                parts["loss"] = loss
-            if "correct" in fields:
-                parts["correct"] = (logits.argmax(dim=1) == y).to(torch.uint8)  # gloo gathers no bool
-            if "logits" in fields:
-                parts["logits"] = logits
-            if "features" in fields:
-                h = captured.pop("h")
-                parts["features"] = h.reshape(h.shape[0], -1).float()
-            parts = accelerator.gather_for_metrics(parts)
-            idx = parts.pop("row").cpu().numpy()
-            for key, value in parts.items():
-                value = value.cpu().numpy()
-                if key not in out:
-                    dtype = np.bool_ if key == "correct" else np.float32
-                    out[key] = np.zeros((n,) + value.shape[1:], dtype=dtype)
-                out[key][idx] = value
-            filled[idx] = True
-    finally:
-        if hook is not None:
-            hook.remove()
-        model.train(was_training)
-    if not filled.all():
-        missing = np.flatnonzero(~filled)
-        raise RuntimeError(f"Signals at epoch {epoch} are missing {len(missing)} rows (first: {missing[:10].tolist()}); "
-                           "the data loader did not visit every row once.")
-    for key in ("loss", "logits", "features"):
-        if key in out and not np.all(np.isfinite(out[key])):
-            bad = np.flatnonzero(~np.isfinite(out[key].reshape(n, -1)).all(axis=1))
-            hint = ("the model as given produces them: check those rows' inputs for NaN/inf values" if epoch == 0
-                    else "the proxy diverged (or those rows' inputs hold NaN/inf): lower the proxy learning rate "
-                         "with proxy={'lr': ...}")
-            raise FloatingPointError(
-                f"Non-finite {key} for {len(bad)} rows at proxy epoch {epoch} (first rows {bad[:10].tolist()}); "
-                f"{hint}.")
-    return Checkpoint(epoch=epoch, **out)

@@ -1,0 +1,178 @@
+"""The signal cache: signals on disk, keyed on everything that changes them, plus the proxy state
+that lets an interrupted run resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..fingerprint import (SourceUnavailable, callable_fingerprint, code_fingerprint, dataset_fingerprint, hash_parts,
+                           model_fingerprint)
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "HF_CORESET_CACHE"
+# Part of every signal cache key: bump it whenever the signals package or proxy.py changes what the
+# signals of a given model, data and settings are, so that entries written by older code are not reused.
+# 2: keys cover the model's and collator's code.
+# 3: under N processes a proxy batch is shared by signals.rows.shard (shares differ by one row at most,
+#    no weight-0 padding rows, which entered BatchNorm statistics); one process is unchanged.
+SIGNALS_VERSION = 3
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME) / "hf_coreset"
+
+
+
+def cache_root(cache_dir) -> tuple[Path, str]:
+    """The cache folder `cache_dir` stands for, and where it came from (for error messages)."""
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise TypeError(f"cache_dir must be a folder path, None (the default cache) or False (no cache), "
+                        f"not {type(cache_dir).__name__} {cache_dir!r}.")
+    if cache_dir:
+        return Path(cache_dir), "cache_dir"
+    return default_cache_dir(), f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "the default cache folder"
+
+
+_NDIM = {"loss": 1, "correct": 1, "logits": 2, "features": 2}
+
+
+def _reason(error: Exception) -> str:
+    """The first sentence of an error, short enough for a warning."""
+    return f"{type(error).__name__}: " + (str(error).split(". ")[0].splitlines() or [""])[0][:200]
+
+
+class SignalCache:
+    """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus the
+    proxy state at the last scored epoch so an interrupted run resumes.
+
+    A file that cannot be read or does not hold what the proxy writes (rows, shape, dtype, finite
+    values) is reported, deleted (by the main process) and treated as missing, so it is recomputed.
+    """
+
+    def __init__(self, root: Path | None, meta: dict | None = None, *, num_rows: int | None = None,
+                 main_process: bool = True):
+        self.root = root
+        self.meta = meta or {}
+        self.num_rows = num_rows
+        self.main_process = main_process
+
+    def path(self, epoch: int, field: str) -> Path:
+        return self.root / f"epoch{epoch:04d}.{field}.npy"
+
+    def check_writable(self, folder: Path, origin: str) -> None:
+        """Raise now, before any training, if the cache cannot be written under `folder`."""
+        try:
+            existing = self.root
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            if not existing.is_dir():
+                raise NotADirectoryError(f"{existing} is a file, not a folder")
+            tempfile.TemporaryFile(dir=existing).close()  # a real write: permissions, read-only mounts, quotas
+        except OSError as e:
+            raise ValueError(f"The signal cache folder {folder} ({origin}) cannot be written ({e}); pass "
+                             "cache_dir=<a writable folder>, or cache_dir=False to turn the cache off.") from None
+
+    def load(self, epoch: int, field: str) -> np.ndarray | None:
+        """The cached array, or None when it is absent or unusable."""
+        if self.root is None or not self.path(epoch, field).is_file():
+            return None
+        path = self.path(epoch, field)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except Exception as e:  # truncated, empty, not a .npy file, or pickled objects
+            return self._drop(path, _reason(e))
+        kind = "bu" if field == "correct" else "f"
+        if array.dtype.kind not in kind or array.ndim != _NDIM[field]:
+            return self._drop(path, f"dtype {array.dtype} and shape {array.shape}, not what the proxy writes")
+        if self.num_rows is not None and len(array) != self.num_rows:
+            return self._drop(path, f"{len(array)} rows, but the dataset has {self.num_rows}")
+        if field == "correct" and array.size and array.max() > 1:
+            return self._drop(path, "values other than 0 and 1")
+        if kind == "f" and not np.isfinite(array).all():
+            return self._drop(path, "NaN or inf values")
+        return array
+
+    def _drop(self, path: Path, problem: str) -> None:
+        logger.warning("The cached signal file %s is unusable (%s); it is deleted and its signals recomputed.",
+                       path, problem)
+        if self.main_process:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # a read-only cache: the entry is still not used
+                pass
+        return None
+
+    def save(self, epoch: int, field: str, array: np.ndarray) -> None:
+        if self.root is None:
+            return
+        if not self.root.is_dir():  # created on the first write: a run that fails before leaves nothing
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "meta.json").write_text(json.dumps(self.meta, indent=2, default=repr))
+        final = self.path(epoch, field)
+        tmp = final.with_name(final.name + f".tmp{os.getpid()}.npy")
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, final)  # atomic: a killed run never leaves a truncated file
+
+    def state_path(self) -> Path:
+        return self.root / "proxy_state.pt"
+
+    def save_state(self, epoch: int, model, optimizer, device: torch.device) -> None:
+        if self.root is None:
+            return
+        tmp = self.state_path().with_suffix(f".tmp{os.getpid()}")
+        state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": torch.get_rng_state()}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
+        torch.save(state, tmp)
+        os.replace(tmp, self.state_path())
+
+    def load_state(self) -> dict | None:
+        if self.root is None or not self.state_path().is_file():
+            return None
+        try:
+            state = torch.load(self.state_path(), weights_only=True)
+        except Exception as e:  # truncated or not a torch file
+            return self._drop(self.state_path(), _reason(e))
+        if not (isinstance(state, dict) and isinstance(state.get("epoch"), int)
+                and {"model", "optimizer", "rng"} <= state.keys()):
+            return self._drop(self.state_path(), "not a proxy state")
+        return state
+
+
+
+def signal_cache(folder: Path, model, dataset, num_rows, proxy_key: dict, seed, label_column, inputs, head_name,
+                 collate_fn, accelerator) -> SignalCache:
+    """The cache entry for everything that determines the signals: the data, the model's weights
+    and code, the collator's code and settings, the head, the proxy's training settings (`proxy_key`) and
+    seed, the mixed precision, and the signal code (SIGNALS_VERSION, torch's version). No entry (a warning) when
+    some code has no source file to key on."""
+    from transformers import default_data_collator
+
+    try:
+        code = code_fingerprint(model)
+        collator = callable_fingerprint(collate_fn if collate_fn is not None else default_data_collator)
+    except SourceUnavailable as e:
+        logger.warning("%s, so the signal cache cannot tell it from an edited version: its signals are recomputed "
+                       "and not cached. Define it in a .py file to use the cache (or pass cache_dir=False to "
+                       "silence this).", e)
+        return SignalCache(None)
+    data = dataset_fingerprint(dataset)
+    key = hash_parts(data, model_fingerprint(model), code, proxy_key, seed, label_column, inputs,
+                     head_name, collator, str(accelerator.mixed_precision), SIGNALS_VERSION, torch.__version__)
+    meta = {"dataset": data, "num_rows": num_rows, "proxy": proxy_key, "seed": seed, "head": head_name,
+            "inputs": inputs, "model_code": code, "collator": collator, "signals_version": SIGNALS_VERSION}
+    return SignalCache(folder / "signals" / key, meta=meta, num_rows=num_rows,
+                       main_process=accelerator.is_main_process)
