@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import numbers
+import os
+import re
 import time
 
 import numpy as np
@@ -61,6 +63,17 @@ def declared_classes(dataset, label_column: str) -> int | None:
 
 
 MAX_SEED = 2**32 - 1
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+
+
+def hub_model_id(model) -> str | None:
+    """The Hub id a transformers model was loaded from (``config._name_or_path``), or None when it was
+    loaded from a local folder (an existing folder, or anything not shaped like ``name`` or ``user/name``):
+    a selection and its cards name a model by Hub id or class, never by a path on the user's machine."""
+    name = getattr(getattr(model, "config", None), "_name_or_path", None)
+    if not isinstance(name, str) or not HUB_ID.fullmatch(name) or ".." in name or os.path.isdir(name):
+        return None
+    return name
 
 
 def _check_seed(seed) -> int:
@@ -176,11 +189,18 @@ def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, s
               "budget_total": budget.total, "budget_per_class": budget.per_class.tolist(),
               "budget_classes": budget.classes.tolist(), "method_version": spec.version,
               "label_column": label_column, **out.info}
+    # Rows and kept rows per budget class, so that a selection can be plotted without its dataset.
+    counts = np.bincount(signals.labels, minlength=int(budget.classes.max(initial=-1)) + 1)
+    kept = np.bincount(signals.labels[out.indices], minlength=len(counts))
+    config["class_rows"] = counts[budget.classes].tolist()
+    config["class_kept"] = kept[budget.classes].tolist()
+    if getattr(dataset, "split", None) is not None:
+        config["split"] = str(dataset.split)
     if proxy_key is not None:
         config["proxy"] = proxy_key
         config["head"] = head
         config["model_fingerprint"] = model_fp
-        config["model_name"] = getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
+        config["model_name"] = hub_model_id(model) or type(model).__name__
 
     source_fp = dataset_fingerprint(dataset)
     return CoresetSelection(
