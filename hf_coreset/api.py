@@ -201,6 +201,7 @@ def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, s
         config["head"] = head
         config["model_fingerprint"] = model_fp
         config["model_name"] = hub_model_id(model) or type(model).__name__
+        config["model_class"] = type(model).__name__
 
     source_fp = dataset_fingerprint(dataset)
     return CoresetSelection(
