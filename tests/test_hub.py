@@ -653,3 +653,30 @@ def test_push_without_matplotlib_has_no_figure(hub, source, monkeypatch):
     tree = hub.state.repos[("dataset", "me/no-figure")].commits[info.oid]["tree"]
     assert "selection/plot.png" not in tree and "selection/selection.json" in tree
     assert "plot.png" not in read_remote("me/no-figure", "README.md")
+
+
+def test_trainer_push_sends_the_selection_to_its_own_repo(hub, tiny_bert, tmp_path):
+    """CoresetTrainer.push_to_hub: the model repo gets the model and its card, never the selection's files; the
+    selection goes to coreset_selection_repo, which the card links and lists under `datasets:`."""
+    from test_cards import bert_trainer
+
+    trainer = bert_trainer(tiny_bert, tmp_path, coreset_selection_repo="me/tiny-el2n", hub_model_id="me/tiny-model",
+                           push_to_hub=True, hub_strategy="end")
+    trainer.train()
+    assert (tmp_path / "out" / "_coreset_selection" / "indices.parquet").is_file()  # saved locally
+    trainer.push_to_hub()
+    model_repo = hub.state.repos[("model", "me/tiny-model")]
+    tree = model_repo.commits[model_repo.branches["main"]]["tree"]
+    assert "model.safetensors" in tree and "README.md" in tree
+    assert not [p for p in tree if p.endswith(".parquet") or "coreset_selection" in p], sorted(tree)
+    back = CoresetSelection.from_hub("me/tiny-el2n")
+    np.testing.assert_array_equal(back.indices, trainer.coreset_selection.indices)
+    from huggingface_hub import hf_hub_download
+
+    card = Path(hf_hub_download("me/tiny-model", "README.md")).read_text()
+    meta = card_yaml(card)
+    assert meta["datasets"] == ["me/tiny-el2n"] and meta["coreset"]["selection_repo"] == "me/tiny-el2n"
+    assert "https://huggingface.co/datasets/me/tiny-el2n" in card or "/datasets/me/tiny-el2n" in card
+    for path in machine_paths(tmp_path) + [tiny_bert[0]]:
+        assert path not in card, path
+        assert path not in read_remote("me/tiny-el2n", "README.md"), path
