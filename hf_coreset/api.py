@@ -6,7 +6,6 @@ import inspect
 import logging
 import numbers
 import os
-import re
 import time
 
 import numpy as np
@@ -14,6 +13,7 @@ import numpy as np
 from . import methods
 from .budget import check_bool, make_budget
 from .fingerprint import column_values, dataset_fingerprint, hash_parts, label_hash, model_fingerprint
+from .hub import HUB_ID
 from .proxy import ProxyConfig, run_proxy
 from .selection import CoresetSelection
 from .signals import Signals
@@ -64,7 +64,6 @@ def declared_classes(dataset, label_column: str) -> int | None:
 
 
 MAX_SEED = 2**32 - 1
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 
 
 def hub_model_id(model) -> str | None:

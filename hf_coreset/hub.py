@@ -56,6 +56,7 @@ MANIFEST_FILE = "manifest.json"  # in selection/: {path: {"sha256": ..., "git": 
 TIMEOUT_ENV = "HF_CORESET_HUB_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0  # seconds a request waits for the Hub; a commit of many files can take tens of seconds
 MAX_SHARD_BYTES = 500 * 2**20
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")  # "name" or "user/name"
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")  # the shard size `datasets.Dataset.push_to_hub` uses by default
 
 
@@ -158,8 +159,6 @@ def _without_local_paths(value):
 
 def _model_name(config: dict) -> str | None:
     """The scoring model as the card names it: its Hub id, else its class, never a path."""
-    from .api import HUB_ID
-
     name = config.get("model_name")
     if not isinstance(name, str) or not name:
         return None
@@ -184,8 +183,8 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         license (`str`, *optional*): defaults to the source's ``dataset.info.license``.
         task_categories (`list[str]`, *optional*): guessed from the column types if omitted.
         pretty_name (`str`, *optional*): title of the card; defaults to the source's name, method and
-            share kept, e.g. ``"mnist1d el2n coreset (10.0%)"`` or, for a source without a name,
-            ``"el2n coreset (10.0% of 1600 rows)"``.
+            share kept, ``"<source> <method> coreset (<pct>%)"``, or for a source without a name
+            ``"<method> coreset (<pct>% of <n> rows)"``.
         plot (`str`, *optional*): path in the repo of the selection's figure (:meth:`CoresetSelection.plot`),
             shown in the card.
 
