@@ -239,11 +239,12 @@ def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, s
               "budget_total": budget.total, "budget_per_class": budget.per_class.tolist(),
               "budget_classes": budget.classes.tolist(), "method_version": spec.version,
               "label_column": label_column, **out.info}
-    # Rows and kept rows per budget class, so that a selection can be plotted without its dataset.
-    counts = np.bincount(signals.labels, minlength=int(budget.classes.max(initial=-1)) + 1)
-    kept = np.bincount(signals.labels[out.indices], minlength=len(counts))
-    config["class_rows"] = counts[budget.classes].tolist()
-    config["class_kept"] = kept[budget.classes].tolist()
+    # Rows and kept rows per budget class, so that a selection can be plotted without its dataset. Counted by
+    # np.unique, not bincount: a label id of 10**7 must not cost an array of 10**7 entries.
+    counts = dict(zip(*np.unique(signals.labels, return_counts=True)))
+    kept = dict(zip(*np.unique(signals.labels[out.indices], return_counts=True)))
+    config["class_rows"] = [int(counts.get(c, 0)) for c in budget.classes]
+    config["class_kept"] = [int(kept.get(c, 0)) for c in budget.classes]
     if getattr(dataset, "split", None) is not None:
         config["split"] = str(dataset.split)
     if proxy_key is not None:

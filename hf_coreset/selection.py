@@ -401,10 +401,10 @@ class CoresetSelection:
             from .fingerprint import column_values
 
             labels = np.asarray(column_values(dataset, self.label_column), dtype=np.int64)
-            totals = np.bincount(labels)
-            kept = np.bincount(labels[self.indices], minlength=len(totals))
-            classes = np.flatnonzero(totals)
-            return classes, totals[classes], kept[classes]
+            classes, totals = np.unique(labels, return_counts=True)  # not bincount: ids may be huge
+            kept = np.unique(labels[self.indices], return_counts=True)
+            kept = dict(zip(*kept))
+            return classes, totals, np.array([kept.get(c, 0) for c in classes])
         cfg = self.config or {}
         if all(isinstance(cfg.get(k), list) for k in ("budget_classes", "class_rows", "class_kept")):
             return np.asarray(cfg["budget_classes"]), np.asarray(cfg["class_rows"]), np.asarray(cfg["class_kept"])
