@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import numbers
+import os
 import time
 
 import numpy as np
@@ -11,6 +13,7 @@ import numpy as np
 from . import methods
 from .budget import check_bool, make_budget
 from .fingerprint import column_values, dataset_fingerprint, hash_parts, label_hash, model_fingerprint
+from .hub import HUB_ID
 from .proxy import ProxyConfig, run_proxy
 from .selection import CoresetSelection
 from .signals import Signals
@@ -61,6 +64,16 @@ def declared_classes(dataset, label_column: str) -> int | None:
 
 
 MAX_SEED = 2**32 - 1
+
+
+def hub_model_id(model) -> str | None:
+    """The Hub id a transformers model was loaded from (``config._name_or_path``), or None when it was
+    loaded from a local folder (an existing folder, or anything not shaped like ``name`` or ``user/name``):
+    a selection and its cards name a model by Hub id or class, never by a path on the user's machine."""
+    name = getattr(getattr(model, "config", None), "_name_or_path", None)
+    if not isinstance(name, str) or not HUB_ID.fullmatch(name) or ".." in name or os.path.isdir(name):
+        return None
+    return name
 
 
 def _check_seed(seed) -> int:
@@ -135,6 +148,8 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
         if model is None:
             raise ValueError(f"Method {method!r} needs a model to score rows; pass model=<your classifier> "
                              f"(or use method='random').")
+        check_tokenized(model, dataset, label_column)
+        warn_fresh_weights(model)
         signals, timings = run_proxy(model, dataset, labels, num_classes, needs, config=proxy_cfg, seed=seed,
                                      label_column=label_column, collate_fn=collate_fn, head=head,
                                      cache_dir=cache_dir, accelerator=accelerator, progress=progress)
@@ -146,6 +161,54 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
                            per_class=per_class, label_column=label_column, timings=timings, proxy_key=proxy_key,
                            model=model if needs else None, model_fp=model_fp, head=signals.head,
                            fingerprint_key=proxy_cfg.training_key() if needs else None)
+
+
+def check_tokenized(model, dataset, label_column: str) -> None:
+    """Refuse raw text for a model that reads token ids, before any training: say how to tokenize."""
+    import datasets
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return
+    if "input_ids" not in params or {"input_ids", "inputs_embeds"} & set(dataset.column_names):
+        return
+    text = [name for name, f in dataset.features.items() if name != label_column
+            and isinstance(f, datasets.Value) and f.dtype in ("string", "large_string")]
+    if text:
+        raise ValueError(f"{type(model).__name__} reads input_ids, but the dataset has only the text column(s) {text}: "
+                         f"tokenize first: ds.map(lambda b: tokenizer(b[{text[0]!r}], truncation=True), batched=True), "
+                         f"and pass collate_fn=DataCollatorWithPadding(tokenizer).")
+
+
+_warned_fresh = False
+
+
+def warn_fresh_weights(model) -> None:
+    """Warn (once per process) when `from_pretrained` gave `model` freshly initialised weights (e.g. a new
+    classification head) and torch's global generator was never seeded: those weights come from an
+    unseeded random state, so two runs score rows with different models.
+
+    Detection: transformers 5 marks every tensor it loaded with ``_is_hf_initialized``; a model with some
+    marked and some unmarked parameters has fresh ones. Seeding is read from ``torch.initial_seed()``:
+    unseeded, it is a random 64-bit number; ``set_seed(s)`` makes it ``s`` (seeds below 2**32 are seen).
+    Older transformers do not mark loaded tensors, and then nothing is said.
+    """
+    global _warned_fresh
+    import torch
+
+    if _warned_fresh or torch.initial_seed() <= MAX_SEED:
+        return
+    params = list(model.named_parameters())
+    loaded = [getattr(p, "_is_hf_initialized", False) is True for _, p in params]
+    if not any(loaded) or all(loaded):
+        return
+    fresh = [name for (name, _), was in zip(params, loaded) if not was]
+    _warned_fresh = True
+    logger.warning("%s has %d freshly initialised parameter(s) (%s) drawn from an unseeded random state, so the "
+                   "selection differs from run to run; call transformers.set_seed(0) before from_pretrained to make it "
+                   "reproducible (select's seed does not cover the model's initialisation).", type(model).__name__,
+                   len(fresh), ", ".join(fresh[:4]) + (", ..." if len(fresh) > 4 else ""))
 
 
 def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, seed: int, fraction, size, per_class: bool,
@@ -176,11 +239,20 @@ def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, s
               "budget_total": budget.total, "budget_per_class": budget.per_class.tolist(),
               "budget_classes": budget.classes.tolist(), "method_version": spec.version,
               "label_column": label_column, **out.info}
+    # Rows and kept rows per budget class, so that a selection can be plotted without its dataset. Counted by
+    # np.unique, not bincount: a label id of 10**7 must not cost an array of 10**7 entries.
+    counts = dict(zip(*np.unique(signals.labels, return_counts=True)))
+    kept = dict(zip(*np.unique(signals.labels[out.indices], return_counts=True)))
+    config["class_rows"] = [int(counts.get(c, 0)) for c in budget.classes]
+    config["class_kept"] = [int(kept.get(c, 0)) for c in budget.classes]
+    if getattr(dataset, "split", None) is not None:
+        config["split"] = str(dataset.split)
     if proxy_key is not None:
         config["proxy"] = proxy_key
         config["head"] = head
         config["model_fingerprint"] = model_fp
-        config["model_name"] = getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
+        config["model_name"] = hub_model_id(model) or type(model).__name__
+        config["model_class"] = type(model).__name__
 
     source_fp = dataset_fingerprint(dataset)
     return CoresetSelection(
@@ -192,54 +264,104 @@ def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, s
         library_version=__version__, timings=timings)
 
 
-def select_coreset(dataset, method: str | None = None, *, fraction: float | None = None,
+def select_coreset(dataset, method: str | None = None, *, fraction: float | None = None, size: int | None = None,
+                   model=None, label_column: str = "label", seed: int = 0, per_class: bool = True, proxy=None,
+                   collate_fn=None, head: str | None = None, cache_dir=None, accelerator=None, progress: bool = True,
                    return_selection: bool = False, from_hub: str | None = None, revision: str | None = None,
-                   token: str | None = None, **kwargs):
+                   token: str | None = None, check: str = "strict", timeout: float | None = None, **options):
     """`Dataset.select_coreset`: select with `method` and return the kept rows as a Dataset.
 
-    Takes the arguments of :func:`hf_coreset.select`. With `return_selection=True` it returns
-    `(pruned_dataset, selection)`.
-
     Args:
+        dataset (`datasets.Dataset`): the rows to choose from.
+        method, fraction, size, model, label_column, seed, per_class, proxy, collate_fn, head, cache_dir,
+            accelerator, progress, **options: as for :func:`hf_coreset.select`.
+        return_selection (`bool`, *optional*, defaults to `False`): return `(pruned_dataset, selection)`.
         from_hub (`str`, *optional*): instead of selecting, load the selection pushed to this Hub
             dataset repo (see `CoresetSelection.push_to_hub`) and apply it; the dataset must be its
             source (row count, fingerprint and label hash; pass `check="content"` for the same data
             loaded another way).
         revision (`str`, *optional*): with `from_hub`, the branch, tag or commit to load.
         token (`str`, *optional*): with `from_hub`, a token for a private repo.
+        check (`str`, *optional*, defaults to `"strict"`): with `from_hub`, how to check the source
+            (`"strict"`, `"content"` or `"none"`, see `CoresetSelection.check_source`).
         timeout (`float`, *optional*): with `from_hub`, seconds each Hub request may wait (default 60).
+
+    Returns:
+        `datasets.Dataset` (the kept rows, in source order), or `(Dataset, CoresetSelection)`.
 
     Example:
         ```python
-        >>> import hf_coreset  # attaches Dataset.select_coreset
+        >>> import hf_coreset  # attaches Dataset.select_coreset and DatasetDict.select_coreset
         >>> pruned = ds.select_coreset("random", fraction=0.1, seed=0)
         >>> same = ds.select_coreset(from_hub="me/mnist1d-random-10pct")
         ```
     """
+    settings = dict(fraction=fraction, size=size, model=model, label_column=label_column, seed=seed,
+                    per_class=per_class, proxy=proxy, collate_fn=collate_fn, head=head, cache_dir=cache_dir,
+                    accelerator=accelerator, progress=progress)
     if from_hub is not None:
-        check = kwargs.pop("check", "strict")
-        timeout = kwargs.pop("timeout", None)
-        if method is not None or fraction is not None or kwargs:
-            given = ([f"method={method!r}"] if method is not None else []) + (
-                [f"fraction={fraction!r}"] if fraction is not None else []) + sorted(kwargs)
+        defaults = {name: p.default for name, p in inspect.signature(select).parameters.items()}
+        given = ([f"method={method!r}"] if method is not None else []) + sorted(
+            name for name, value in settings.items()
+            if value is not defaults[name] and not (isinstance(value, (str, int)) and value == defaults[name])
+        ) + sorted(options)
+        if given:
             raise TypeError(f"select_coreset(from_hub={from_hub!r}) applies a published selection and takes no "
                             f"selection settings; drop {', '.join(given)} (only revision, token, timeout, check "
                             f"and return_selection apply).")
         selection = CoresetSelection.from_hub(from_hub, revision=revision, token=token, timeout=timeout)
         pruned = selection.apply(dataset, check=check)
         return (pruned, selection) if return_selection else pruned
-    if revision is not None or token is not None:
-        raise TypeError("revision and token apply only with from_hub='user/repo'.")
+    if revision is not None or token is not None or timeout is not None or check != "strict":
+        raise TypeError("revision, token, timeout and check apply only with from_hub='user/repo'.")
     if method is None:
         raise TypeError("select_coreset needs a method, e.g. ds.select_coreset('kcenter', fraction=0.1, model=model); "
                         f"known methods: {', '.join(methods.available())}.")
-    selection = select(dataset, method, fraction=fraction, **kwargs)
+    selection = select(dataset, method, **settings, **options)
     pruned = selection.apply(dataset)
     return (pruned, selection) if return_selection else pruned
 
 
+def select_coreset_split(dataset_dict, method: str | None = None, *, split: str | None = None,
+                         return_selection: bool = False, **kwargs):
+    """`DatasetDict.select_coreset`: prune one split (the training split), leave the others as they are.
+
+    A coreset is chosen from the rows a model trains on, so one named split is selected from, never
+    every split.
+
+    Args:
+        dataset_dict (`datasets.DatasetDict`): the splits.
+        method (`str`, *optional*): as for :func:`select_coreset`.
+        split (`str`): the split to select from and prune, e.g. ``"train"``.
+        return_selection (`bool`, *optional*, defaults to `False`): return `(DatasetDict, CoresetSelection)`.
+        **kwargs: every other argument of :func:`select_coreset` (fraction, model, from_hub, ...).
+
+    Returns:
+        `datasets.DatasetDict`: the same splits, `split` holding the kept rows only.
+
+    Example:
+        ```python
+        >>> pruned = dd.select_coreset("el2n", split="train", fraction=0.1, model=model)
+        >>> pruned["test"] is dd["test"]
+        True
+        ```
+    """
+    import datasets
+
+    splits = list(dataset_dict)
+    if split is None:
+        raise TypeError(f"DatasetDict.select_coreset needs split=<the training split> to select from and prune "
+                        f"(splits: {splits}); the other splits are returned unchanged.")
+    if split not in dataset_dict:
+        raise ValueError(f"split={split!r} is not a split of the DatasetDict; pass one of {splits}.")
+    pruned, selection = select_coreset(dataset_dict[split], method, return_selection=True, **kwargs)
+    out = datasets.DatasetDict({name: pruned if name == split else ds for name, ds in dataset_dict.items()})
+    return (out, selection) if return_selection else out
+
+
 def attach() -> None:
-    """Attach `select_coreset` to `datasets.Dataset` (done by `import hf_coreset`)."""
+    """Attach `select_coreset` to `datasets.Dataset` and `datasets.DatasetDict` (done by `import hf_coreset`)."""
     import datasets
 
     datasets.Dataset.select_coreset = select_coreset
+    datasets.DatasetDict.select_coreset = select_coreset_split

@@ -118,8 +118,11 @@ def load_model_arg(name: str | None, num_labels: int, seed: int):
         from .data.mnist1d import make_convnet
 
         return make_convnet(seed), None
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
+    # A head the folder lacks is initialised from the global generators: seed them first (this command is the
+    # program, so global seeding is its to do), so that --seed gives the same model, and selection, every run.
+    set_seed(seed)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=num_labels)
         return model, AutoTokenizer.from_pretrained(name)
@@ -130,9 +133,10 @@ def load_model_arg(name: str | None, num_labels: int, seed: int):
 
 def _cmd_select(args) -> int:
     from . import select
-    from .api import check_dataset
+    from .api import _check_seed, check_dataset
 
     check_output_dir(args.output)
+    _check_seed(args.seed)  # before it seeds the model's initialisation
     check_model_arg(args.model)
     ds = load_dataset_arg(args.dataset, args.split)
     _, num_classes = check_dataset(ds, args.label_column)
@@ -217,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="text", help="text column to tokenize for a transformers model")
     p.add_argument("--max-length", type=int, default=128, help="tokenizer truncation length")
     p.add_argument("--label-column", default="label")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the selection, and a transformers model's new head (set before it loads)")
     p.add_argument("--options", type=json_object, default=None, help='method options as JSON, e.g. \'{"epoch": 5}\'')
     p.add_argument("--proxy", type=json_object, default=None,
                    help='proxy training as JSON, e.g. \'{"lr": 0.01, "optimizer": "adam"}\'')

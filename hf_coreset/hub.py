@@ -7,7 +7,8 @@ A pushed repository holds, in one commit:
   and ``gain`` where the method has them) and ``scores.parquet`` (one ``score`` per source row),
   exactly what :meth:`CoresetSelection.save` writes; the parquet files double as the configs
   ``selection`` and ``scores``, so ``load_dataset(repo, "selection")`` works without hf-coreset;
-- ``README.md``: a dataset card rendered from ``model_cards/dataset_card.md``;
+- ``README.md``: a dataset card rendered from ``model_cards/dataset_card.md``, showing
+  ``selection/plot.png`` (:meth:`CoresetSelection.plot`) when matplotlib (the plots extra) is installed;
 - ``selection/manifest.json``: the hashes of every file the push wrote, so that a later push can tell
   hf-coreset's files from a user's and never deletes or overwrites the latter without ``overwrite=True``.
 
@@ -50,10 +51,12 @@ logger = logging.getLogger(__name__)
 REPO_TYPE = "dataset"
 SELECTION_DIR = "selection"
 DATA_DIR = "data"
+PLOT_FILE = "plot.png"  # in selection/: CoresetSelection.plot's figure, when matplotlib is installed
 MANIFEST_FILE = "manifest.json"  # in selection/: {path: {"sha256": ..., "git": ...}} of every file a push wrote
 TIMEOUT_ENV = "HF_CORESET_HUB_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0  # seconds a request waits for the Hub; a commit of many files can take tens of seconds
 MAX_SHARD_BYTES = 500 * 2**20
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")  # "name" or "user/name"
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")  # the shard size `datasets.Dataset.push_to_hub` uses by default
 
 
@@ -116,22 +119,57 @@ def _per_class_rows(selection: "CoresetSelection", dataset) -> list[dict]:
 
 
 def _benchmark_rows(config: dict) -> list[tuple[str, Any]]:
-    """Rows of ``config["benchmark"]`` (flattened one level); empty when the selection has none."""
-    bench = config.get("benchmark")
-    if not isinstance(bench, dict):
-        return []
+    """Rows of ``config["benchmark"]`` and ``config["evaluation"]`` (each flattened one level); empty when
+    the selection holds no quality numbers."""
     rows = []
-    for key, value in bench.items():
-        if isinstance(value, dict):
-            rows += [(f"{key} / {k}", v) for k, v in value.items()]
-        else:
-            rows.append((str(key), value))
+    for name in ("benchmark", "evaluation"):
+        bench = config.get(name)
+        if not isinstance(bench, dict):
+            continue
+        for key, value in bench.items():
+            if isinstance(value, dict):
+                rows += [(f"{key} / {k}", v) for k, v in value.items()]
+            else:
+                rows.append((str(key), value))
     return rows
+
+
+LOCAL_PATH = "<local path>"
+
+
+def _is_local_path(text: str) -> bool:
+    """Whether `text` names a file or folder on the user's machine (absolute, home-relative, or existing)."""
+    text = text.strip()
+    if not text or "\n" in text:
+        return False
+    return (os.path.isabs(text) or text.startswith("~") or bool(re.match(r"[A-Za-z]:[\\/]", text))
+            or (("/" in text or os.sep in text) and os.path.exists(text)))
+
+
+def _without_local_paths(value):
+    """`value` (JSON-like) with every string that is a local path replaced: a card never shows the user's paths."""
+    if isinstance(value, dict):
+        return {k: _without_local_paths(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_local_paths(v) for v in value]
+    if isinstance(value, str) and _is_local_path(value):
+        return LOCAL_PATH
+    return value
+
+
+def _model_name(config: dict) -> str | None:
+    """The scoring model as the card names it: its Hub id, else its class, never a path."""
+    name = config.get("model_name")
+    if not isinstance(name, str) or not name:
+        return None
+    if HUB_ID.fullmatch(name) and ".." not in name and not _is_local_path(name):
+        return name
+    return config.get("model_class") or "a local model"
 
 
 def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source_dataset: str | None = None,
                  source_revision: str | None = None, license: str | None = None,
-                 task_categories: list[str] | None = None, pretty_name: str | None = None):
+                 task_categories: list[str] | None = None, pretty_name: str | None = None, plot: str | None = None):
     """The dataset card of a pushed selection (``model_cards/dataset_card.md``): what it shows, rendered by
     :func:`hf_coreset.cards.render_dataset_card`.
 
@@ -144,10 +182,15 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         source_revision (`str`, *optional*): the source's revision, shown in the card.
         license (`str`, *optional*): defaults to the source's ``dataset.info.license``.
         task_categories (`list[str]`, *optional*): guessed from the column types if omitted.
-        pretty_name (`str`, *optional*): title of the card.
+        pretty_name (`str`, *optional*): title of the card; defaults to the source's name, method and
+            share kept, ``"<source> <method> coreset (<pct>%)"``, or for a source without a name
+            ``"<method> coreset (<pct>% of <n> rows)"``.
+        plot (`str`, *optional*): path in the repo of the selection's figure (:meth:`CoresetSelection.plot`),
+            shown in the card.
 
     Returns:
-        `str`: the card, YAML header first.
+        `str`: the card, YAML header first. It never shows a path of the user's machine: the model is
+        named by Hub id or class, and local paths in the config read ``<local path>``.
 
     Example:
         ```python
@@ -158,6 +201,8 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
     """
     info = dataset.info
     source = source_dataset or info.dataset_name or None
+    if source and _is_local_path(source):  # a folder name is no dataset name to show or load
+        source = None
     source_license = license or info.license or None
     # The card's `license` must be a Hub license id; a free-text license from the source becomes "other"
     # and is quoted in the card body instead.
@@ -169,7 +214,7 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
     summary, paper = _method_info(selection.method)
     summary = summary.rstrip(".") if summary else None
     paper = paper if paper and paper.strip() not in ("-", "") else None
-    split = str(dataset.split) if getattr(dataset, "split", None) is not None else None
+    split = str(dataset.split) if getattr(dataset, "split", None) is not None else config.get("split")
     configs = [
         {"config_name": "default", "data_files": [{"split": "train", "path": f"{DATA_DIR}/train-*"}], "default": True},
         {"config_name": "selection", "data_files": [{"split": "train", "path": f"{SELECTION_DIR}/indices.parquet"}]},
@@ -181,7 +226,8 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         task_categories=task_categories if task_categories is not None else _task_categories(dataset, selection.label_column),
         size_categories=[size_category(kept)],
         tags=["coreset", selection.method, "hf-coreset"],
-        pretty_name=pretty_name or f"{source or 'dataset'} {selection.method} coreset ({selection.fraction:.1%})",
+        pretty_name=pretty_name or (f"{source} {selection.method} coreset ({selection.fraction:.1%})" if source else
+                                    f"{selection.method} coreset ({selection.fraction:.1%} of {selection.num_rows} rows)"),
         configs=configs,
         coreset={"method": selection.method, "fraction": round(selection.fraction, 6), "num_kept": kept,
                  "num_rows": selection.num_rows, "seed": selection.seed, "weighted": selection.weights is not None,
@@ -195,7 +241,8 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
     else:
         load = "...  # the dataset the selection was made from"
         source_md = f"a local dataset (fingerprint `{selection.source_fingerprint}`)"
-    model = config.get("model_name")
+    model = _model_name(config)
+    config = _without_local_paths(config)
     model_md = (f"`{model}` (weights hash `{config.get('model_fingerprint')}`), proxy: `{json.dumps(config.get('proxy'))}`"
                 if model else "none (the method uses labels only)")
     return render_dataset_card(dict(
@@ -209,7 +256,7 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         source_license=" ".join(source_license.split())[:300] if source_license else None, fingerprint=selection.fingerprint,
         model_md=model_md, library_version=selection.library_version, pushed_with=__version__,
         config_json=json.dumps(config, indent=2, sort_keys=True, default=repr), source_load=load,
-        per_class=_per_class_rows(selection, dataset), benchmark=_benchmark_rows(config),
+        per_class=_per_class_rows(selection, dataset), benchmark=_benchmark_rows(config), plot=plot,
     ))
 
 
@@ -439,8 +486,10 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
     pruned = selection.apply(dataset, check=check)
     message = commit_message or (f"hf-coreset: {selection.method} coreset, {len(selection)}/{selection.num_rows} rows "
                                  f"({selection.fraction:.1%})")
+    figure = _figure(selection, dataset)
     card = dataset_card(selection, dataset, repo_id, source_dataset=source_dataset, source_revision=source_revision,
-                        license=license, task_categories=task_categories)
+                        license=license, task_categories=task_categories,
+                        plot=f"{SELECTION_DIR}/{PLOT_FILE}" if figure is not None else None)
     api = HfApi(token=token, library_name="hf-coreset")
     action = "Pushing the selection to"
     try:
@@ -469,6 +518,9 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
         shards = _write_shards(pruned, tmp / DATA_DIR, max_shard_size)
         selection.save(tmp / SELECTION_DIR)
         saved = sorted(p.name for p in (tmp / SELECTION_DIR).iterdir())  # the selection's own files
+        if figure is not None:
+            figure.savefig(tmp / SELECTION_DIR / PLOT_FILE, format="png", dpi=100)
+            saved.append(PLOT_FILE)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         files = [f"{DATA_DIR}/{name}" for name in shards] + [f"{SELECTION_DIR}/{name}" for name in saved] + ["README.md"]
         manifest = {p: _file_hashes(tmp / p) for p in files}
@@ -489,6 +541,17 @@ def push_to_hub(selection: "CoresetSelection", repo_id: str, *, dataset, private
             raise _hub_error(err, action, repo_id, token, seconds) from err
     logger.info("Pushed %s (%d rows) to %s at commit %s", selection, len(pruned), repo_id, info.oid)
     return info
+
+
+def _figure(selection: "CoresetSelection", dataset):
+    """The selection's figure for the card, or None (and a log line) without the plots extra."""
+    from .extras import MissingExtra
+
+    try:
+        return selection.plot(dataset=dataset)
+    except MissingExtra as err:
+        logger.info("The dataset card gets no figure: %s", err)
+        return None
 
 
 def _file_hashes(path: Path) -> dict[str, str]:

@@ -332,6 +332,84 @@ class CoresetSelection:
                                        token=token, timeout=timeout)
         return cls.from_files(paths[META_FILE], paths[INDICES_FILE], paths[SCORES_FILE])
 
+    def plot(self, path: str | os.PathLike | None = None, *, dataset=None):
+        """A figure of what was kept: the score histogram of kept vs dropped rows, and rows per class.
+
+        The left panel needs finite scores (score methods, e.g. EL2N; not "random"); the right panel needs
+        the labels: from `dataset` if given, else the per-class counts the selection recorded
+        (``config["class_rows"]`` and ``config["class_kept"]``). A panel without its data says so.
+
+        Args:
+            path (`str` or `os.PathLike`, *optional*): also save the figure there as a PNG.
+            dataset (`datasets.Dataset`, *optional*): the source, for the per-class counts (its row
+                count is checked).
+
+        Returns:
+            `matplotlib.figure.Figure` with two axes (needs the plots extra: ``pip install 'hf-coreset[plots]'``).
+
+        Example:
+            ```python
+            >>> fig = sel.plot("selection.png")
+            >>> len(fig.axes)
+            2
+            ```
+        """
+        from .extras import require
+
+        _, figure = require("matplotlib", "matplotlib.figure", extra="plots", what="CoresetSelection.plot")
+        fig = figure.Figure(figsize=(10, 3.6), layout="constrained")
+        hist, bars = fig.subplots(1, 2)
+        kept = np.zeros(self.num_rows, dtype=bool)
+        kept[self.indices] = True
+        finite = np.isfinite(self.scores)
+        if finite.any():
+            edges = np.histogram_bin_edges(self.scores[finite], bins=40)
+            hist.hist(self.scores[finite & ~kept], bins=edges, color="0.7", label=f"dropped ({int((finite & ~kept).sum())})")
+            hist.hist(self.scores[finite & kept], bins=edges, color="C0", alpha=0.8, label=f"kept ({int((finite & kept).sum())})")
+            hist.set_xlabel(f"{self.method} score")
+            hist.set_ylabel("rows")
+            hist.legend()
+        else:
+            hist.text(0.5, 0.5, f"{self.method} gives no per-row scores", ha="center", va="center",
+                      transform=hist.transAxes)
+            hist.set_axis_off()
+        classes, totals, kept_per_class = self._class_counts(dataset)
+        if classes is not None:
+            x = np.arange(len(classes))
+            bars.bar(x, totals, color="0.7", label="all rows")
+            bars.bar(x, kept_per_class, color="C0", label="kept")
+            bars.set_xticks(x, [str(c) for c in classes] if len(classes) <= 30 else [""] * len(classes))
+            bars.set_xlabel(f"class ({self.label_column})")
+            bars.set_ylabel("rows")
+            bars.legend()
+        else:
+            bars.text(0.5, 0.5, "per-class counts unknown:\npass plot(dataset=source)", ha="center", va="center",
+                      transform=bars.transAxes)
+            bars.set_axis_off()
+        fig.suptitle(f"{self.method}: {len(self)} of {self.num_rows} rows kept ({self.fraction:.1%})")
+        if path is not None:
+            fig.savefig(path, format="png", dpi=100)
+        return fig
+
+    def _class_counts(self, dataset):
+        """(class ids, rows per class, kept per class) from `dataset` or the recorded config; Nones if unknown."""
+        if dataset is not None:
+            self.check_source(dataset, check="none")
+            if self.label_column is None or self.label_column not in dataset.column_names:
+                raise ValueError(f"The dataset has no label column {self.label_column!r} (columns: "
+                                 f"{dataset.column_names}); pass the selection's source dataset.")
+            from .fingerprint import column_values
+
+            labels = np.asarray(column_values(dataset, self.label_column), dtype=np.int64)
+            classes, totals = np.unique(labels, return_counts=True)  # not bincount: ids may be huge
+            kept = np.unique(labels[self.indices], return_counts=True)
+            kept = dict(zip(*kept))
+            return classes, totals, np.array([kept.get(c, 0) for c in classes])
+        cfg = self.config or {}
+        if all(isinstance(cfg.get(k), list) for k in ("budget_classes", "class_rows", "class_kept")):
+            return np.asarray(cfg["budget_classes"]), np.asarray(cfg["class_rows"]), np.asarray(cfg["class_kept"])
+        return None, None, None
+
     def per_class_counts(self, labels: np.ndarray) -> dict[int, int]:
         """Kept rows per class id, given the source's labels."""
         kept = np.asarray(labels)[self.indices]

@@ -8,8 +8,10 @@ Static schedule (``coreset_schedule="static"``)
     of the e-th warm-up pass, as a side effect of the per-example loss computed in
     :meth:`CoresetTrainer.compute_loss`; features (and epoch 0, the model as given) from one
     eval-mode pass at the end of that epoch. The method selects once, the selection is saved in
-    ``output_dir/coreset_selection``, and the remaining epochs train on the kept rows, with their
-    weights for weighted methods (CRAIG). Or pass ``coreset_selection=`` to train on a given one.
+    ``output_dir/_coreset_selection`` (the leading underscore keeps it out of ``push_to_hub``'s upload
+    of ``output_dir``: a selection goes to its own dataset repo, ``coreset_selection_repo``), and the
+    remaining epochs train on the kept rows, with their weights for weighted methods (CRAIG). Or pass
+    ``coreset_selection=`` to train on a given one.
 
 CREST schedule (``coreset_schedule="crest"``)
     After the warm-up, every step trains on a mini-batch coreset; see `hf_coreset.crest`. Checks
@@ -35,6 +37,7 @@ import json
 import logging
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,7 +60,10 @@ logger = logging.getLogger(__name__)
 SCHEDULES = ("static", "crest")
 SIGNAL_SOURCES = ("minibatch", "eval")
 CREST_PARAMS = ("all", "head")
-SELECTION_DIR = "coreset_selection"
+# Under output_dir; Trainer.push_to_hub uploads output_dir but skips names starting with "_", so the selection's
+# parquet files never land in the model repo (push_to_hub pushes them to coreset_selection_repo instead).
+SELECTION_DIR = "_coreset_selection"
+REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 EVENTS_FILE = "coreset_events.json"
 
 
@@ -109,7 +115,7 @@ class CoresetTrainingArguments(TrainingArguments):
     coreset_cache_dir: str | None = field(default=None, metadata={
         "help": "Folder where each selection is also saved, as <dir>/selections/<fingerprint>/, to train later runs "
                 "on it with CoresetTrainer(coreset_selection=...). The selection is always saved in "
-                "<output_dir>/coreset_selection."})
+                "<output_dir>/_coreset_selection."})
     coreset_signals: str = field(default="minibatch", metadata={
         "help": "'minibatch': loss, correctness and logits of warm-up epoch e come from its training mini-batches "
                 "(no extra pass); features and epoch 0 need one eval pass. 'eval': one eval-mode pass after each "
@@ -123,7 +129,8 @@ class CoresetTrainingArguments(TrainingArguments):
     coreset_per_class: bool = field(default=True, metadata={
         "help": "Proportional per-class budgets (the library's rounding rule); False lets the method pick globally."})
     coreset_selection_repo: str | None = field(default=None, metadata={
-        "help": "Hub dataset repo where the selection was pushed (e.g. 'me/mnist1d-el2n-10pct'); the model card links it."})
+        "help": "Hub dataset repo, 'user/name' (e.g. 'me/mnist1d-el2n-10pct'), that CoresetTrainer.push_to_hub pushes "
+                "the selection to (never into the model repo); the model card links it."})
     crest_tau: float = field(default=0.05, metadata={
         "help": "CREST: relative error of the quadratic loss model on a fresh random sample above which the "
                 "mini-batch coresets are re-selected (paper: 0.05 CIFAR-10, 0.01 CIFAR-100)."})
@@ -177,6 +184,11 @@ class CoresetTrainingArguments(TrainingArguments):
         _check_int(self.crest_T2, "crest_T2", 1)
         if self.coreset_seed is not None:
             _check_int(self.coreset_seed, "coreset_seed", 0)
+        repo = self.coreset_selection_repo
+        if repo is not None and (not isinstance(repo, str) or not REPO_ID.fullmatch(repo) or ".." in repo
+                                 or "--" in repo or repo.endswith(".git")):
+            raise ValueError(f"coreset_selection_repo={repo!r} is not a Hub dataset repo id; pass 'user/name', "
+                             "e.g. 'me/mnist1d-el2n-10pct' (letters, digits, '-', '_' and '.').")
         if self.crest_minibatch_size is not None:
             _check_int(self.crest_minibatch_size, "crest_minibatch_size", 1)
         for name in ("crest_tau", "crest_h", "crest_b", "crest_alpha"):
@@ -361,7 +373,7 @@ class CoresetTrainer(Trainer):
         if resume_from_checkpoint not in (None, False):
             raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r}: CoresetTrainer cannot resume yet (its "
                              "warm-up signals and coreset phase are not checkpointed). Train from the start, or train "
-                             "a fresh model on the saved selection with coreset_selection=<output_dir>/coreset_selection.")
+                             "a fresh model on the saved selection with coreset_selection=<output_dir>/_coreset_selection.")
         self._check_model()
         return super().train(None, *args, **kwargs)
 
@@ -649,11 +661,15 @@ class CoresetTrainer(Trainer):
         self.log(logs)
 
     def _on_train_end(self) -> None:
-        if self.crest is not None and self.is_world_process_zero() and self.args.output_dir:
+        if self.crest is None:
+            return
+        # CREST has no single subset: the last mini-batch coresets stand for it (card, push, provenance).
+        self.coreset_selection = self._crest_selection()
+        if self.is_world_process_zero() and self.args.output_dir:
             out = Path(self.args.output_dir)
             out.mkdir(parents=True, exist_ok=True)
             (out / EVENTS_FILE).write_text(json.dumps(self.coreset_events, indent=2))
-            self._save_selection(self._crest_selection())
+            self._save_selection(self.coreset_selection)
 
     def _crest_selection(self) -> CoresetSelection:
         """The final mini-batch coresets as a CoresetSelection (for provenance; CREST has no single subset)."""
@@ -676,20 +692,82 @@ class CoresetTrainer(Trainer):
 
     # ------------------------------------------------------------------ card
     def create_model_card(self, *args, **kwargs) -> None:
-        """Trainer's model card plus a "Coreset training" section (model_cards/model_card_section.md)."""
+        """Trainer's model card plus a "Coreset training" section (model_cards/model_card_section.md).
+
+        The card's YAML carries the tags ``hf-coreset`` and ``coreset`` (also added to a transformers model
+        with ``model.add_model_tags``, so its own ``push_to_hub`` keeps them), ``datasets:`` (the source when
+        it has a Hub name, and ``coreset_selection_repo``) and a ``coreset:`` mapping (method, schedule,
+        fraction, rows kept, seed, selection fingerprint and repo). The training set is named by its
+        ``info.dataset_name`` or builder, or not at all: never "None", never a local path.
+        """
         if not self.is_world_process_zero() or not self.args.output_dir:
             return
-        path = Path(self.args.output_dir) / "README.md"
-        if hasattr(self.model, "config"):
-            super().create_model_card(*args, **kwargs)
-        else:  # Trainer's summary reads model.config; a plain nn.Module gets a title only
-            path.parent.mkdir(parents=True, exist_ok=True)
-            name = kwargs.get("model_name") or Path(self.args.output_dir).name
-            path.write_text(f"# {name}\n\nA `{type(self.model).__name__}` trained with hf-coreset.\n", encoding="utf-8")
+        from huggingface_hub import ModelCard, ModelCardData
+
         from .cards import render_model_card_section
 
-        section = render_model_card_section(model_card_info(self))
-        path.write_text(path.read_text(encoding="utf-8").rstrip() + "\n\n" + section, encoding="utf-8")
+        path = Path(self.args.output_dir) / "README.md"
+        if hasattr(self.model, "add_model_tags"):  # transformers' PreTrainedModel
+            self.model.add_model_tags(self._tag_names)
+        tags = kwargs.pop("tags", None)
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        tags += [t for t in [*(getattr(self.model, "model_tags", None) or []), *self._tag_names] if t not in tags]
+        name = _dataset_name(self.coreset_source)
+        if hasattr(self.model, "config"):
+            # Trainer names the data by its builder, which is None for an in-memory Dataset ("the None dataset").
+            kwargs.setdefault("dataset_tags", [name] if name else [])
+            kwargs.setdefault("dataset_args", [None] if name else [])
+            kwargs.setdefault("dataset", [name] if name else [])
+            super().create_model_card(*args, tags=tags, **kwargs)
+            card = ModelCard.load(path)
+            card.text = card.text.replace(" on an unknown dataset.", ".")
+        else:  # Trainer's summary reads model.config; a plain nn.Module gets a title only
+            title = kwargs.get("model_name") or Path(self.args.output_dir).name
+            card = ModelCard(f"---\n{ModelCardData(tags=tags).to_yaml()}\n---\n\n# {title}\n\nA "
+                             f"`{type(self.model).__name__}` trained with hf-coreset"
+                             f"{f' on {name}' if name else ''}.\n")
+        info = model_card_info(self)
+        repo = info["selection_repo"]
+        datasets = list(card.data.datasets or [])
+        datasets += [d for d in ([name] if name and "/" in name else []) + ([repo] if repo else []) if d not in datasets]
+        card.data.datasets = datasets or None
+        card.data.coreset = {k: v for k, v in {
+            "method": info["method"], "schedule": info["schedule"], "fraction": info["fraction"],
+            "warmup_epochs": info["warmup_epochs"], "num_kept": info["kept"], "num_rows": info["num_rows"],
+            "weighted": info["weighted"], "seed": info["seed"], "selection_fingerprint": info["fingerprint"],
+            "selection_repo": repo}.items() if v is not None}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(card).rstrip() + "\n\n" + render_model_card_section(info), encoding="utf-8")
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
+                    token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
+        """`Trainer.push_to_hub`, after pushing the selection to its own dataset repo.
+
+        With ``coreset_selection_repo`` set, the selection (kept rows, indices, scores, dataset card; see
+        `CoresetSelection.push_to_hub`) goes to that dataset repo first, and the model card links it. The
+        model repo never gets the selection's files: they live in ``output_dir/_coreset_selection``, which
+        Trainer's upload skips.
+        """
+        repo = self.args.coreset_selection_repo
+        if repo and self.coreset_selection is not None and self.is_world_process_zero():
+            self.coreset_selection.push_to_hub(
+                repo, dataset=self.coreset_source, token=token if token is not None else self.args.hub_token,
+                private=self.args.hub_private_repo if private is None else private, check="content",
+                commit_message=f"hf-coreset: the coreset {self.hub_model_id or 'a model'} was trained on")
+        return super().push_to_hub(commit_message=commit_message, blocking=blocking, token=token, revision=revision,
+                                   private=private, **kwargs)
+
+
+def _dataset_name(dataset) -> str | None:
+    """The training set's name for the card: ``info.dataset_name``, else its builder unless that is a generic
+    file loader ("csv", "parquet", ...); None for an in-memory or local dataset."""
+    from .hub import _is_local_path
+
+    name = getattr(dataset.info, "dataset_name", None) or getattr(dataset, "builder_name", None)
+    if not name or name in ("csv", "json", "pandas", "parquet", "text", "arrow", "generator", "imagefolder",
+                            "audiofolder", "webdataset", "sql") or _is_local_path(name):
+        return None
+    return name
 
 
 def model_card_info(trainer: CoresetTrainer) -> dict:

@@ -93,3 +93,29 @@ def cache(tmp_path):
     yield path
     written = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()) if path.exists() else []
     assert written == [], written
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A local folder holding a tiny BERT *base* (no classification head: loading it as
+    BertForSequenceClassification initialises a new head) and its word-level tokenizer, plus an
+    untokenised two-class text set (64 rows, split "train"). Returns (folder, dataset)."""
+    import datasets
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = sorted(set(POSITIVE + NEGATIVE + "the film was and cast too".split()))
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    config = BertConfig(vocab_size=len(words) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    texts, labels = [], []
+    for i in range(64):
+        label = i % 2
+        texts.append(f"the film was {(POSITIVE if label else NEGATIVE)[i % 6]}" + " and the cast too" * (i % 3))
+        labels.append(label)
+    return str(folder), datasets.Dataset.from_dict({"text": texts, "label": labels}, split="train")

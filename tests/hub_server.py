@@ -41,7 +41,7 @@ API_ROUTES = [
     ("GET", rf"/api/{REPO}/revision/(?P<rev>.+)", "repo_info"),
     ("GET", rf"/api/{REPO}/refs", "refs"),
     ("GET", rf"/api/{REPO}", "repo_info"),
-    ("POST", rf"/{REPO}\.git/info/lfs/objects/batch", "lfs_batch"),
+    ("POST", rf"/(?:{REPO}|(?P<mrepo>[^/]+/[^/]+?))\.git/info/lfs/objects/batch", "lfs_batch"),  # models: no prefix
     ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})", "lfs_put"),
     ("GET", rf"/(?:{REPO}|(?P<mrepo>[^/]+/[^/]+))/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),
     ("HEAD", rf"/(?:{REPO}|(?P<mrepo>[^/]+/[^/]+))/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve"),

@@ -60,9 +60,31 @@ def test_select_with_a_transformers_model_folder(minilm_path, minilm_text, tmp_p
                "--cache-dir", str(tmp_path / "cache")])
     assert rc == 0, capsys.readouterr().err
     sel = hf_coreset.CoresetSelection.load(out_dir)
-    assert len(sel) == 12 and sel.config["model_name"].endswith("model")
+    assert len(sel) == 12 and sel.config["model_name"] == "BertForSequenceClassification"  # never the folder's path
+    assert minilm_path not in (out_dir / "selection.json").read_text()
     # The selection is of the dataset as given (the CLI tokenizes it internally).
     assert sel.apply(datasets.load_from_disk(tmp_path / "text")).num_rows == 12
+
+
+def test_seed_makes_a_new_head_reproducible(tiny_bert, tmp_path, capsys):
+    """--seed seeds before the model loads: BertForSequenceClassification from a saved BertModel (no head weights)
+    gets the same new head in two runs, so two selects keep the same rows."""
+    import torch
+
+    folder, text = tiny_bert
+    text.save_to_disk(tmp_path / "text")
+    runs = []
+    for run in ("a", "b"):
+        torch.seed()  # whatever state the process is in, --seed decides the head
+        rc = main(["select", "--dataset", str(tmp_path / "text"), "--method", "el2n", "--fraction", "0.25",
+                   "--output", str(tmp_path / run), "--model", folder, "--seed", "0", "--options", '{"epoch": 1}',
+                   "--proxy", '{"lr": 0.001, "batch_size": 16}', "--cache-dir", str(tmp_path / f"cache_{run}")])
+        assert rc == 0, capsys.readouterr().err
+        runs.append(hf_coreset.CoresetSelection.load(tmp_path / run))
+    a, b = runs
+    assert a.config["model_fingerprint"] == b.config["model_fingerprint"]  # the same initial weights, head included
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.scores, b.scores)  # exact: same process, same float arithmetic
 
 
 def test_bad_method_exits_2_with_message(saved, tmp_path):

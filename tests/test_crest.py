@@ -146,9 +146,14 @@ def test_crest_reselection_triggers_and_records(mnist1d_small, tmp_path):
     assert len(logged) == len(events) and "crest_rel_error" in logged[1]
     saved = (tmp_path / "out" / "coreset_events.json").read_text()
     assert '"rel_error"' in saved
+    # After training, coreset_selection is the final CREST selection (the rows of the last mini-batch coresets).
+    sel = trainer.coreset_selection
+    assert sel is not None and sel.method == "crest" and set(sel.indices.tolist()) == set(all_rows.tolist())
+    np.testing.assert_array_equal(hf_coreset.CoresetSelection.load(tmp_path / "out" / "_coreset_selection").indices,
+                                  sel.indices)
     trainer.create_model_card()
     card = (tmp_path / "out" / "README.md").read_text()
-    assert f"selected {len(events)} time(s)" in card
+    assert f"selected {len(events)} time(s)" in card and f"| selection fingerprint | `{sel.fingerprint}` |" in card
 
     calm = hf_coreset.CoresetTrainer(model=make_convnet(0), train_dataset=train,
                                      args=_crest_args(tmp_path / "calm", crest_tau=1e9, coreset_warmup_epochs=0))

@@ -132,7 +132,8 @@ def test_round_trip(hub, source, craig_selection):
     assert hub.state.commit_count("me/mnist1d-craig") == 2  # the repo's initial commit + one push commit
     files = sorted(hub.state.repos[("dataset", "me/mnist1d-craig")].commits[info.oid]["tree"])
     assert files == [".gitattributes", "README.md", "data/train-00000-of-00001.parquet", "selection/indices.parquet",
-                     "selection/manifest.json", "selection/scores.parquet", "selection/selection.json"]
+                     "selection/manifest.json", "selection/plot.png", "selection/scores.parquet",
+                     "selection/selection.json"]
     # The manifest records what this push wrote (all but itself and the Hub's .gitattributes), by content hash.
     manifest = json.loads(read_remote("me/mnist1d-craig", "selection/manifest.json"))
     assert sorted(manifest) == files[1:4] + files[5:]
@@ -535,10 +536,11 @@ def test_cli_push(hub, source, tmp_path, capsys):
     assert rc == 2 and "403" in capsys.readouterr().err
 
 
-def test_only_json_parquet_and_markdown_are_published(hub, source):
+def test_only_json_parquet_markdown_and_the_figure_are_published(hub, source):
     info = hf_coreset.select(source, "random", fraction=0.1, seed=0).push_to_hub("me/formats", dataset=source)
     tree = hub.state.repos[("dataset", "me/formats")].commits[info.oid]["tree"]
-    assert {Path(p).suffix for p in tree} == {"", ".md", ".parquet", ".json"}  # "" is .gitattributes
+    assert {Path(p).suffix for p in tree} == {"", ".md", ".parquet", ".json", ".png"}  # "" is .gitattributes
+    assert [p for p in tree if p.endswith(".png")] == ["selection/plot.png"]
     meta = json.loads(read_remote("me/formats", "selection/selection.json"))
     assert meta["num_kept"] == 160 and meta["method"] == "random"
 
@@ -593,3 +595,88 @@ def test_real_hub_round_trip(source):
         assert datasets.load_dataset(repo_id, split="train").num_rows == len(sel)
     finally:
         api.delete_repo(repo_id, repo_type="dataset", missing_ok=True)
+
+
+def machine_paths(tmp_path) -> list[str]:
+    """Absolute paths of this machine that a card must never show."""
+    return [str(tmp_path), str(Path.home()), os.getcwd(), str(Path(__file__).resolve().parents[1])]
+
+
+def test_card_of_a_nameless_source_and_a_local_model(hub, tiny_bert, tmp_path):
+    """A source without a name, a model loaded from a local folder: a real title, the split, the model's class, the
+    figure, and no path of this machine anywhere in the card."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, set_seed
+
+    folder, text = tiny_bert
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    ds = text.map(lambda b: tokenizer(b["text"], truncation=True), batched=True)
+    set_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+    assert model.config._name_or_path == folder
+    sel = hf_coreset.select(ds, "el2n", fraction=0.25, model=model, seed=0, epoch=1, progress=False,
+                            collate_fn=DataCollatorWithPadding(tokenizer), proxy={"lr": 1e-3, "batch_size": 16})
+    assert sel.config["split"] == "train" and sel.config["model_name"] == "BertForSequenceClassification"
+    info = sel.push_to_hub("me/nameless", dataset=ds)
+    text_card = read_remote("me/nameless", "README.md")
+    meta = card_yaml(text_card)
+    body = text_card.split("---\n", 2)[2]
+    assert meta["pretty_name"] == "el2n coreset (25.0% of 64 rows)"
+    assert "# el2n coreset (25.0% of 64 rows)" in body and "dataset el2n" not in body
+    assert "| split | train |" in body
+    assert "| signals' model | `BertForSequenceClassification` (weights hash" in body
+    for path in machine_paths(tmp_path) + [folder]:
+        assert path not in text_card, path
+    # The figure is in the repo, in the manifest, and in the card.
+    tree = hub.state.repos[("dataset", "me/nameless")].commits[info.oid]["tree"]
+    manifest = json.loads(read_remote("me/nameless", "selection/manifest.json"))
+    assert "selection/plot.png" in tree and "selection/plot.png" in manifest
+    assert manifest["selection/plot.png"]["sha256"] == tree["selection/plot.png"].sha256
+    assert "](selection/plot.png)" in body
+    # A selection saved by an older hf-coreset, with the model's folder as its name: still no path in the card.
+    old = CoresetSelection(**{**{k: getattr(sel, k) for k in ("indices", "scores", "method", "num_rows", "seed",
+                                                               "source_fingerprint", "label_column", "label_hash",
+                                                               "fingerprint")},
+                              "config": {**sel.config, "model_name": folder, "cache": str(tmp_path / "x")}})
+    old.config.pop("model_class")
+    card = hf_coreset.hub.dataset_card(old, ds, "me/old")
+    assert folder not in card and str(tmp_path) not in card and "`a local model` (weights hash" in card
+
+
+def test_push_without_matplotlib_has_no_figure(hub, source, monkeypatch):
+    from hf_coreset.extras import MissingExtra
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the plots extra were not installed
+    sel = hf_coreset.select(source, "random", fraction=0.1, seed=0)
+    with pytest.raises(MissingExtra, match=r"pip install 'hf-coreset\[plots\]'"):
+        sel.plot()
+    info = sel.push_to_hub("me/no-figure", dataset=source)
+    tree = hub.state.repos[("dataset", "me/no-figure")].commits[info.oid]["tree"]
+    assert "selection/plot.png" not in tree and "selection/selection.json" in tree
+    assert "plot.png" not in read_remote("me/no-figure", "README.md")
+
+
+def test_trainer_push_sends_the_selection_to_its_own_repo(hub, tiny_bert, tmp_path):
+    """CoresetTrainer.push_to_hub: the model repo gets the model and its card, never the selection's files; the
+    selection goes to coreset_selection_repo, which the card links and lists under `datasets:`."""
+    from test_cards import bert_trainer
+
+    trainer = bert_trainer(tiny_bert, tmp_path, coreset_selection_repo="me/tiny-el2n", hub_model_id="me/tiny-model",
+                           push_to_hub=True, hub_strategy="end")
+    trainer.train()
+    assert (tmp_path / "out" / "_coreset_selection" / "indices.parquet").is_file()  # saved locally
+    trainer.push_to_hub()
+    model_repo = hub.state.repos[("model", "me/tiny-model")]
+    tree = model_repo.commits[model_repo.branches["main"]]["tree"]
+    assert "model.safetensors" in tree and "README.md" in tree
+    assert not [p for p in tree if p.endswith(".parquet") or "coreset_selection" in p], sorted(tree)
+    back = CoresetSelection.from_hub("me/tiny-el2n")
+    np.testing.assert_array_equal(back.indices, trainer.coreset_selection.indices)
+    from huggingface_hub import hf_hub_download
+
+    card = Path(hf_hub_download("me/tiny-model", "README.md")).read_text()
+    meta = card_yaml(card)
+    assert meta["datasets"] == ["me/tiny-el2n"] and meta["coreset"]["selection_repo"] == "me/tiny-el2n"
+    assert "https://huggingface.co/datasets/me/tiny-el2n" in card or "/datasets/me/tiny-el2n" in card
+    for path in machine_paths(tmp_path) + [tiny_bert[0]]:
+        assert path not in card, path
+        assert path not in read_remote("me/tiny-el2n", "README.md"), path

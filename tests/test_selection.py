@@ -144,6 +144,82 @@ def test_select_coreset_on_dataset(mnist1d_small, mnist1d_proxy):
     assert pruned2._fingerprint == pruned._fingerprint  # same selection -> same derived dataset id
 
 
+def test_select_coreset_spells_out_selects_parameters():
+    """help() and IDEs show select's parameters on select_coreset, plus the Hub ones; nothing is hidden in **kwargs."""
+    import inspect
+
+    own = inspect.signature(hf_coreset.select_coreset).parameters
+    for name, param in inspect.signature(hf_coreset.select).parameters.items():
+        assert name in own and own[name].kind == param.kind, name
+        if param.default is not inspect.Parameter.empty:
+            assert own[name].default == param.default, name
+    for name in ("from_hub", "revision", "token", "return_selection", "check", "timeout"):
+        assert name in own, name
+    assert [n for n, p in own.items() if p.kind is inspect.Parameter.VAR_KEYWORD] == ["options"]
+    assert datasets.Dataset.select_coreset is hf_coreset.select_coreset
+
+
+def test_dataset_dict_select_coreset_prunes_one_split(mnist1d_small):
+    dd = mnist1d_small
+    with pytest.raises(TypeError) as err:
+        dd.select_coreset("random", fraction=0.1)
+    assert str(err.value) == ("DatasetDict.select_coreset needs split=<the training split> to select from and prune "
+                              "(splits: ['train', 'test']); the other splits are returned unchanged.")
+    with pytest.raises(ValueError, match=r"split='valid' is not a split of the DatasetDict; pass one of \['train', 'test'\]"):
+        dd.select_coreset("random", fraction=0.1, split="valid")
+    pruned, sel = dd.select_coreset("random", fraction=0.1, split="train", seed=3, return_selection=True)
+    assert isinstance(pruned, datasets.DatasetDict) and list(pruned) == ["train", "test"]
+    assert pruned["test"] is dd["test"] and pruned["train"].num_rows == len(sel) == 160
+    assert pruned["train"]["label"] == sel.apply(dd["train"])["label"]
+    np.testing.assert_array_equal(sel.indices, hf_coreset.select(dd["train"], "random", fraction=0.1, seed=3).indices)
+
+
+def test_untokenised_text_says_tokenize_first(tiny_bert, cache):
+    """Raw text and a model that reads input_ids: one sentence saying how to tokenize, before any training."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder, text = tiny_bert
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+    with pytest.raises(ValueError) as err:
+        text.select_coreset("el2n", fraction=0.25, model=model, cache_dir=cache, progress=False)
+    assert str(err.value) == (
+        "BertForSequenceClassification reads input_ids, but the dataset has only the text column(s) ['text']: tokenize "
+        "first: ds.map(lambda b: tokenizer(b['text'], truncation=True), batched=True), and pass "
+        "collate_fn=DataCollatorWithPadding(tokenizer).")
+
+
+def test_fresh_head_from_an_unseeded_state_warns_once(tiny_bert, monkeypatch, caplog, tmp_path):
+    """from_pretrained drew a new head from an unseeded generator: select says to call set_seed first, once."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, set_seed
+
+    from hf_coreset import api
+
+    folder, text = tiny_bert
+    tok = AutoTokenizer.from_pretrained(folder)
+    ds = text.map(lambda b: tok(b["text"], truncation=True), batched=True)
+    kw = dict(fraction=0.25, epoch=1, progress=False, collate_fn=DataCollatorWithPadding(tok), cache_dir=tmp_path,
+              proxy={"lr": 1e-3, "batch_size": 32})
+    monkeypatch.setattr(api, "_warned_fresh", False)
+    torch.seed()  # the state of a fresh process: a random 64-bit seed
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+    with caplog.at_level("WARNING", logger="hf_coreset.api"):
+        hf_coreset.select(ds, "el2n", model=model, **kw)
+        hf_coreset.select(ds, "el2n", model=model, **kw)
+    warned = [r.getMessage() for r in caplog.records if "freshly initialised" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("BertForSequenceClassification has 2 freshly initialised parameter(s) "
+                                "(classifier.weight, classifier.bias)") and "transformers.set_seed(0)" in warned[0]
+    # Seeded first, as the README shows: no warning.
+    caplog.clear()
+    monkeypatch.setattr(api, "_warned_fresh", False)
+    set_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+    with caplog.at_level("WARNING", logger="hf_coreset.api"):
+        hf_coreset.select(ds, "el2n", model=model, **kw)
+    assert not [r for r in caplog.records if "freshly initialised" in r.getMessage()]
+
+
 def test_select_docstring_example_runs():
     """The Example in hf_coreset.select's docstring is run as written."""
     doc = hf_coreset.select.__doc__

@@ -80,7 +80,7 @@ def test_static_el2n_mnist1d(mnist1d_small, tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(ckpt.logits[rows.numpy()], model(inputs["x"]).numpy(), rtol=1e-4, atol=1e-5)
     # Saved next to the model, loadable, and applicable to the source.
-    saved = CoresetSelection.load(tmp_path / "out" / "coreset_selection")
+    saved = CoresetSelection.load(tmp_path / "out" / "_coreset_selection")
     np.testing.assert_array_equal(saved.indices, sel.indices)
     cached = CoresetSelection.load(tmp_path / "cache" / "selections" / sel.fingerprint)
     np.testing.assert_array_equal(cached.indices, sel.indices)
@@ -181,7 +181,7 @@ def test_two_processes_match_one(tmp_path):
     assert s1["static_steps"] == s2["static_steps"]
 
     def load(run, name):
-        return CoresetSelection.load(tmp_path / run / name / "coreset_selection")
+        return CoresetSelection.load(tmp_path / run / name / "_coreset_selection")
 
     # Scores of the untrained model (one eval pass, rows split over the processes): the same weights,
     # so the same scores to 1e-6 and the same rows up to ties (measured: bit-identical here).

@@ -74,7 +74,7 @@ def test_head_resolved_and_recorded(ds, tmp_path, method):
     trainer.train()
     sel = trainer.coreset_selection
     assert sel.config["head"] == "head"
-    assert hf_coreset.CoresetSelection.load(tmp_path / "out" / "coreset_selection").config["head"] == "head"
+    assert hf_coreset.CoresetSelection.load(tmp_path / "out" / "_coreset_selection").config["head"] == "head"
     if method == "kcenter":  # features are the head's 16 inputs
         assert trainer._signals.at(1, "features").features.shape == (ds.num_rows, 16)
 
@@ -101,7 +101,7 @@ def test_bad_model_refused_before_training(ds, tmp_path, model, kw, error, match
     with pytest.raises(error, match=match):
         trainer.train()
     assert True not in model.modes  # only the eval-mode probe ran: no training step
-    assert not (tmp_path / "out" / "coreset_selection").exists()
+    assert not (tmp_path / "out" / "_coreset_selection").exists()
 
 
 def test_frozen_and_non_module_refused(ds, tmp_path):
