@@ -31,7 +31,7 @@ def model_card_info(trainer: CoresetTrainer) -> dict:
         method = args.coreset_method
     return {
         "method": method, "schedule": schedule, "fraction": args.coreset_fraction,
-        "warmup_epochs": trainer._plan["warmup_epochs"] if hasattr(trainer, "_plan") else args.coreset_warmup_epochs,
+        "warmup_epochs": trainer.plan.warmup_epochs,
         "epochs": int(args.num_train_epochs), "seed": trainer.coreset_seed,
         "kept": len(sel) if sel is not None and schedule == "static" else None,
         "num_rows": trainer.coreset_source.num_rows, "weighted": sel is not None and sel.weights is not None,
