@@ -8,7 +8,6 @@ import ast
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
