@@ -96,8 +96,19 @@ def make_budget(labels: np.ndarray, *, fraction: float | None = None, size: int 
             raise ValueError(f"size == {size}, but the dataset has {n} rows; pass a size in [1, {n}].")
         total = int(size)
     else:
-        fraction = check_fraction(fraction)
-        total = max(1, math.floor(fraction * n + 0.5))
+        total = kept_rows(check_fraction(fraction), n)
+    return budget_for(labels, total, per_class=per_class, num_classes=num_classes)
+
+
+def kept_rows(fraction: float, num_rows: int) -> int:
+    """Step 1 of the rule: the rows a checked `fraction` of `num_rows` keeps (round half up, at least 1)."""
+    return max(1, math.floor(fraction * num_rows + 0.5))
+
+
+def budget_for(labels: np.ndarray, total: int, *, per_class: bool = True, num_classes: int | None = None) -> Budget:
+    """Steps 2-3 of the rule: the :class:`Budget` of `total` rows, for a `total` in [1, len(labels)] that the
+    caller has checked (`make_budget` does, for a fraction or a size given by a user)."""
+    n = len(labels)
     if num_classes is not None:
         if labels.max() >= num_classes:
             raise ValueError(f"num_classes == {num_classes}, but the labels go up to {labels.max()}; pass the "

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import hf_coreset
-from hf_coreset.crest import hutchinson_diag, minibatch_coreset
+from hf_coreset.training.crest import hutchinson_diag, minibatch_coreset
 from hf_coreset.data.mnist1d import make_convnet
 from hf_coreset.signals import ROW_KEY
 

@@ -43,6 +43,8 @@ def test_wheel_has_no_benchmark_lab_and_has_the_card_templates(tmp_path):
     assert not [n for n in names if "benchmark" in n.lower()], [n for n in names if "benchmark" in n.lower()]
     for template in ("dataset_card.md", "model_card_section.md"):
         assert f"hf_coreset/model_cards/{template}" in names
+    modules = {p.relative_to(REPO).as_posix() for p in (REPO / "hf_coreset").rglob("*.py")}  # every subpackage ships
+    assert not modules - set(names), sorted(modules - set(names))
     assert "hf_coreset/metrics/accuracy/accuracy.py" in names  # the metric modules stay (behind the demo extra)
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     required = [line for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]

@@ -34,7 +34,8 @@ def test_one_seed_rule_for_proxy_trainer_and_crest():
     visits the rows in the proxy's epoch-(e + 1) order (its old numpy stream [seed, epoch] is gone)."""
     import torch
 
-    from hf_coreset.crest import Crest, CrestConfig
+    from hf_coreset import CoresetTrainingArguments
+    from hf_coreset.training.crest import Crest
     from hf_coreset.proxy import _EpochBatchSampler
     from hf_coreset.signals import CREST_STREAM, generator
     from hf_coreset.trainer import CoresetBatchSampler
@@ -47,7 +48,8 @@ def test_one_seed_rule_for_proxy_trainer_and_crest():
         trainer = CoresetBatchSampler(n, per_device=8, world=2, grad_accum=1, seed=seed, warmup_epochs=5)
         trainer.set_epoch(epoch)
         assert [row for batch in trainer for row in batch] == proxy_order
-    crest = Crest(CrestConfig(), np.arange(40) % 4, seed, collector=None)
+    config = CoresetTrainingArguments(output_dir="unused").crest_config(minibatch_size=4, random_subset_size=8)
+    crest = Crest(config, np.arange(40) % 4, seed, collector=None)
     assert crest.rng.initial_seed() == generator(seed, CREST_STREAM).initial_seed() == seed * 100003 + CREST_STREAM
 
 

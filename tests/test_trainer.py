@@ -219,7 +219,9 @@ def test_bad_trainer_inputs(mnist1d_small, tmp_path):
     from transformers import TrainingArguments
 
     train = mnist1d_small["train"].select(range(64))
-    with pytest.raises(TypeError, match="CoresetTrainingArguments"):
+    with pytest.raises(TypeError, match="args must be a CoresetTrainingArguments"):
+        hf_coreset.CoresetTrainer(model=make_convnet(0), args={"output_dir": str(tmp_path)}, train_dataset=train)
+    with pytest.raises(ValueError, match="set coreset_method=<name>"):  # upgraded, but it names no method
         hf_coreset.CoresetTrainer(model=make_convnet(0), args=TrainingArguments(output_dir=str(tmp_path)),
                                   train_dataset=train)
     with pytest.raises(ValueError, match="coreset_method=<name>"):
@@ -230,10 +232,9 @@ def test_bad_trainer_inputs(mnist1d_small, tmp_path):
     with pytest.raises(ValueError, match="label_column='nope'"):
         hf_coreset.CoresetTrainer(model=make_convnet(0), train_dataset=train,
                                   args=_args(tmp_path, coreset_method="el2n", coreset_label_column="nope"))
-    crest = hf_coreset.CoresetTrainer(model=make_convnet(0), train_dataset=train,
-                                      args=_args(tmp_path, coreset_schedule="crest"))
-    with pytest.raises(ValueError, match="crest_random_subset_fraction"):
-        crest.train()  # 1% of 64 rows is below the 32-row mini-batch
+    with pytest.raises(ValueError, match="crest_random_subset_fraction"):  # when built, before any training
+        hf_coreset.CoresetTrainer(model=make_convnet(0), train_dataset=train,
+                                  args=_args(tmp_path, coreset_schedule="crest"))  # 1% of 64 rows < 32-row batch
 
 
 def test_help_renders():

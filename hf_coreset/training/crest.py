@@ -45,42 +45,35 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .budget import make_budget
-from .ops import FeatureKernel, facility_location
-from .signals import CREST_STREAM, generator, logit_grad, permutation
+from ..budget import make_budget
+from ..ops import FeatureKernel, facility_location
+from ..signals import CREST_STREAM, generator, logit_grad, permutation
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class CrestConfig:
-    """CREST settings (CoresetTrainingArguments fills them; see its help text).
+    """CREST settings. `CoresetTrainingArguments.crest_config` builds it: each field but the sizes and the
+    smoothing constants is the argument ``crest_<name>``, whose help text and default are the only ones.
 
     Args:
-        tau (`float`): relative error of the quadratic model that triggers a re-selection.
-        h (`float`): T1 = ceil(h * ||H_0|| / ||H_t||) steps between checks.
-        b (`float`): P = ceil(b * T1) mini-batch coresets per selection.
-        T2 (`int`): window, in training steps, over which a row must stay below `alpha` to be dropped.
-        alpha (`float`): loss threshold of a learned row.
+        tau, h, b, T2, alpha, drop_learned, min_pool_fraction, params: see `CoresetTrainingArguments`.
         random_subset_size (`int`): r, rows per random subset and per check sample.
         minibatch_size (`int`): m, rows per mini-batch coreset (the global training batch).
-        drop_learned (`bool`): drop learned rows from the pool.
-        min_pool_fraction (`float`): never drop a class below this share of its rows (the official
-            code's `min_train_size`, 40000 of CIFAR's 50000, is 0.8).
-        params (`str`): "all" trainable parameters or the classifier "head" for the quadratic model.
         beta1, beta2 (`float`): smoothing of the gradient and of the squared Hessian diagonal.
     """
 
-    tau: float = 0.05
-    h: float = 1.0
-    b: float = 5.0
-    T2: int = 20
-    alpha: float = 0.1
-    random_subset_size: int = 128
-    minibatch_size: int = 32
-    drop_learned: bool = True
-    min_pool_fraction: float = 0.8
-    params: str = "all"
+    tau: float
+    h: float
+    b: float
+    T2: int
+    alpha: float
+    random_subset_size: int
+    minibatch_size: int
+    drop_learned: bool
+    min_pool_fraction: float
+    params: str
     beta1: float = 0.9
     beta2: float = 0.999
 
@@ -194,6 +187,12 @@ class Crest:
         self.theta0 = self.g_hat = self.h_hat = None
         self.loss0 = None
         self.last_rel_error = None
+        # Dropping never takes a class below its share of a random subset nor below min_pool_fraction of its
+        # rows; one entry per class present, ascending.
+        subset = make_budget(self.labels, size=min(n, self.config.random_subset_size))
+        self.floor_classes = subset.classes
+        kept = make_budget(self.labels, fraction=self.config.min_pool_fraction)
+        self.floor = np.maximum(subset.per_class, kept.per_class)
 
     # ----------------------------------------------------------------- helpers
     def _params(self, model) -> list:
@@ -330,15 +329,13 @@ class Crest:
         if not cfg.drop_learned or step - self.window_start < cfg.T2:
             return 0
         pool_labels = self.labels[self.pool]
-        subset = make_budget(self.labels, size=min(len(self.labels), cfg.random_subset_size))
-        floor = np.maximum(subset.per_class, make_budget(self.labels, fraction=cfg.min_pool_fraction).per_class)
         seen = self.window_max[self.pool]
         learned = ~np.isnan(seen) & (seen < cfg.alpha)
         keep = np.ones(len(self.pool), dtype=bool)
         for c in np.unique(pool_labels):
             in_c = np.flatnonzero(pool_labels == c)
             cand = in_c[learned[in_c]]
-            allowed = max(0, len(in_c) - int(floor[np.searchsorted(subset.classes, c)]))  # entries follow classes
+            allowed = max(0, len(in_c) - int(self.floor[np.searchsorted(self.floor_classes, c)]))
             if allowed and len(cand):
                 cand = cand[np.argsort(seen[cand], kind="stable")][:allowed]
                 keep[cand] = False
