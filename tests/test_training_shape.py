@@ -44,7 +44,7 @@ def test_args_none_gives_the_defaults(train, tmp_path, monkeypatch):
     trainer.train()
     # one epoch on 160 rows, two on the 40 given ones, in batches of 8
     assert trainer.state.global_step == 160 // 8 + 2 * 40 // 8
-    assert (tmp_path / f"{type(model).__name__}-coreset" / "coreset_selection").is_dir()
+    assert (tmp_path / f"{type(model).__name__}-coreset" / "_coreset_selection").is_dir()
 
     class Named(torch.nn.Module):  # a transformers model: named after config._name_or_path
         config = type("Config", (), {"_name_or_path": "org/tiny-bert"})()
