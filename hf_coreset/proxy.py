@@ -44,6 +44,11 @@ class ProxyConfig:
             processes, so 1 and N processes take the same steps).
         eval_batch_size (`int`, *optional*, defaults to `512`): batch size of the signal passes (per
             process with the default Accelerator; it does not change the signals).
+        keep_state (`bool`, *optional*, defaults to `False`): keep the proxy's model and optimizer state
+            in the cache entry after the run. The state is saved after every epoch while training, so an
+            interrupted run resumes, and deleted when the run ends unless this is set; with it, a later
+            run that needs a new field or more epochs continues from there instead of training again
+            (it costs about three times the model's size on disk).
 
     Numbers are stored as plain `float` / `int` (a numpy scalar gives the same cache key as a Python one).
     """
@@ -54,8 +59,12 @@ class ProxyConfig:
     momentum: float = 0.9
     batch_size: int = 128
     eval_batch_size: int = 512
+    keep_state: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.keep_state, (bool, np.bool_)):
+            raise TypeError(f"proxy keep_state={self.keep_state!r} must be True or False.")
+        self.keep_state = bool(self.keep_state)
         if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             error = ValueError if isinstance(self.optimizer, str) else TypeError
             raise error(f"proxy optimizer={self.optimizer!r}; pick one of {list(OPTIMIZERS)}.")
@@ -84,9 +93,10 @@ class ProxyConfig:
         raise TypeError(f"proxy must be a ProxyConfig, a dict or None, not {type(value).__name__}.")
 
     def training_key(self) -> dict:
-        """Settings that change the training trajectory (not how long it runs or eval batching)."""
+        """Settings that change the training trajectory (not how long it runs, eval batching or what is kept)."""
         d = asdict(self)
         d.pop("eval_batch_size")
+        d.pop("keep_state")
         if self.optimizer != "sgd":
             d.pop("momentum")
         return d
@@ -193,6 +203,8 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
                                        seed=seed, inputs=inputs, collate_fn=collate_fn, head_name=head_name,
                                        cache=cache, accelerator=accelerator, progress=progress, timings=timings)
     accelerator.wait_for_everyone()
+    if missing and not config.keep_state and accelerator.is_main_process:
+        cache.drop_state()  # the run is complete: signals only, unless asked to keep the state
     signals = Signals(labels=labels, num_classes=num_classes, head=head_name)
     for e, fs in sorted(needs.items()):
         arrays = {f: collected[(e, f)] if (e, f) in collected else cached[(e, f)] for f in fs}
@@ -289,8 +301,8 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
             bar.set_postfix(loss=batch_loss)
             if epoch in missing:
                 score(epoch, accelerator.unwrap_model(net))
-                if accelerator.is_main_process:
-                    cache.save_state(epoch, accelerator.unwrap_model(net), optimizer, device)
+            if accelerator.is_main_process:  # every epoch, so that an interrupted run resumes from the last one
+                cache.save_state(epoch, accelerator.unwrap_model(net), optimizer, device)
     return collected
 
 

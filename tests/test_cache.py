@@ -219,14 +219,15 @@ CORRUPTIONS = [
 @pytest.mark.parametrize("name,corrupt", CORRUPTIONS, ids=[f"{n}-{c.__name__[1:]}" for n, c in CORRUPTIONS])
 def test_corrupt_entry_is_dropped_and_recomputed(ds, tmp_path, caplog, name, corrupt):
     cache = tmp_path / "cache"
+    kept = {"proxy": {"optimizer": "adam", "lr": 1e-2, "batch_size": 50, "keep_state": True}}
     if name == "proxy_state.pt":
-        select(ds, cache, method="el2n")  # the state is only read when a field is missing: kcenter's features
+        select(ds, cache, method="el2n", **kept)  # the state is only read when a field is missing: kcenter's features
     else:
-        select(ds, cache, method="kcenter")
+        select(ds, cache, method="kcenter", **kept)
     (root,) = (cache / "signals").iterdir()
     corrupt(root / name)
     with caplog.at_level(logging.WARNING, logger="hf_coreset"):
-        again = select(ds, cache, method="kcenter")
+        again = select(ds, cache, method="kcenter", **kept)
     assert name in caplog.text and "recomput" in caplog.text
     fresh = select(ds, False, method="kcenter")
     np.testing.assert_array_equal(again.indices, fresh.indices)
@@ -286,6 +287,7 @@ def test_cache_dir_of_the_wrong_type(ds, no_training, value):
     ("momentum", -1, ValueError, r"proxy momentum=-1 must be a number in \[0, 1\)"),
     ("momentum", False, TypeError, r"proxy momentum=False must be a number in \[0, 1\)"),
     ("momentum", None, TypeError, r"proxy momentum=None must be a number in \[0, 1\)"),
+    ("keep_state", "yes", TypeError, r"proxy keep_state='yes' must be True or False"),
 ])
 def test_bad_proxy_setting_is_refused(ds, tmp_path, no_training, setting, value, err, match):
     with pytest.raises(err, match=match):
@@ -295,7 +297,8 @@ def test_bad_proxy_setting_is_refused(ds, tmp_path, no_training, setting, value,
 
 
 def test_proxy_settings_are_stored_as_plain_numbers():
-    cfg = ProxyConfig(lr=np.float32(0.5), batch_size=np.int64(64), weight_decay=0, momentum=np.float64(0.5))
+    cfg = ProxyConfig(lr=np.float32(0.5), batch_size=np.int64(64), weight_decay=0, momentum=np.float64(0.5),
+                      keep_state=True)  # keeping the state does not change the signals: not in the key
     assert cfg.training_key() == {"optimizer": "adamw", "lr": 0.5, "weight_decay": 0.0, "batch_size": 64}
     assert type(cfg.lr) is float and type(cfg.batch_size) is int and type(cfg.weight_decay) is float
 

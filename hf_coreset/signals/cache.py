@@ -1,5 +1,5 @@
 """The signal cache: signals on disk, keyed on everything that changes them, plus the proxy state
-that lets an interrupted run resume."""
+that lets an interrupted run resume (deleted when the run completes, unless kept on request)."""
 
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ def _reason(error: Exception) -> str:
 
 
 class SignalCache:
-    """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus the
-    proxy state at the last scored epoch so an interrupted run resumes.
+    """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus, while a
+    run is in progress (or with ``ProxyConfig(keep_state=True)``), the proxy state at its last epoch so
+    that an interrupted run resumes.
 
     A file that cannot be read or does not hold what the proxy writes (rows, shape, dtype, finite
     values) is reported, deleted (by the main process) and treated as missing, so it is recomputed.
@@ -114,12 +115,15 @@ class SignalCache:
                 pass
         return None
 
-    def save(self, epoch: int, field: str, array: np.ndarray) -> None:
-        if self.root is None:
-            return
+    def _create(self) -> None:
         if not self.root.is_dir():  # created on the first write: a run that fails before leaves nothing
             self.root.mkdir(parents=True, exist_ok=True)
             (self.root / "meta.json").write_text(json.dumps(self.meta, indent=2, default=repr))
+
+    def save(self, epoch: int, field: str, array: np.ndarray) -> None:
+        if self.root is None:
+            return
+        self._create()
         final = self.path(epoch, field)
         tmp = final.with_name(final.name + f".tmp{os.getpid()}.npy")
         np.save(tmp, array, allow_pickle=False)
@@ -131,6 +135,7 @@ class SignalCache:
     def save_state(self, epoch: int, model, optimizer, device: torch.device) -> None:
         if self.root is None:
             return
+        self._create()
         tmp = self.state_path().with_suffix(f".tmp{os.getpid()}")
         state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "rng": torch.get_rng_state()}
@@ -138,6 +143,13 @@ class SignalCache:
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         torch.save(state, tmp)
         os.replace(tmp, self.state_path())
+
+    def drop_state(self) -> None:
+        if self.root is not None:
+            try:
+                self.state_path().unlink(missing_ok=True)
+            except OSError:  # a read-only cache: nothing was written to it either
+                pass
 
     def load_state(self) -> dict | None:
         if self.root is None or not self.state_path().is_file():
