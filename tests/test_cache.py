@@ -99,6 +99,27 @@ def collate_scaled(rows):
     return batch
 
 
+def _scaled(batch):
+    return {"x": [[2 * v for v in row] for row in batch["x"]], "label": batch["label"]}
+
+
+def test_output_format_does_not_change_the_cache_key(ds, tmp_path):
+    """The key reads the rows' values, not datasets' fingerprint (which with_format changes); a
+    transform is preprocessing, so it does change the key."""
+    first = select(ds, tmp_path, method="kcenter")
+    assert first.timings["proxy_training"] > 0
+    for formatted in (ds.with_format("torch"), ds.with_format("numpy"), ds.with_format("numpy").with_format(None)):
+        again = select(formatted, tmp_path, method="kcenter")
+        assert again.timings["proxy_training"] == again.timings["signals"] == 0.0  # a full hit: no training, no pass
+        np.testing.assert_array_equal(again.indices, first.indices)
+    assert len(entries(tmp_path)) == 1
+    select(ds.with_transform(_scaled), tmp_path, method="kcenter")
+    select(ds.select(range(1, 200)), tmp_path, method="kcenter")
+    shuffled = ds.shuffle(seed=0)  # the same rows in another order: other signals by row
+    select(shuffled, tmp_path, method="kcenter")
+    assert len(entries(tmp_path)) == 4
+
+
 def test_plain_function_collators_key_by_their_code(ds, tmp_path):
     cache = tmp_path / "cache"
     first = select(ds, cache, collate_fn=collate_plain)

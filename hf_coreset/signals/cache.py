@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from ..fingerprint import (SourceUnavailable, callable_fingerprint, code_fingerprint, dataset_fingerprint, hash_parts,
-                           model_fingerprint)
+                           model_fingerprint, rows_fingerprint)
+from .rows import read_format
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,9 @@ CACHE_ENV = "HF_CORESET_CACHE"
 # 2: keys cover the model's and collator's code.
 # 3: under N processes a proxy batch is shared by signals.rows.shard (shares differ by one row at most,
 #    no weight-0 padding rows, which entered BatchNorm statistics); one process is unchanged.
-SIGNALS_VERSION = 3
+# 4: keys read the input and label values and the format rows are read in (not datasets' fingerprint,
+#    which the output format changes); with the default collator a numpy-formatted dataset is read as tensors.
+SIGNALS_VERSION = 4
 
 
 def default_cache_dir() -> Path:
@@ -167,24 +170,33 @@ class SignalCache:
 
 def signal_cache(folder: Path, model, dataset, num_rows, proxy_key: dict, seed, label_column, inputs, head_name,
                  collate_fn, accelerator) -> SignalCache:
-    """The cache entry for everything that determines the signals: the data, the model's weights
+    """The cache entry for everything that determines the signals: the data (the values of the input
+    and label columns, and the format the rows are read in, not the output format), the model's weights
     and code, the collator's code and settings, the head, the proxy's training settings (`proxy_key`) and
     seed, the mixed precision, and the signal code (SIGNALS_VERSION, torch's version). No entry (a warning) when
     some code has no source file to key on."""
     from transformers import default_data_collator
 
+    collate_fn = default_data_collator if collate_fn is None else collate_fn
+    reading = {"format": read_format(dataset, tensors=collate_fn is default_data_collator)}
     try:
         code = code_fingerprint(model)
-        collator = callable_fingerprint(collate_fn if collate_fn is not None else default_data_collator)
+        collator = callable_fingerprint(collate_fn)
+        if reading["format"] == "custom":  # a transform is preprocessing: its code and settings count
+            fmt = dataset.format
+            reading.update(transform=callable_fingerprint(fmt["format_kwargs"].get("transform")),
+                           columns=fmt["columns"], output_all_columns=fmt["output_all_columns"])
     except SourceUnavailable as e:
         logger.warning("%s, so the signal cache cannot tell it from an edited version: its signals are recomputed "
                        "and not cached. Define it in a .py file to use the cache (or pass cache_dir=False to "
                        "silence this).", e)
         return SignalCache(None)
-    data = dataset_fingerprint(dataset)
-    key = hash_parts(data, model_fingerprint(model), code, proxy_key, seed, label_column, inputs,
+    rows = rows_fingerprint(dataset, [*inputs, label_column])
+    key = hash_parts(rows, reading, model_fingerprint(model), code, proxy_key, seed, label_column, inputs,
                      head_name, collator, str(accelerator.mixed_precision), SIGNALS_VERSION, torch.__version__)
-    meta = {"dataset": data, "num_rows": num_rows, "proxy": proxy_key, "seed": seed, "head": head_name,
-            "inputs": inputs, "model_code": code, "collator": collator, "signals_version": SIGNALS_VERSION}
+    meta = {"dataset": dataset_fingerprint(dataset), "rows": rows, "num_rows": num_rows, "reading": reading,
+            "model_class": f"{type(model).__module__}.{type(model).__qualname__}", "proxy": proxy_key, "seed": seed,
+            "head": head_name, "inputs": inputs, "model_code": code, "collator": collator,
+            "signals_version": SIGNALS_VERSION}
     return SignalCache(folder / "signals" / key, meta=meta, num_rows=num_rows,
                        main_process=accelerator.is_main_process)

@@ -10,23 +10,33 @@ ROW_KEY = "_coreset_row"
 WEIGHT_KEY = "_coreset_weight"  # per-row loss weight of a training share (0 marks a padding row)
 
 
+def read_format(dataset, *, tensors: bool) -> str | None:
+    """The format `RowDataset` reads `dataset`'s rows in (the signal cache keys on it, not on the
+    output format): "custom" for a transform, "torch" with `tensors`, else the dataset's "numpy" or
+    "torch" format, else None (Python values)."""
+    kind = dataset.format["type"]
+    if kind == "custom" or tensors:
+        return kind if kind == "custom" else "torch"
+    return kind if kind in ("numpy", "torch") else None
+
+
 class RowDataset(torch.utils.data.Dataset):
     """A `datasets.Dataset` seen as rows of the given columns, each carrying its row index.
 
     Rows come in the dataset's "numpy" or "torch" format when it has one, else as Python values
     (Arrow, pandas or polars rows are not what a torch collator takes). A transform set with
     `with_transform` is the user's preprocessing and is applied. Items may be row ids or
-    `(row id, weight)` pairs; a weight rides along under ``WEIGHT_KEY``. `tensors=True` reads a
-    format-less dataset as torch tensors, for transformers' `default_data_collator`, which builds
-    the same batch from them as from Python lists without converting every value (about a third
-    of the signal pass on MNIST-1D; benchmarks/results/cost.md).
+    `(row id, weight)` pairs; a weight rides along under ``WEIGHT_KEY``. `tensors=True` reads any
+    format but a transform as torch tensors, for transformers' `default_data_collator`, which builds
+    the same batch from them as from Python lists or numpy rows without converting every value
+    (about a third of the signal pass on MNIST-1D; benchmarks/results/cost.md), so the output
+    format does not change the signals.
     """
 
     def __init__(self, dataset, columns: list[str], *, tensors: bool = False):
-        kind = dataset.format["type"]
+        kind = read_format(dataset, tensors=tensors)
         if kind != "custom":
             # Reset the format's column list too: set_format(columns=[...]) may hide the inputs.
-            kind = kind if kind in ("numpy", "torch") else ("torch" if tensors else None)
             dataset = dataset.with_format(kind).select_columns(columns)
         self.dataset = dataset
         self.columns = columns
@@ -97,7 +107,7 @@ class RowCollator:
 
 def row_views(dataset, columns: list[str], collate_fn=None) -> tuple[RowDataset, RowCollator]:
     """The row dataset and its collator for `collate_fn` (None = transformers' default one); with the
-    default collator a format-less dataset is read as tensors (`RowDataset(tensors=True)`)."""
+    default collator rows are read as tensors (`RowDataset(tensors=True)`)."""
     collator = RowCollator(collate_fn)
     return RowDataset(dataset, columns, tensors=collator.is_default), collator
 
