@@ -192,6 +192,7 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
                              head_name, collate_fn, accelerator)
 
     cached = {(e, f): cache.load(e, f) for e, fs in needs.items() for f in fs}
+    cache.touch()  # last used, for `hf-coreset cache ls` and `clear --older-than`
     missing = {e: {f for f in fs if cached[(e, f)] is None} for e, fs in needs.items()}
     missing = {e: fs for e, fs in missing.items() if fs}
     if missing and cache.root is not None:  # a full hit writes nothing (a read-only cache serves it)

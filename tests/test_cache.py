@@ -333,3 +333,34 @@ def test_seed_too_large(ds, seed):
 def test_largest_seed_works(ds, tmp_path):
     sel = select(ds, tmp_path, seed=2**32 - 1)
     assert len(sel) == 40
+
+
+# ------------------------------------------------------------------------------ listing and clearing
+def test_list_entries_describes_each_entry(ds, tmp_path):
+    import os
+    import time
+
+    from hf_coreset.signals.cache import SIGNALS_VERSION, list_entries, remove_entries
+
+    t0 = time.time()
+    select(ds, tmp_path, method="kcenter")  # epoch 1: features and the cheap fields
+    kept = {"optimizer": "adam", "lr": 1e-2, "batch_size": 50, "keep_state": True}
+    select(ds, tmp_path, method="el2n", seed=1, proxy=kept)
+    entries_ = list_entries(tmp_path)
+    assert len(entries_) == 2 and {e.key for e in entries_} == set(entries(tmp_path))
+    by_state = {e.has_state: e for e in entries_}
+    plain, stateful = by_state[False], by_state[True]
+    assert plain.model_class == "hf_coreset.data.mnist1d.MNIST1DConvNet" and plain.num_rows == 200
+    assert plain.epochs == {1: ["correct", "features", "logits", "loss"]}
+    assert stateful.epochs == {1: ["correct", "logits", "loss"]}
+    assert plain.size == sum(p.stat().st_size for p in plain.path.iterdir())
+    assert stateful.size > (stateful.path / "proxy_state.pt").stat().st_size > 0
+    assert plain.last_used >= t0 - 1 and not plain.stale and plain.signals_version == SIGNALS_VERSION
+    # Reading an entry counts as using it.
+    os.utime(plain.path / "meta.json", (t0 - 86400 * 5, t0 - 86400 * 5))
+    assert {e.key: e for e in list_entries(tmp_path)}[plain.key].last_used < t0 - 86400 * 4
+    select(ds, tmp_path, method="kcenter")
+    assert {e.key: e for e in list_entries(tmp_path)}[plain.key].last_used >= t0 - 1
+    assert remove_entries([plain]) == plain.size
+    assert [e.key for e in list_entries(tmp_path)] == [stateful.key]
+    assert list_entries(tmp_path / "nothing here") == []

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +121,14 @@ class SignalCache:
                 pass
         return None
 
+    def touch(self) -> None:
+        """Mark the entry as used now (meta.json's time, which `list_entries` reports as last used)."""
+        if self.root is not None and self.main_process:
+            try:
+                os.utime(self.root / "meta.json")
+            except OSError:  # no entry yet, or a read-only cache
+                pass
+
     def _create(self) -> None:
         if not self.root.is_dir():  # created on the first write: a run that fails before leaves nothing
             self.root.mkdir(parents=True, exist_ok=True)
@@ -200,3 +211,71 @@ def signal_cache(folder: Path, model, dataset, num_rows, proxy_key: dict, seed, 
             "signals_version": SIGNALS_VERSION}
     return SignalCache(folder / "signals" / key, meta=meta, num_rows=num_rows,
                        main_process=accelerator.is_main_process)
+
+
+_SIGNAL_FILE = re.compile(r"epoch(\d{4})\.(\w+)\.npy")
+
+
+@dataclass
+class CacheEntry:
+    """One signal cache entry, as `hf-coreset cache ls` shows it."""
+
+    key: str
+    path: Path
+    size: int  # bytes, every file of the entry
+    last_used: float  # seconds since the epoch: the latest write or read (meta.json's time)
+    epochs: dict[int, list[str]] = field(default_factory=dict)  # epoch -> cached fields
+    has_state: bool = False  # a proxy state: a run in progress, interrupted, or kept on request
+    model_class: str | None = None
+    dataset: str | None = None  # datasets' fingerprint when the entry was written
+    num_rows: int | None = None
+    signals_version: int | None = None
+
+    @property
+    def stale(self) -> bool:
+        """Written by other signal code: its key can no longer be computed, so it is never read again."""
+        return self.signals_version != SIGNALS_VERSION
+
+
+def list_entries(cache_dir=None) -> list[CacheEntry]:
+    """The entries under ``<cache_dir>/signals`` (None: the default cache), least recently used first."""
+    folder = cache_root(cache_dir)[0] / "signals"
+    out = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not path.is_dir():
+            continue
+        files = [p for p in path.iterdir() if p.is_file()]
+        try:
+            meta = json.loads((path / "meta.json").read_text())
+        except (OSError, ValueError):
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        entry = CacheEntry(key=path.name, path=path, size=sum(p.stat().st_size for p in files),
+                           last_used=max([p.stat().st_mtime for p in files if p.name == "meta.json"]
+                                         or [p.stat().st_mtime for p in files] or [path.stat().st_mtime]),
+                           has_state=(path / "proxy_state.pt").is_file(), model_class=meta.get("model_class"),
+                           dataset=meta.get("dataset"), num_rows=meta.get("num_rows"),
+                           signals_version=meta.get("signals_version"))
+        for p in files:
+            match = _SIGNAL_FILE.fullmatch(p.name)
+            if match:
+                entry.epochs.setdefault(int(match[1]), []).append(match[2])
+        entry.epochs = {e: sorted(fs) for e, fs in sorted(entry.epochs.items())}
+        out.append(entry)
+    return sorted(out, key=lambda e: e.last_used)
+
+
+def remove_entries(entries) -> int:
+    """Delete these entries' folders; returns the bytes freed."""
+    freed = 0
+    for entry in entries:
+        shutil.rmtree(entry.path, ignore_errors=True)
+        freed += entry.size
+    return freed
+
+
+def format_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
