@@ -22,6 +22,7 @@ from torch import nn
 
 from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, Signals, check_logits, check_model,
                       GlobalBatchSampler, SignalCollector, forward_logits, permutation)
+from .signals.progress import Progress
 from .signals.cache import (CACHE_ENV, SIGNALS_VERSION, SignalCache, cache_root,  # noqa: F401 (re-exported)
                             default_cache_dir, signal_cache)
 
@@ -218,8 +219,6 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
 def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, seed, inputs, collate_fn, head_name,
                        cache: SignalCache, accelerator, progress, timings) -> dict:
     """Train from scratch (or the cached state) and return {(epoch, field): array} for `missing`."""
-    from tqdm.auto import tqdm
-
     collected = {}
 
     def store(epoch, ckpt, fields):
@@ -276,12 +275,12 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
         train_loader = torch.utils.data.DataLoader(collector.rows, batch_sampler=sampler, collate_fn=collector.collator)
         net, optimizer = accelerator.prepare(proxy, optimizer)
         labels_dev = collector.labels.to(device)
-        bar = tqdm(range(start + 1, last_epoch + 1), desc="proxy training",
-                   disable=not (progress and accelerator.is_main_process))
-        for epoch in bar:
+        for epoch in range(start + 1, last_epoch + 1):
             t0 = time.perf_counter()
             sampler.set_epoch(epoch - 1)  # proxy epoch e shuffles with stream e - 1
             net.train()
+            bar = Progress(f"proxy epoch {epoch}/{last_epoch}", sampler.num_batches(epoch - 1),
+                           enabled=progress and accelerator.is_main_process)
             for step, batch in enumerate(train_loader):
                 batch = send_to_device(batch, device)
                 idx = batch.pop(ROW_KEY)
@@ -298,8 +297,9 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                bar.update(rows=len(idx) * accelerator.num_processes, loss=batch_loss)
+            bar.close()
             timings["proxy_training"] += time.perf_counter() - t0
-            bar.set_postfix(loss=batch_loss)
             if epoch in missing:
                 score(epoch, accelerator.unwrap_model(net))
             if accelerator.is_main_process:  # every epoch, so that an interrupted run resumes from the last one
