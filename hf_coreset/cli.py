@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .demo import DEFAULT_METHODS
+from .demo import DEFAULT_SAMPLES as DEMO_SAMPLES
 from .extras import MissingExtra
 from .hub import HubError
 
@@ -307,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=fraction_arg, default=0.1)
     p.add_argument("--methods", default=None, help=f"comma-separated methods (default: {','.join(DEFAULT_METHODS)})")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-samples", type=positive_int, default=50000, help="MNIST-1D rows generated (80%% train)")
+    p.add_argument("--num-samples", type=positive_int, default=DEMO_SAMPLES,
+                   help=f"MNIST-1D rows generated (80%% train; default {DEMO_SAMPLES}, the benchmarks use 50000)")
     p.add_argument("--epochs", type=positive_int, default=None, help="epochs on each subset (default 100)")
     p.add_argument("--full-data-epochs", type=positive_int, default=None, help="epochs on the full data (default 30)")
     p.set_defaults(func=_cmd_demo)

@@ -76,3 +76,20 @@ def test_proxy_reports_each_phase_in_plain_lines(mnist1d_small, capfd, progress)
         assert "\r" not in err  # no bar redraws in a log
     else:
         assert not any(phase.split(":")[0] in err for phase in phases) and "%|" not in err, err
+
+
+def test_demo_announces_every_phase(capfd):
+    from hf_coreset.demo import run_demo
+
+    said = []
+    capfd.readouterr()
+    run_demo(num_samples=200, methods=("random", "el2n"), epochs=1, full_data_epochs=1, out=said.append)
+    err = capfd.readouterr().err
+    starts = ["Generating MNIST-1D (200 samples", "[1/3] full data: training the ConvNet on 160 rows",
+              "[1/3] full data: test accuracy", "[2/3] random: selecting 10%", "[2/3] random: kept 16 rows",
+              "[2/3] random: test accuracy", "[3/3] el2n: selecting 10%", "[3/3] el2n: kept 16 rows",
+              "[3/3] el2n: test accuracy", "| method |"]
+    assert [next((s for s in starts if line.startswith(s)), line) for line in said[:1] + said[2:]] == starts
+    for phase in ("full data training: step 2/2 in ", "proxy epoch 10/10: step 2/2 in ",
+                  "signals @ proxy epoch 10: rows 160/160 in ", "el2n subset training: step 1/1 in "):
+        assert phase in err, err
