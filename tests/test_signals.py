@@ -254,9 +254,11 @@ def test_interrupted_run_resumes_from_cached_state(mnist1d_small, tmp_path, capl
     (root,) = (crashed / "signals").iterdir()
     assert not any("tmp" in p.name for p in root.iterdir())  # nothing half-written
     assert not (root / "epoch0003.loss.npy").exists()
+    assert torch.load(root / "proxy_state.pt", weights_only=True)["epoch"] == 2  # left for the next run
     collator = CountingCollator(stop_at)  # the collator's settings are part of the cache key; this run stops sooner
     again, _ = signals_of(seeded(DropoutMLP), ds, _needs(1, 2, 3), cache_dir=crashed, collate_fn=collator)
     assert collator.calls == 1 + batches_per_epoch + 1
+    assert not (root / "proxy_state.pt").exists()  # the run completed: signals only
     np.testing.assert_array_equal(again.at(3).features, reference.at(3).features)
 
 
