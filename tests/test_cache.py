@@ -120,6 +120,27 @@ def test_output_format_does_not_change_the_cache_key(ds, tmp_path):
     assert len(entries(tmp_path)) == 4
 
 
+def test_output_format_does_not_change_the_key_with_a_padding_collator(minilm_path, minilm_text, tmp_path):
+    """transformers' collators take rows in any format, so rows are read as Python values whatever the
+    output format: ds.with_format("torch") is a cache hit with the same signals."""
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+
+    text, tokenizer = minilm_text
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=2)
+    kw = dict(model=model, collate_fn=DataCollatorWithPadding(tokenizer), proxy={"lr": 5e-5, "batch_size": 16})
+    first = select(text, tmp_path, method="kcenter", **kw)
+    assert first.timings["proxy_training"] > 0
+    for fmt in ("torch", "numpy"):
+        again = select(text.with_format(fmt), tmp_path, method="kcenter", **kw)
+        assert again.timings["proxy_training"] == again.timings["signals"] == 0.0
+        np.testing.assert_array_equal(again.indices, first.indices)
+        uncached = select(text.with_format(fmt), False, method="kcenter", **kw)  # the signals themselves agree
+        np.testing.assert_array_equal(uncached.scores, first.scores)
+    assert len(entries(tmp_path)) == 1
+
+
 def test_plain_function_collators_key_by_their_code(ds, tmp_path):
     cache = tmp_path / "cache"
     first = select(ds, cache, collate_fn=collate_plain)

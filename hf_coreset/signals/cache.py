@@ -17,7 +17,7 @@ import torch
 
 from ..fingerprint import (SourceUnavailable, callable_fingerprint, code_fingerprint, dataset_fingerprint, hash_parts,
                            model_fingerprint, rows_fingerprint)
-from .rows import read_format
+from .rows import RowCollator, read_format
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,9 @@ def signal_cache(folder: Path, model, dataset, num_rows, proxy_key: dict, seed, 
     from transformers import default_data_collator
 
     collate_fn = default_data_collator if collate_fn is None else collate_fn
-    reading = {"format": read_format(dataset, tensors=collate_fn is default_data_collator)}
+    rows_collator = RowCollator(collate_fn)
+    reading = {"format": read_format(dataset, tensors=rows_collator.is_default,
+                                     plain=rows_collator.takes_any_format)}
     try:
         code = code_fingerprint(model)
         collator = callable_fingerprint(collate_fn)
