@@ -28,7 +28,8 @@ CACHE_ENV = "HF_CORESET_CACHE"
 # 3: under N processes a proxy batch is shared by signals.rows.shard (shares differ by one row at most,
 #    no weight-0 padding rows, which entered BatchNorm statistics); one process is unchanged.
 # 4: keys read the input and label values and the format rows are read in (not datasets' fingerprint,
-#    which the output format changes); with the default collator a numpy-formatted dataset is read as tensors.
+#    which the output format changes); with the default collator a numpy-formatted dataset is read as tensors,
+#    with transformers' other collators a formatted one as Python values.
 SIGNALS_VERSION = 4
 
 
