@@ -1,4 +1,4 @@
-"""The `hf-coreset` command line: methods, select, push, demo (works under `accelerate launch`)."""
+"""The `hf-coreset` command line: methods, select, push, demo, cache (works under `accelerate launch`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .demo import DEFAULT_METHODS
+from .demo import DEFAULT_SAMPLES as DEMO_SAMPLES
 from .extras import MissingExtra
 from .hub import HubError
 
@@ -56,6 +57,17 @@ def positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1.")
+    return value
+
+
+def days_arg(text: str) -> float:
+    """argparse type of --older-than: a number of days > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of days > 0; 7 clears entries unused for a week.")
     return value
 
 
@@ -197,6 +209,58 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _plural(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
+def _entry_line(entry) -> str:
+    import time
+
+    from .signals.cache import format_size
+
+    model = (entry.model_class or "?").rsplit(".", 1)[-1]
+    rows = f"{entry.num_rows} rows" if entry.num_rows is not None else "? rows"
+    epochs = "; ".join(f"epoch {e}: {','.join(fs)}" for e, fs in entry.epochs.items()) or "no signals"
+    extra = ("  +proxy state" if entry.has_state else "") + ("  stale (older hf-coreset)" if entry.stale else "")
+    return (f"{entry.key}  {model}  {rows} (dataset {(entry.dataset or '?')[:16]})  {epochs}  "
+            f"{format_size(entry.size)}  last used {time.strftime('%Y-%m-%d %H:%M', time.localtime(entry.last_used))}"
+            + extra)
+
+
+def _cmd_cache(args) -> int:
+    import time
+
+    from .signals.cache import cache_root, format_size, list_entries, remove_entries
+
+    folder = cache_root(args.cache_dir)[0] / "signals"
+    entries = list_entries(args.cache_dir)
+    if args.action == "ls":
+        for entry in entries:
+            print(_entry_line(entry))
+        print(f"{_plural(len(entries))}, {format_size(sum(e.size for e in entries))} in {folder}")
+        return 0
+    if args.all + bool(args.keys) + (args.older_than is not None) != 1:
+        raise CLIError("say what to clear: --all, --older-than DAYS, or the keys that `hf-coreset cache ls` shows "
+                       "(one of the three).")
+    if args.all:
+        chosen = entries
+    elif args.older_than is not None:
+        chosen = [e for e in entries if e.last_used < time.time() - args.older_than * 86400]
+    else:
+        chosen = []
+        for key in args.keys:  # all checked before anything is removed
+            found = [e for e in entries if e.key.startswith(key)]
+            if len(found) != 1:
+                raise CLIError(f"cache key {key!r} {'is ambiguous' if found else 'is not'} in {folder}; "
+                               "`hf-coreset cache ls` lists the keys.")
+            chosen += found
+    freed = remove_entries(chosen)
+    left = [e for e in entries if e not in chosen]
+    print(f"removed {_plural(len(chosen))}, {format_size(freed)}; {_plural(len(left))} "
+          f"({format_size(sum(e.size for e in left))}) left in {folder}")
+    return 0
+
+
 def _cmd_benchmark_moved(args) -> int:
     print(f"error: `hf-coreset benchmark` moved out of the package: from a checkout of the repository, run "
           f"`python -m benchmarks {' '.join(args.rest) or 'quality|cost|scaling'}` (see BENCHMARKS.md).", file=sys.stderr)
@@ -249,10 +313,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=fraction_arg, default=0.1)
     p.add_argument("--methods", default=None, help=f"comma-separated methods (default: {','.join(DEFAULT_METHODS)})")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-samples", type=positive_int, default=50000, help="MNIST-1D rows generated (80%% train)")
+    p.add_argument("--num-samples", type=positive_int, default=DEMO_SAMPLES,
+                   help=f"MNIST-1D rows generated (80%% train; default {DEMO_SAMPLES}, the benchmarks use 50000)")
     p.add_argument("--epochs", type=positive_int, default=None, help="epochs on each subset (default 100)")
     p.add_argument("--full-data-epochs", type=positive_int, default=None, help="epochs on the full data (default 30)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("cache", help="list or clear the signal cache")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("ls", help="one line per entry (key, model, rows, epochs and fields, size, last used) "
+                                      "and the total")
+    q.add_argument("--cache-dir", default=None, help="signal cache folder (default: $HF_CORESET_CACHE or "
+                                                     "$HF_HOME/hf_coreset)")
+    q.set_defaults(func=_cmd_cache)
+    q = actions.add_parser("clear", help="delete entries: --all, --older-than DAYS, or KEY...")
+    q.add_argument("keys", nargs="*", metavar="KEY", help="entry keys (or unique prefixes) from `hf-coreset cache ls`")
+    q.add_argument("--all", action="store_true", help="every entry")
+    q.add_argument("--older-than", type=days_arg, default=None, metavar="DAYS", help="entries not used for DAYS days")
+    q.add_argument("--cache-dir", default=None, help="signal cache folder (default: $HF_CORESET_CACHE or "
+                                                     "$HF_HOME/hf_coreset)")
+    q.set_defaults(func=_cmd_cache)
 
     # The benchmarks left the package for the repository's benchmarks/ folder; the old command says where.
     p = sub.add_parser("benchmark", help="moved: `python -m benchmarks` in a repository checkout", add_help=False,

@@ -36,8 +36,11 @@ def arrays(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_convnet(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, lr: float = 1e-2, batch_size: int = 128,
-                  weights: np.ndarray | None = None) -> nn.Module:
-    """Train a fresh ConvNet (initialised from `seed`) with Adam and cosine decay to 0."""
+                  weights: np.ndarray | None = None, progress: str | None = None) -> nn.Module:
+    """Train a fresh ConvNet (initialised from `seed`) with Adam and cosine decay to 0; `progress`
+    names the phase to show progress for (None: silent)."""
+    from .signals.progress import Progress
+
     model = make_convnet(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n = len(y)
@@ -46,16 +49,18 @@ def train_convnet(x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, l
     w = None if weights is None else torch.as_tensor(weights / np.mean(weights), dtype=torch.float32)
     g = torch.Generator().manual_seed(seed)
     model.train()
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=g)
-        for i in range(0, n, batch_size):
-            b = order[i:i + batch_size]
-            loss = nn.functional.cross_entropy(model(x[b]), y[b], reduction="none")
-            loss = (loss * w[b]).mean() if w is not None else loss.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+    with Progress(progress or "", steps, enabled=progress is not None) as bar:
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=g)
+            for i in range(0, n, batch_size):
+                b = order[i:i + batch_size]
+                loss = nn.functional.cross_entropy(model(x[b]), y[b], reduction="none")
+                loss = (loss * w[b]).mean() if w is not None else loss.mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update(rows=len(b))
     return model.eval()
 
 
@@ -74,8 +79,9 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 def subset_accuracy(train, test, indices: np.ndarray | None, *, seed: int, protocol: Protocol = Protocol(),
-                    weights: np.ndarray | None = None) -> float:
-    """Test accuracy of a ConvNet trained on `train` rows `indices` (None = all rows, full-data epochs)."""
+                    weights: np.ndarray | None = None, progress: str | None = None) -> float:
+    """Test accuracy of a ConvNet trained on `train` rows `indices` (None = all rows, full-data epochs);
+    `progress` names the training phase to show progress for."""
     x, y = arrays(train)
     xt, yt = arrays(test)
     epochs = protocol.full_data_epochs
@@ -84,5 +90,5 @@ def subset_accuracy(train, test, indices: np.ndarray | None, *, seed: int, proto
         x, y = x[idx], y[idx]
         epochs = protocol.epochs
     model = train_convnet(x, y, epochs=epochs, seed=seed, lr=protocol.lr, batch_size=protocol.batch_size,
-                          weights=weights)
+                          weights=weights, progress=progress)
     return accuracy(model, xt, yt)

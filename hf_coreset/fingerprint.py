@@ -19,6 +19,34 @@ def dataset_fingerprint(dataset) -> str:
     return dataset._fingerprint
 
 
+_ROWS_WINDOW = 8192
+_rows_memo: dict = {}  # (datasets fingerprint, columns) -> rows_fingerprint, for repeated calls on big data
+
+
+def rows_fingerprint(dataset, columns) -> str:
+    """xxhash64 of the Arrow types and values of `columns`, row by row in the dataset's order.
+
+    Unlike `dataset_fingerprint`, it does not change with the output format (`with_format`,
+    `set_format`) or with how the rows were reached (`select`, a reload, a `map` that writes the same
+    values); a transform is not applied. Windows of rows are made contiguous before hashing, so the
+    Arrow chunk layout does not count.
+    """
+    columns = list(dict.fromkeys(columns))
+    memo = (dataset._fingerprint, tuple(columns))
+    if memo in _rows_memo:
+        return _rows_memo[memo]
+    table = dataset.with_format("arrow", columns=columns)
+    h = xxhash.xxh64()
+    h.update(repr([(c, str(dataset.data.schema.field(c).type)) for c in columns]).encode())
+    for start in range(0, dataset.num_rows, _ROWS_WINDOW):
+        for batch in table[start:start + _ROWS_WINDOW].combine_chunks().to_batches():
+            h.update(batch.serialize())
+    if len(_rows_memo) > 64:
+        _rows_memo.clear()
+    _rows_memo[memo] = h.hexdigest()
+    return _rows_memo[memo]
+
+
 def column_values(dataset, column: str) -> np.ndarray:
     """All values of one column as a numpy array, read in one Arrow slice (not row by row)."""
     return dataset.with_format("numpy", columns=[column])[:][column]

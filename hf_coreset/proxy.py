@@ -22,6 +22,7 @@ from torch import nn
 
 from .signals import (CHEAP_FIELDS, FIELDS, ROW_KEY, WEIGHT_KEY, Checkpoint, Signals, check_logits, check_model,
                       GlobalBatchSampler, SignalCollector, forward_logits, permutation)
+from .signals.progress import Progress
 from .signals.cache import (CACHE_ENV, SIGNALS_VERSION, SignalCache, cache_root,  # noqa: F401 (re-exported)
                             default_cache_dir, signal_cache)
 
@@ -44,6 +45,11 @@ class ProxyConfig:
             processes, so 1 and N processes take the same steps).
         eval_batch_size (`int`, *optional*, defaults to `512`): batch size of the signal passes (per
             process with the default Accelerator; it does not change the signals).
+        keep_state (`bool`, *optional*, defaults to `False`): keep the proxy's model and optimizer state
+            in the cache entry after the run. The state is saved after every epoch while training, so an
+            interrupted run resumes, and deleted when the run ends unless this is set; with it, a later
+            run that needs a new field or more epochs continues from there instead of training again
+            (it costs about three times the model's size on disk).
 
     Numbers are stored as plain `float` / `int` (a numpy scalar gives the same cache key as a Python one).
     """
@@ -54,8 +60,12 @@ class ProxyConfig:
     momentum: float = 0.9
     batch_size: int = 128
     eval_batch_size: int = 512
+    keep_state: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.keep_state, (bool, np.bool_)):
+            raise TypeError(f"proxy keep_state={self.keep_state!r} must be True or False.")
+        self.keep_state = bool(self.keep_state)
         if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             error = ValueError if isinstance(self.optimizer, str) else TypeError
             raise error(f"proxy optimizer={self.optimizer!r}; pick one of {list(OPTIMIZERS)}.")
@@ -84,9 +94,10 @@ class ProxyConfig:
         raise TypeError(f"proxy must be a ProxyConfig, a dict or None, not {type(value).__name__}.")
 
     def training_key(self) -> dict:
-        """Settings that change the training trajectory (not how long it runs or eval batching)."""
+        """Settings that change the training trajectory (not how long it runs, eval batching or what is kept)."""
         d = asdict(self)
         d.pop("eval_batch_size")
+        d.pop("keep_state")
         if self.optimizer != "sgd":
             d.pop("momentum")
         return d
@@ -182,6 +193,7 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
                              head_name, collate_fn, accelerator)
 
     cached = {(e, f): cache.load(e, f) for e, fs in needs.items() for f in fs}
+    cache.touch()  # last used, for `hf-coreset cache ls` and `clear --older-than`
     missing = {e: {f for f in fs if cached[(e, f)] is None} for e, fs in needs.items()}
     missing = {e: fs for e, fs in missing.items() if fs}
     if missing and cache.root is not None:  # a full hit writes nothing (a read-only cache serves it)
@@ -193,6 +205,8 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
                                        seed=seed, inputs=inputs, collate_fn=collate_fn, head_name=head_name,
                                        cache=cache, accelerator=accelerator, progress=progress, timings=timings)
     accelerator.wait_for_everyone()
+    if missing and not config.keep_state and accelerator.is_main_process:
+        cache.drop_state()  # the run is complete: signals only, unless asked to keep the state
     signals = Signals(labels=labels, num_classes=num_classes, head=head_name)
     for e, fs in sorted(needs.items()):
         arrays = {f: collected[(e, f)] if (e, f) in collected else cached[(e, f)] for f in fs}
@@ -205,8 +219,6 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
 def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, seed, inputs, collate_fn, head_name,
                        cache: SignalCache, accelerator, progress, timings) -> dict:
     """Train from scratch (or the cached state) and return {(epoch, field): array} for `missing`."""
-    from tqdm.auto import tqdm
-
     collected = {}
 
     def store(epoch, ckpt, fields):
@@ -263,12 +275,12 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
         train_loader = torch.utils.data.DataLoader(collector.rows, batch_sampler=sampler, collate_fn=collector.collator)
         net, optimizer = accelerator.prepare(proxy, optimizer)
         labels_dev = collector.labels.to(device)
-        bar = tqdm(range(start + 1, last_epoch + 1), desc="proxy training",
-                   disable=not (progress and accelerator.is_main_process))
-        for epoch in bar:
+        for epoch in range(start + 1, last_epoch + 1):
             t0 = time.perf_counter()
             sampler.set_epoch(epoch - 1)  # proxy epoch e shuffles with stream e - 1
             net.train()
+            bar = Progress(f"proxy epoch {epoch}/{last_epoch}", sampler.num_batches(epoch - 1),
+                           enabled=progress and accelerator.is_main_process)
             for step, batch in enumerate(train_loader):
                 batch = send_to_device(batch, device)
                 idx = batch.pop(ROW_KEY)
@@ -285,12 +297,13 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
                 accelerator.backward(loss)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                bar.update(rows=len(idx) * accelerator.num_processes, loss=batch_loss)
+            bar.close()
             timings["proxy_training"] += time.perf_counter() - t0
-            bar.set_postfix(loss=batch_loss)
             if epoch in missing:
                 score(epoch, accelerator.unwrap_model(net))
-                if accelerator.is_main_process:
-                    cache.save_state(epoch, accelerator.unwrap_model(net), optimizer, device)
+            if accelerator.is_main_process:  # every epoch, so that an interrupted run resumes from the last one
+                cache.save_state(epoch, accelerator.unwrap_model(net), optimizer, device)
     return collected
 
 

@@ -110,7 +110,9 @@ def per_sample_head_grads(model, x, y):
 def test_grand_and_el2n_match_torch_func_per_sample_gradients(epoch, mnist1d_small, mnist1d_proxy, tmp_path):
     ds = mnist1d_small["train"].select(range(300))
     model = make_convnet(1)
-    kw = dict(fraction=0.2, model=model, seed=0, proxy=mnist1d_proxy, cache_dir=tmp_path, progress=False, epoch=epoch)
+    # keep_state: the test reads the proxy's weights at that epoch from the cache.
+    kw = dict(fraction=0.2, model=model, seed=0, proxy={**mnist1d_proxy, "keep_state": True}, cache_dir=tmp_path,
+              progress=False, epoch=epoch)
     grand = hf_coreset.select(ds, "grand", **kw)
     el2n = hf_coreset.select(ds, "el2n", **kw)
     proxy = make_convnet(1)

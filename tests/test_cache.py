@@ -99,6 +99,48 @@ def collate_scaled(rows):
     return batch
 
 
+def _scaled(batch):
+    return {"x": [[2 * v for v in row] for row in batch["x"]], "label": batch["label"]}
+
+
+def test_output_format_does_not_change_the_cache_key(ds, tmp_path):
+    """The key reads the rows' values, not datasets' fingerprint (which with_format changes); a
+    transform is preprocessing, so it does change the key."""
+    first = select(ds, tmp_path, method="kcenter")
+    assert first.timings["proxy_training"] > 0
+    for formatted in (ds.with_format("torch"), ds.with_format("numpy"), ds.with_format("numpy").with_format(None)):
+        again = select(formatted, tmp_path, method="kcenter")
+        assert again.timings["proxy_training"] == again.timings["signals"] == 0.0  # a full hit: no training, no pass
+        np.testing.assert_array_equal(again.indices, first.indices)
+    assert len(entries(tmp_path)) == 1
+    select(ds.with_transform(_scaled), tmp_path, method="kcenter")
+    select(ds.select(range(1, 200)), tmp_path, method="kcenter")
+    shuffled = ds.shuffle(seed=0)  # the same rows in another order: other signals by row
+    select(shuffled, tmp_path, method="kcenter")
+    assert len(entries(tmp_path)) == 4
+
+
+def test_output_format_does_not_change_the_key_with_a_padding_collator(minilm_path, minilm_text, tmp_path):
+    """transformers' collators take rows in any format, so rows are read as Python values whatever the
+    output format: ds.with_format("torch") is a cache hit with the same signals."""
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
+
+    text, tokenizer = minilm_text
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(minilm_path, num_labels=2)
+    kw = dict(model=model, collate_fn=DataCollatorWithPadding(tokenizer), proxy={"lr": 5e-5, "batch_size": 16})
+    first = select(text, tmp_path, method="kcenter", **kw)
+    assert first.timings["proxy_training"] > 0
+    for fmt in ("torch", "numpy"):
+        again = select(text.with_format(fmt), tmp_path, method="kcenter", **kw)
+        assert again.timings["proxy_training"] == again.timings["signals"] == 0.0
+        np.testing.assert_array_equal(again.indices, first.indices)
+        uncached = select(text.with_format(fmt), False, method="kcenter", **kw)  # the signals themselves agree
+        np.testing.assert_array_equal(uncached.scores, first.scores)
+    assert len(entries(tmp_path)) == 1
+
+
 def test_plain_function_collators_key_by_their_code(ds, tmp_path):
     cache = tmp_path / "cache"
     first = select(ds, cache, collate_fn=collate_plain)
@@ -219,14 +261,15 @@ CORRUPTIONS = [
 @pytest.mark.parametrize("name,corrupt", CORRUPTIONS, ids=[f"{n}-{c.__name__[1:]}" for n, c in CORRUPTIONS])
 def test_corrupt_entry_is_dropped_and_recomputed(ds, tmp_path, caplog, name, corrupt):
     cache = tmp_path / "cache"
+    kept = {"proxy": {"optimizer": "adam", "lr": 1e-2, "batch_size": 50, "keep_state": True}}
     if name == "proxy_state.pt":
-        select(ds, cache, method="el2n")  # the state is only read when a field is missing: kcenter's features
+        select(ds, cache, method="el2n", **kept)  # the state is only read when a field is missing: kcenter's features
     else:
-        select(ds, cache, method="kcenter")
+        select(ds, cache, method="kcenter", **kept)
     (root,) = (cache / "signals").iterdir()
     corrupt(root / name)
     with caplog.at_level(logging.WARNING, logger="hf_coreset"):
-        again = select(ds, cache, method="kcenter")
+        again = select(ds, cache, method="kcenter", **kept)
     assert name in caplog.text and "recomput" in caplog.text
     fresh = select(ds, False, method="kcenter")
     np.testing.assert_array_equal(again.indices, fresh.indices)
@@ -286,6 +329,7 @@ def test_cache_dir_of_the_wrong_type(ds, no_training, value):
     ("momentum", -1, ValueError, r"proxy momentum=-1 must be a number in \[0, 1\)"),
     ("momentum", False, TypeError, r"proxy momentum=False must be a number in \[0, 1\)"),
     ("momentum", None, TypeError, r"proxy momentum=None must be a number in \[0, 1\)"),
+    ("keep_state", "yes", TypeError, r"proxy keep_state='yes' must be True or False"),
 ])
 def test_bad_proxy_setting_is_refused(ds, tmp_path, no_training, setting, value, err, match):
     with pytest.raises(err, match=match):
@@ -295,7 +339,8 @@ def test_bad_proxy_setting_is_refused(ds, tmp_path, no_training, setting, value,
 
 
 def test_proxy_settings_are_stored_as_plain_numbers():
-    cfg = ProxyConfig(lr=np.float32(0.5), batch_size=np.int64(64), weight_decay=0, momentum=np.float64(0.5))
+    cfg = ProxyConfig(lr=np.float32(0.5), batch_size=np.int64(64), weight_decay=0, momentum=np.float64(0.5),
+                      keep_state=True)  # keeping the state does not change the signals: not in the key
     assert cfg.training_key() == {"optimizer": "adamw", "lr": 0.5, "weight_decay": 0.0, "batch_size": 64}
     assert type(cfg.lr) is float and type(cfg.batch_size) is int and type(cfg.weight_decay) is float
 
@@ -309,3 +354,34 @@ def test_seed_too_large(ds, seed):
 def test_largest_seed_works(ds, tmp_path):
     sel = select(ds, tmp_path, seed=2**32 - 1)
     assert len(sel) == 40
+
+
+# ------------------------------------------------------------------------------ listing and clearing
+def test_list_entries_describes_each_entry(ds, tmp_path):
+    import os
+    import time
+
+    from hf_coreset.signals.cache import SIGNALS_VERSION, list_entries, remove_entries
+
+    t0 = time.time()
+    select(ds, tmp_path, method="kcenter")  # epoch 1: features and the cheap fields
+    kept = {"optimizer": "adam", "lr": 1e-2, "batch_size": 50, "keep_state": True}
+    select(ds, tmp_path, method="el2n", seed=1, proxy=kept)
+    entries_ = list_entries(tmp_path)
+    assert len(entries_) == 2 and {e.key for e in entries_} == set(entries(tmp_path))
+    by_state = {e.has_state: e for e in entries_}
+    plain, stateful = by_state[False], by_state[True]
+    assert plain.model_class == "hf_coreset.data.mnist1d.MNIST1DConvNet" and plain.num_rows == 200
+    assert plain.epochs == {1: ["correct", "features", "logits", "loss"]}
+    assert stateful.epochs == {1: ["correct", "logits", "loss"]}
+    assert plain.size == sum(p.stat().st_size for p in plain.path.iterdir())
+    assert stateful.size > (stateful.path / "proxy_state.pt").stat().st_size > 0
+    assert plain.last_used >= t0 - 1 and not plain.stale and plain.signals_version == SIGNALS_VERSION
+    # Reading an entry counts as using it.
+    os.utime(plain.path / "meta.json", (t0 - 86400 * 5, t0 - 86400 * 5))
+    assert {e.key: e for e in list_entries(tmp_path)}[plain.key].last_used < t0 - 86400 * 4
+    select(ds, tmp_path, method="kcenter")
+    assert {e.key: e for e in list_entries(tmp_path)}[plain.key].last_used >= t0 - 1
+    assert remove_entries([plain]) == plain.size
+    assert [e.key for e in list_entries(tmp_path)] == [stateful.key]
+    assert list_entries(tmp_path / "nothing here") == []

@@ -188,3 +188,42 @@ def test_unknown_dataset_offline_exits_2(tmp_path):
     assert proc.stderr.startswith("hf-coreset: error: --dataset 'no-such-user/no-such-data' is not 'mnist1d' or a "
                                   "save_to_disk folder, and loading it from the Hub failed (")
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "sel").exists()
+
+
+def test_cache_ls_and_clear(mnist1d_small, tmp_path, capsys, mnist1d_proxy):
+    import os
+    import time
+
+    ds = mnist1d_small["train"].select(range(120))
+    cache = tmp_path / "cache"
+    for seed in (0, 1, 2):
+        hf_coreset.select(ds, "el2n", fraction=0.2, model=make_convnet(0), seed=seed, proxy=mnist1d_proxy,
+                          cache_dir=cache, progress=False, epoch=1)
+    keys = sorted(p.name for p in (cache / "signals").iterdir())
+    assert main(["cache", "ls", "--cache-dir", str(cache)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and sorted(line.split()[0] for line in lines[:3]) == keys
+    assert all("MNIST1DConvNet" in line and "120 rows" in line and "epoch 1: correct,logits,loss" in line
+               for line in lines[:3])
+    assert lines[3].startswith(f"3 entries, ") and str(cache / "signals") in lines[3]
+
+    # An unknown key is refused before anything is removed.
+    assert main(["cache", "clear", "--cache-dir", str(cache), keys[0], "0123456789abcdef"]) == 2
+    assert "0123456789abcdef" in capsys.readouterr().err and len(list((cache / "signals").iterdir())) == 3
+    assert main(["cache", "clear", "--cache-dir", str(cache), keys[0]]) == 0
+    assert capsys.readouterr().out.startswith("removed 1 entry")
+    old = time.time() - 10 * 86400
+    os.utime(cache / "signals" / keys[1] / "meta.json", (old, old))
+    for f in (cache / "signals" / keys[1]).iterdir():
+        os.utime(f, (old, old))
+    assert main(["cache", "clear", "--cache-dir", str(cache), "--older-than", "7"]) == 0
+    assert sorted(p.name for p in (cache / "signals").iterdir()) == [keys[2]]
+    assert main(["cache", "clear", "--cache-dir", str(cache), "--all"]) == 0
+    assert "removed 1 entry" in capsys.readouterr().out and list((cache / "signals").iterdir()) == []
+    assert main(["cache", "ls", "--cache-dir", str(cache)]) == 0
+    assert capsys.readouterr().out.startswith("0 entries")
+    assert main(["cache", "clear", "--cache-dir", str(cache)]) == 2  # says what to clear
+    assert "--all" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["cache", "clear", "--older-than", "-1"])
+    assert "must be a number of days > 0" in capsys.readouterr().err

@@ -32,7 +32,8 @@ def test_two_processes_match_one(mnist1d_small, mnist1d_proxy, tmp_path):
     # processes; signal batches of 75 leave one row over, and five batches do not split evenly.
     mnist1d_small["train"].select(range(301)).save_to_disk(tmp_path / "ds")
     ds = datasets.load_from_disk(tmp_path / "ds")
-    proxy = {**mnist1d_proxy, "batch_size": 64, "eval_batch_size": 75}
+    # keep_state: the 2-process proxy's state is rescored below.
+    proxy = {**mnist1d_proxy, "batch_size": 64, "eval_batch_size": 75, "keep_state": True}
     one = hf_coreset.select(ds, "kcenter", fraction=0.1, model=make_convnet(0), proxy=proxy, progress=False,
                             cache_dir=tmp_path / "one", epoch=2)
 

@@ -149,15 +149,32 @@ def test_check_dataset_classlabel_and_plain_int_columns(mnist1d_small):
 
 
 # ------------------------------------------------------------------------------- signal cache
-def test_second_selection_reuses_cached_signals(mnist1d_small, mnist1d_proxy, tmp_path):
+def test_completed_run_caches_signals_only(mnist1d_small, mnist1d_proxy, tmp_path):
+    """The proxy state (model and optimizer) is dropped once a run has all its epochs: a later run that
+    needs a new field at that epoch trains again, from scratch, to the same signals."""
     ds = mnist1d_small["train"].select(range(300))
     kw = dict(model=make_convnet(2), proxy=mnist1d_proxy, cache_dir=tmp_path, progress=False, epoch=2)
     first = hf_coreset.select(ds, "el2n", fraction=0.1, **kw)
     assert first.timings["proxy_training"] > 0
     (root,) = (tmp_path / "signals").iterdir()
+    assert sorted(p.name for p in root.iterdir()) == ["epoch0002.correct.npy", "epoch0002.logits.npy",
+                                                      "epoch0002.loss.npy", "meta.json"]
+    second = hf_coreset.select(ds, "kcenter", fraction=0.3, **kw)
+    assert second.timings["proxy_training"] > 0 and not (root / "proxy_state.pt").exists()
+    uncached = hf_coreset.select(ds, "kcenter", fraction=0.3, **{**kw, "cache_dir": False})
+    np.testing.assert_array_equal(uncached.indices, second.indices)
+
+
+def test_second_selection_reuses_cached_signals(mnist1d_small, mnist1d_proxy, tmp_path):
+    ds = mnist1d_small["train"].select(range(300))
+    kw = dict(model=make_convnet(2), proxy={**mnist1d_proxy, "keep_state": True}, cache_dir=tmp_path,
+              progress=False, epoch=2)
+    first = hf_coreset.select(ds, "el2n", fraction=0.1, **kw)
+    assert first.timings["proxy_training"] > 0
+    (root,) = (tmp_path / "signals").iterdir()
     names = sorted(p.name for p in root.iterdir())
     assert names == ["epoch0002.correct.npy", "epoch0002.logits.npy", "epoch0002.loss.npy", "meta.json",
-                     "proxy_state.pt"]
+                     "proxy_state.pt"]  # kept on request
     stamps = {p.name: p.stat().st_mtime_ns for p in root.iterdir() if p.suffix == ".npy"}
     # Another method and fraction: features are new, but come from the cached epoch-2 state, no training.
     second = hf_coreset.select(ds, "kcenter", fraction=0.3, **kw)
@@ -206,19 +223,28 @@ def test_interrupted_run_resumes_from_cached_state(mnist1d_small, tmp_path, capl
     reference, _ = signals_of(seeded(DropoutMLP), ds, _needs(1, 2, 3), cache_dir=tmp_path / "ref",
                               collate_fn=CountingCollator())
 
-    # 1) Ask for epochs {1, 2} (no features at 2), then for {1, 2, 3} with features: the epoch-2
-    #    state gives epoch 2's features, and epoch 3 continues from it.
-    partial = tmp_path / "partial"
-    signals_of(seeded(DropoutMLP), ds, {1: frozenset({"features"}), 2: frozenset()}, cache_dir=partial,
-               collate_fn=CountingCollator())
-    collator = CountingCollator()
-    with caplog.at_level(logging.INFO, logger="hf_coreset.proxy"):
-        resumed, timings = signals_of(seeded(DropoutMLP), ds, _needs(1, 2, 3), cache_dir=partial, collate_fn=collator)
-    assert "Resuming proxy training from epoch 2" in caplog.text
-    assert collator.calls == 1 + 1 + batches_per_epoch + 1  # the probe, a signal pass at 2, one epoch, one at 3
-    for epoch in (1, 2, 3):
-        for field in ("loss", "logits", "features"):
-            np.testing.assert_array_equal(getattr(resumed.at(epoch), field), getattr(reference.at(epoch), field))
+    # 1) Ask for epochs {1, 2} (no features at 2), then for {1, 2, 3} with features. With the state kept
+    #    (keep_state=True), the epoch-2 state gives epoch 2's features and epoch 3 continues from it;
+    #    without it (the default), the completed run left signals only and the longer one starts over.
+    for keep, calls in ((True, 1 + 1 + batches_per_epoch + 1),  # the probe, a signal pass at 2, one epoch, one at 3
+                        (False, 1 + 3 * batches_per_epoch + 2)):  # the probe, three epochs, passes at 2 and 3
+        partial = tmp_path / f"partial-{keep}"
+        config = ProxyConfig(optimizer="adam", lr=1e-2, batch_size=50, keep_state=keep)
+        signals_of(seeded(DropoutMLP), ds, {1: frozenset({"features"}), 2: frozenset()}, cache_dir=partial,
+                   collate_fn=CountingCollator(), config=config)
+        (root,) = (partial / "signals").iterdir()
+        assert (root / "proxy_state.pt").is_file() == keep
+        collator = CountingCollator()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="hf_coreset.proxy"):
+            resumed, timings = signals_of(seeded(DropoutMLP), ds, _needs(1, 2, 3), cache_dir=partial,
+                                          collate_fn=collator, config=config)
+        assert ("Resuming proxy training from epoch 2" in caplog.text) == keep
+        assert collator.calls == calls
+        assert (root / "proxy_state.pt").is_file() == keep
+        for epoch in (1, 2, 3):
+            for field in ("loss", "logits", "features"):
+                np.testing.assert_array_equal(getattr(resumed.at(epoch), field), getattr(reference.at(epoch), field))
 
     # 2) A run stopped in the middle of epoch 3 (after epoch 2's signals and state were written).
     crashed = tmp_path / "crashed"
@@ -228,9 +254,11 @@ def test_interrupted_run_resumes_from_cached_state(mnist1d_small, tmp_path, capl
     (root,) = (crashed / "signals").iterdir()
     assert not any("tmp" in p.name for p in root.iterdir())  # nothing half-written
     assert not (root / "epoch0003.loss.npy").exists()
+    assert torch.load(root / "proxy_state.pt", weights_only=True)["epoch"] == 2  # left for the next run
     collator = CountingCollator(stop_at)  # the collator's settings are part of the cache key; this run stops sooner
     again, _ = signals_of(seeded(DropoutMLP), ds, _needs(1, 2, 3), cache_dir=crashed, collate_fn=collator)
     assert collator.calls == 1 + batches_per_epoch + 1
+    assert not (root / "proxy_state.pt").exists()  # the run completed: signals only
     np.testing.assert_array_equal(again.at(3).features, reference.at(3).features)
 
 

@@ -1,19 +1,23 @@
 """The signal cache: signals on disk, keyed on everything that changes them, plus the proxy state
-that lets an interrupted run resume."""
+that lets an interrupted run resume (deleted when the run completes, unless kept on request)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
+import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..fingerprint import (SourceUnavailable, callable_fingerprint, code_fingerprint, dataset_fingerprint, hash_parts,
-                           model_fingerprint)
+                           model_fingerprint, rows_fingerprint)
+from .rows import RowCollator, read_format
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +27,10 @@ CACHE_ENV = "HF_CORESET_CACHE"
 # 2: keys cover the model's and collator's code.
 # 3: under N processes a proxy batch is shared by signals.rows.shard (shares differ by one row at most,
 #    no weight-0 padding rows, which entered BatchNorm statistics); one process is unchanged.
-SIGNALS_VERSION = 3
+# 4: keys read the input and label values and the format rows are read in (not datasets' fingerprint,
+#    which the output format changes); with the default collator a numpy-formatted dataset is read as tensors,
+#    with transformers' other collators a formatted one as Python values.
+SIGNALS_VERSION = 4
 
 
 def default_cache_dir() -> Path:
@@ -54,8 +61,9 @@ def _reason(error: Exception) -> str:
 
 
 class SignalCache:
-    """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus the
-    proxy state at the last scored epoch so an interrupted run resumes.
+    """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus, while a
+    run is in progress (or with ``ProxyConfig(keep_state=True)``), the proxy state at its last epoch so
+    that an interrupted run resumes.
 
     A file that cannot be read or does not hold what the proxy writes (rows, shape, dtype, finite
     values) is reported, deleted (by the main process) and treated as missing, so it is recomputed.
@@ -114,12 +122,23 @@ class SignalCache:
                 pass
         return None
 
-    def save(self, epoch: int, field: str, array: np.ndarray) -> None:
-        if self.root is None:
-            return
+    def touch(self) -> None:
+        """Mark the entry as used now (meta.json's time, which `list_entries` reports as last used)."""
+        if self.root is not None and self.main_process:
+            try:
+                os.utime(self.root / "meta.json")
+            except OSError:  # no entry yet, or a read-only cache
+                pass
+
+    def _create(self) -> None:
         if not self.root.is_dir():  # created on the first write: a run that fails before leaves nothing
             self.root.mkdir(parents=True, exist_ok=True)
             (self.root / "meta.json").write_text(json.dumps(self.meta, indent=2, default=repr))
+
+    def save(self, epoch: int, field: str, array: np.ndarray) -> None:
+        if self.root is None:
+            return
+        self._create()
         final = self.path(epoch, field)
         tmp = final.with_name(final.name + f".tmp{os.getpid()}.npy")
         np.save(tmp, array, allow_pickle=False)
@@ -131,6 +150,7 @@ class SignalCache:
     def save_state(self, epoch: int, model, optimizer, device: torch.device) -> None:
         if self.root is None:
             return
+        self._create()
         tmp = self.state_path().with_suffix(f".tmp{os.getpid()}")
         state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "rng": torch.get_rng_state()}
@@ -138,6 +158,13 @@ class SignalCache:
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         torch.save(state, tmp)
         os.replace(tmp, self.state_path())
+
+    def drop_state(self) -> None:
+        if self.root is not None:
+            try:
+                self.state_path().unlink(missing_ok=True)
+            except OSError:  # a read-only cache: nothing was written to it either
+                pass
 
     def load_state(self) -> dict | None:
         if self.root is None or not self.state_path().is_file():
@@ -155,24 +182,103 @@ class SignalCache:
 
 def signal_cache(folder: Path, model, dataset, num_rows, proxy_key: dict, seed, label_column, inputs, head_name,
                  collate_fn, accelerator) -> SignalCache:
-    """The cache entry for everything that determines the signals: the data, the model's weights
+    """The cache entry for everything that determines the signals: the data (the values of the input
+    and label columns, and the format the rows are read in, not the output format), the model's weights
     and code, the collator's code and settings, the head, the proxy's training settings (`proxy_key`) and
     seed, the mixed precision, and the signal code (SIGNALS_VERSION, torch's version). No entry (a warning) when
     some code has no source file to key on."""
     from transformers import default_data_collator
 
+    collate_fn = default_data_collator if collate_fn is None else collate_fn
+    rows_collator = RowCollator(collate_fn)
+    reading = {"format": read_format(dataset, tensors=rows_collator.is_default,
+                                     plain=rows_collator.takes_any_format)}
     try:
         code = code_fingerprint(model)
-        collator = callable_fingerprint(collate_fn if collate_fn is not None else default_data_collator)
+        collator = callable_fingerprint(collate_fn)
+        if reading["format"] == "custom":  # a transform is preprocessing: its code and settings count
+            fmt = dataset.format
+            reading.update(transform=callable_fingerprint(fmt["format_kwargs"].get("transform")),
+                           columns=fmt["columns"], output_all_columns=fmt["output_all_columns"])
     except SourceUnavailable as e:
         logger.warning("%s, so the signal cache cannot tell it from an edited version: its signals are recomputed "
                        "and not cached. Define it in a .py file to use the cache (or pass cache_dir=False to "
                        "silence this).", e)
         return SignalCache(None)
-    data = dataset_fingerprint(dataset)
-    key = hash_parts(data, model_fingerprint(model), code, proxy_key, seed, label_column, inputs,
+    rows = rows_fingerprint(dataset, [*inputs, label_column])
+    key = hash_parts(rows, reading, model_fingerprint(model), code, proxy_key, seed, label_column, inputs,
                      head_name, collator, str(accelerator.mixed_precision), SIGNALS_VERSION, torch.__version__)
-    meta = {"dataset": data, "num_rows": num_rows, "proxy": proxy_key, "seed": seed, "head": head_name,
-            "inputs": inputs, "model_code": code, "collator": collator, "signals_version": SIGNALS_VERSION}
+    meta = {"dataset": dataset_fingerprint(dataset), "rows": rows, "num_rows": num_rows, "reading": reading,
+            "model_class": f"{type(model).__module__}.{type(model).__qualname__}", "proxy": proxy_key, "seed": seed,
+            "head": head_name, "inputs": inputs, "model_code": code, "collator": collator,
+            "signals_version": SIGNALS_VERSION}
     return SignalCache(folder / "signals" / key, meta=meta, num_rows=num_rows,
                        main_process=accelerator.is_main_process)
+
+
+_SIGNAL_FILE = re.compile(r"epoch(\d{4})\.(\w+)\.npy")
+
+
+@dataclass
+class CacheEntry:
+    """One signal cache entry, as `hf-coreset cache ls` shows it."""
+
+    key: str
+    path: Path
+    size: int  # bytes, every file of the entry
+    last_used: float  # seconds since the epoch: the latest write or read (meta.json's time)
+    epochs: dict[int, list[str]] = field(default_factory=dict)  # epoch -> cached fields
+    has_state: bool = False  # a proxy state: a run in progress, interrupted, or kept on request
+    model_class: str | None = None
+    dataset: str | None = None  # datasets' fingerprint when the entry was written
+    num_rows: int | None = None
+    signals_version: int | None = None
+
+    @property
+    def stale(self) -> bool:
+        """Written by other signal code: its key can no longer be computed, so it is never read again."""
+        return self.signals_version != SIGNALS_VERSION
+
+
+def list_entries(cache_dir=None) -> list[CacheEntry]:
+    """The entries under ``<cache_dir>/signals`` (None: the default cache), least recently used first."""
+    folder = cache_root(cache_dir)[0] / "signals"
+    out = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not path.is_dir():
+            continue
+        files = [p for p in path.iterdir() if p.is_file()]
+        try:
+            meta = json.loads((path / "meta.json").read_text())
+        except (OSError, ValueError):
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        entry = CacheEntry(key=path.name, path=path, size=sum(p.stat().st_size for p in files),
+                           last_used=max([p.stat().st_mtime for p in files if p.name == "meta.json"]
+                                         or [p.stat().st_mtime for p in files] or [path.stat().st_mtime]),
+                           has_state=(path / "proxy_state.pt").is_file(), model_class=meta.get("model_class"),
+                           dataset=meta.get("dataset"), num_rows=meta.get("num_rows"),
+                           signals_version=meta.get("signals_version"))
+        for p in files:
+            match = _SIGNAL_FILE.fullmatch(p.name)
+            if match:
+                entry.epochs.setdefault(int(match[1]), []).append(match[2])
+        entry.epochs = {e: sorted(fs) for e, fs in sorted(entry.epochs.items())}
+        out.append(entry)
+    return sorted(out, key=lambda e: e.last_used)
+
+
+def remove_entries(entries) -> int:
+    """Delete these entries' folders; returns the bytes freed."""
+    freed = 0
+    for entry in entries:
+        shutil.rmtree(entry.path, ignore_errors=True)
+        freed += entry.size
+    return freed
+
+
+def format_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000

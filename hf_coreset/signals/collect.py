@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .model import check_logits, forward_logits
+from .progress import Progress
 from .rows import ROW_KEY, row_views, shard
 from .types import Checkpoint
 
@@ -81,8 +82,6 @@ def collect_checkpoint(model: nn.Module, loader, labels: torch.Tensor, *, epoch:
     Note:
         Every process must call it; each ends up with the full arrays.
     """
-    from tqdm.auto import tqdm
-
     captured = {}
     hook = None
     if "features" in fields:
@@ -91,9 +90,9 @@ def collect_checkpoint(model: nn.Module, loader, labels: torch.Tensor, *, epoch:
     model.eval()
     out = _ByRow(len(labels))
     try:
-        bar = tqdm(loader, desc=f"signals @ epoch {epoch}", disable=not (progress and accelerator.is_main_process),
-                   leave=False)
-        for batch in bar:
+        bar = Progress(f"signals @ {stage} {epoch}", len(labels), unit="rows", leave=False,
+                       enabled=progress and accelerator.is_main_process)
+        for batch in loader:
             rows = batch.pop(ROW_KEY)
             logits = forward_logits(model, batch).float()
             y = labels[rows.cpu()].to(logits.device)
@@ -103,7 +102,10 @@ def collect_checkpoint(model: nn.Module, loader, labels: torch.Tensor, *, epoch:
                 h = captured.pop("h")
                 parts["features"] = h.reshape(h.shape[0], -1).float()
             parts = accelerator.gather_for_metrics(parts)
-            out.place(parts.pop("row").cpu().numpy(), parts)
+            placed = parts.pop("row").cpu().numpy()
+            out.place(placed, parts)
+            bar.update(len(placed))
+        bar.close()
     finally:
         if hook is not None:
             hook.remove()

@@ -10,23 +10,36 @@ ROW_KEY = "_coreset_row"
 WEIGHT_KEY = "_coreset_weight"  # per-row loss weight of a training share (0 marks a padding row)
 
 
+def read_format(dataset, *, tensors: bool = False, plain: bool = False) -> str | None:
+    """The format `RowDataset` reads `dataset`'s rows in (the signal cache keys on it, not on the
+    output format): "custom" for a transform, "torch" with `tensors`, None (Python values) with
+    `plain`, else the dataset's "numpy" or "torch" format, else None."""
+    kind = dataset.format["type"]
+    if kind == "custom":
+        return kind
+    if tensors or plain:
+        return "torch" if tensors else None
+    return kind if kind in ("numpy", "torch") else None
+
+
 class RowDataset(torch.utils.data.Dataset):
     """A `datasets.Dataset` seen as rows of the given columns, each carrying its row index.
 
     Rows come in the dataset's "numpy" or "torch" format when it has one, else as Python values
     (Arrow, pandas or polars rows are not what a torch collator takes). A transform set with
     `with_transform` is the user's preprocessing and is applied. Items may be row ids or
-    `(row id, weight)` pairs; a weight rides along under ``WEIGHT_KEY``. `tensors=True` reads a
-    format-less dataset as torch tensors, for transformers' `default_data_collator`, which builds
-    the same batch from them as from Python lists without converting every value (about a third
-    of the signal pass on MNIST-1D; benchmarks/results/cost.md).
+    `(row id, weight)` pairs; a weight rides along under ``WEIGHT_KEY``. `tensors=True` reads any
+    format but a transform as torch tensors, for transformers' `default_data_collator`, which builds
+    the same batch from them as from Python lists or numpy rows without converting every value
+    (about a third of the signal pass on MNIST-1D; benchmarks/results/cost.md); `plain=True` reads
+    Python values, for transformers' other collators, which turn any row format into the same batch
+    (padding goes through Python lists). Either way the output format does not change the signals.
     """
 
-    def __init__(self, dataset, columns: list[str], *, tensors: bool = False):
-        kind = dataset.format["type"]
+    def __init__(self, dataset, columns: list[str], *, tensors: bool = False, plain: bool = False):
+        kind = read_format(dataset, tensors=tensors, plain=plain)
         if kind != "custom":
             # Reset the format's column list too: set_format(columns=[...]) may hide the inputs.
-            kind = kind if kind in ("numpy", "torch") else ("torch" if tensors else None)
             dataset = dataset.with_format(kind).select_columns(columns)
         self.dataset = dataset
         self.columns = columns
@@ -58,6 +71,8 @@ class RowCollator:
 
         self.collate_fn = default_data_collator if collate_fn is None else collate_fn
         self.is_default = self.collate_fn is default_data_collator
+        # One of transformers' collator classes (not a subclass of the user's): it takes rows in any format.
+        self.takes_any_format = type(self.collate_fn).__module__ == "transformers.data.data_collator"
 
     def __call__(self, features):
         # The rows are RowDataset's fresh dicts, so popping our keys is cheaper than copying each row.
@@ -97,9 +112,9 @@ class RowCollator:
 
 def row_views(dataset, columns: list[str], collate_fn=None) -> tuple[RowDataset, RowCollator]:
     """The row dataset and its collator for `collate_fn` (None = transformers' default one); with the
-    default collator a format-less dataset is read as tensors (`RowDataset(tensors=True)`)."""
+    default collator rows are read as tensors, with transformers' other collators as Python values."""
     collator = RowCollator(collate_fn)
-    return RowDataset(dataset, columns, tensors=collator.is_default), collator
+    return RowDataset(dataset, columns, tensors=collator.is_default, plain=collator.takes_any_format), collator
 
 
 # --------------------------------------------------------------------------- order and sharding
