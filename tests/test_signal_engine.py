@@ -147,6 +147,9 @@ recorded = collector.stop_recording()
 if acc.is_main_process:
     np.savez(sys.argv[2], rows=rows, logits=logits, **{f"eval_{f}": getattr(ckpt, f) for f in FIELDS},
              **{f"rec_{f}": getattr(recorded, f) for f in ("loss", "correct", "logits")})
+acc.wait_for_everyone()
+if torch.distributed.is_initialized():  # leave the group: gloo threads torn down at exit can abort a rank
+    torch.distributed.destroy_process_group()
 '''
 
 
