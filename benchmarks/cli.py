@@ -7,7 +7,7 @@ import importlib.util
 import shlex
 import sys
 
-from hf_coreset.cli import OneLineParser, fraction_arg, positive_int
+from hf_coreset.cli import OneLineParser, checked_number, fraction_arg, positive_int
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -25,14 +25,7 @@ def _sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} must be comma-separated row counts >= 1, e.g. 10000,30000.") from None
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0.")
-    return value
+_positive_float = checked_number(float, lambda v: v > 0, "a number > 0")
 
 
 def _say(text: str) -> None:

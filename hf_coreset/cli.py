@@ -38,37 +38,25 @@ def json_object(text: str) -> dict:
     return value
 
 
-def fraction_arg(text: str) -> float:
-    """argparse type of a kept share: a number in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number in (0, 1]; 0.1 keeps 10% of the rows.")
-    return value
+def checked_number(convert, ok, rule: str):
+    """An argparse type: `convert(text)` (int or float) for which `ok(value)` holds, else one sentence
+    saying the value must be `rule`."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = float("nan")  # fails every `ok`
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {rule}.")
+        return value
+
+    return parse
 
 
-def positive_int(text: str) -> int:
-    """argparse type of a count: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1.")
-    return value
-
-
-def days_arg(text: str) -> float:
-    """argparse type of --older-than: a number of days > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of days > 0; 7 clears entries unused for a week.")
-    return value
+fraction_arg = checked_number(float, lambda v: 0 < v <= 1, "a number in (0, 1]; 0.1 keeps 10% of the rows")
+positive_int = checked_number(int, lambda v: v >= 1, "a whole number >= 1")
+days_arg = checked_number(float, lambda v: v > 0, "a number of days > 0; 7 clears entries unused for a week")
 
 
 def check_output_dir(path: str) -> None:
