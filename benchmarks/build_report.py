@@ -24,6 +24,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("training_workers", "Training throughput: processes vs threads"),
     ("cost", "Signal collection cost"),
     ("scaling", "Scaling of the pairwise kernels"),
+    ("multiprocess_select", "Selection across processes: 1 vs 2 processes"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("seed_cost", "Seed methods: cost"),
     ("mrmc_spearman", "MRMC: Spearman study"),

@@ -232,7 +232,7 @@ def build_selection(dataset, spec, signals: Signals, budget, *, options: dict, s
         `CoresetSelection`
     """
     t0 = time.perf_counter()
-    out = spec.fn(signals, budget, rng=np.random.default_rng(seed), **options)
+    out = methods.run(spec, signals, budget, seed=seed, **options)  # split across processes where it can be
     timings["scoring"] = time.perf_counter() - t0
     scores = np.full(signals.num_rows, np.nan) if out.scores is None else out.scores
     config = {"method_options": options, "fraction": fraction, "size": size, "per_class": per_class,

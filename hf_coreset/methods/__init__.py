@@ -43,6 +43,10 @@ class MethodSpec:
         defaults (`dict`): the options (``fn``'s keyword-only arguments) and their defaults.
         check (`Callable`, *optional*): ``check(**options)`` raises `TypeError`/`ValueError` naming a bad
             option value; required when the method has options.
+        distributable (`bool` or `Callable`): whether (``distributable(options)`` for which options) the
+            method's per-class work may be split across processes (see :func:`run`): all of it goes
+            through `groups`, each class's picks depend only on that class's rows, random draws are kept
+            in step for skipped classes (`groups`' `skip`), and `info` does not depend on the classes run.
     """
 
     name: str
@@ -58,6 +62,11 @@ class MethodSpec:
     weighted: bool = False
     defaults: dict = field(default_factory=dict)
     check: Callable | None = None
+    distributable: bool | Callable = False
+
+    def distributes(self, options: dict) -> bool:
+        """Whether a run with (checked) `options` may be split across processes."""
+        return bool(self.distributable(options) if callable(self.distributable) else self.distributable)
 
     def check_options(self, options: dict) -> dict:
         """Options merged over defaults and checked; unknown names raise `TypeError` listing the valid
@@ -85,7 +94,8 @@ class MethodSpec:
 
 
 def register(name: str, *, needs: Callable, version: int, summary: str, paper: str, signal: str, cost: str,
-             keeps: Keeps, keeps_note: str = "", weighted: bool = False, check: Callable | None = None):
+             keeps: Keeps, keeps_note: str = "", weighted: bool = False, check: Callable | None = None,
+             distributable: bool | Callable = False):
     """Decorator registering ``fn`` under ``name``; its keyword-only arguments (with defaults) are its options.
 
     ``check(**options)`` validates all of them (merged over the defaults) and is required when there
@@ -111,7 +121,7 @@ def register(name: str, *, needs: Callable, version: int, summary: str, paper: s
                                 "as keywords.") from None
         _REGISTRY[name] = MethodSpec(name=name, fn=fn, needs=needs, version=version, summary=summary, paper=paper,
                                      signal=signal, cost=cost, keeps=keeps, keeps_note=keeps_note, weighted=weighted, defaults=defaults,
-                                     check=check)
+                                     check=check, distributable=distributable)
         return fn
 
     return wrap
@@ -130,6 +140,26 @@ def available() -> list[str]:
     """Names of all registered methods, sorted."""
     _load_all()
     return sorted(_REGISTRY)
+
+
+def run(method, signals, budget, *, seed: int = 0, **options) -> MethodOutput:
+    """Run `method` (a name or a `MethodSpec`) on `signals` with `budget`; the selection step of `select`.
+
+    Under `accelerate launch` (a torch.distributed process group of N > 1 processes), a distributable
+    method in per-class mode runs only this process's classes (`_distribute.assign_classes`) and the
+    outputs are gathered, so every process returns what one process computes alone; other methods run
+    whole on every process. Every process of the group must call it.
+
+    Example:
+        ```python
+        >>> out = hf_coreset.methods.run("kcenter", signals, hf_coreset.make_budget(signals.labels, fraction=0.1), epoch=0)
+        ```
+    """
+    from ._distribute import run_split
+
+    spec = method if isinstance(method, MethodSpec) else get(method)
+    options = spec.check_options(options)
+    return run_split(spec, signals, budget, seed=seed, options=options)
 
 
 def get(name: str) -> MethodSpec:

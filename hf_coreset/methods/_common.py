@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -23,14 +25,40 @@ class MethodOutput:
     info: dict = field(default_factory=dict)
 
 
-def groups(labels: np.ndarray, budget: Budget) -> Iterator[tuple[np.ndarray, int]]:
-    """(rows, k) per class with a non-zero budget, or one group of all rows in global mode."""
+# The budgeted classes this process runs when a selection is split across processes (None: all of
+# them); set by `hf_coreset.methods.run` around a distributable method, read by `groups`.
+_OWNED: ContextVar[frozenset | None] = ContextVar("hf_coreset_owned_classes", default=None)
+
+
+@contextmanager
+def only_classes(classes) -> Iterator[None]:
+    """Within this block, `groups` yields only `classes` (in per-class mode)."""
+    token = _OWNED.set(frozenset(int(c) for c in classes))
+    try:
+        yield
+    finally:
+        _OWNED.reset(token)
+
+
+def groups(labels: np.ndarray, budget: Budget, *,
+           skip: Callable[[np.ndarray, int], None] | None = None) -> Iterator[tuple[np.ndarray, int]]:
+    """(rows, k) per class with a non-zero budget, or one group of all rows in global mode.
+
+    When the selection is split across processes (`hf_coreset.methods.run`), only this process's
+    classes are yielded; `skip(rows, k)` is called for each of the others instead, so that a method
+    whose per-class random draws depend only on the class's size can keep its generator where one
+    process would have it.
+    """
     if not budget.per_class_mode:
         yield np.arange(len(labels)), budget.total
         return
+    owned = _OWNED.get()
     for c, k in zip(budget.classes, budget.per_class):
         if k > 0:
-            yield np.flatnonzero(labels == c), int(k)
+            if owned is None or int(c) in owned:
+                yield np.flatnonzero(labels == c), int(k)
+            elif skip is not None:
+                skip(np.flatnonzero(labels == c), int(k))
 
 
 def top_k(scores: np.ndarray, k: int, *, highest: bool = True, tiebreak: np.ndarray | None = None) -> np.ndarray:

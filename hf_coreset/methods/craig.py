@@ -16,7 +16,7 @@ def _check(*, epoch, space):
 
 
 # 2: p - y from the one float64 logit gradient (signals.logit_grad), which moves a few near-tie picks.
-@register("craig", needs=last_epoch_needs(("logits", "features")), check=_check, version=2,
+@register("craig", needs=last_epoch_needs(("logits", "features")), check=_check, version=2, distributable=True,
           summary="Facility location on last-layer gradients; weights = cluster sizes.",
           paper="Mirzasoleiman et al., Coresets for Data-efficient Training of ML Models, ICML 2020",
           signal="last-layer gradient (p - y) h^T at proxy epoch", cost="proxy epochs + O(n_c^2 (C + d)) per class",

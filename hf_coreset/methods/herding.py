@@ -9,7 +9,7 @@ from . import Keeps, register
 from ._common import MethodOutput, groups, epoch_only, last_epoch_needs
 
 
-@register("herding", needs=last_epoch_needs(("features",)), check=epoch_only, version=1,
+@register("herding", needs=last_epoch_needs(("features",)), check=epoch_only, version=1, distributable=True,
           summary="Greedy mean matching of classifier-input features, per class.",
           paper="Welling, Herding Dynamical Weights to Learn, ICML 2009", signal="classifier input at proxy epoch",
           cost="proxy epochs + 1 forward pass + O(k n d)", keeps=Keeps.OTHER, keeps_note="greedy order")

@@ -15,7 +15,7 @@ def _check(*, epoch, init):
         raise ValueError(f"init={init!r}; pass 'mean' or 'random'.")
 
 
-@register("kcenter", needs=last_epoch_needs(("features",)), check=_check, version=1,
+@register("kcenter", needs=last_epoch_needs(("features",)), check=_check, version=1, distributable=True,
           summary="Greedy k-center: each pick is the row farthest from the picks so far, per class.",
           paper="Sener & Savarese, Active Learning for CNNs: A Core-Set Approach, ICLR 2018",
           signal="classifier input at proxy epoch", cost="proxy epochs + 1 forward pass + O(k n d)",
@@ -26,7 +26,9 @@ def kcenter(signals, budget, *, rng, epoch: int = 10, init: str = "mean") -> Met
     `gains` holds each pick's distance to the earlier picks (the covering radius it closed)."""
     feats = signals.at(epoch, "features").features
     picked, radii = [], []
-    for rows, k in groups(signals.labels, budget):
+    # Split across processes, a skipped class still draws its random first pick, as one process would.
+    skip = (lambda rows, k: rng.integers(len(rows))) if init == "random" else None
+    for rows, k in groups(signals.labels, budget, skip=skip):
         x = feats[rows]
         if init == "mean":
             first = int(np.argmin(((x - x.mean(0)) ** 2).sum(1)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 
@@ -10,6 +11,9 @@ import numpy as np
 from ..ops import gaussian_herding
 from . import Keeps, register
 from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
+
+# Rows above which `gaussian_herding` draws its anchor rows from the selection's generator.
+ANCHORS = inspect.signature(gaussian_herding).parameters["anchors"].default
 
 
 def _check(*, epoch, bandwidth):
@@ -22,7 +26,7 @@ def _check(*, epoch, bandwidth):
         raise ValueError(message)
 
 
-@register("kernel-herding", needs=last_epoch_needs(("features",)), check=_check, version=1,
+@register("kernel-herding", needs=last_epoch_needs(("features",)), check=_check, version=1, distributable=True,
           summary="Greedy MMD matching of each class's feature distribution with a Gaussian kernel (kernel herding).",
           paper="Chen, Welling & Smola, Super-Samples from Kernel Herding, UAI 2010",
           signal="classifier input at proxy epoch",
@@ -55,6 +59,11 @@ def kernel_herding(signals, budget, *, rng, epoch: int = 10, bandwidth: float = 
         ```
     """
     feats = signals.at(epoch, "features").features
+
+    def skip(rows, k):  # split across processes, a skipped class still draws its anchors, as one process would
+        if len(rows) > ANCHORS:
+            rng.choice(len(rows), ANCHORS, replace=False)
+
     picked = [rows[gaussian_herding(feats[rows], k, bandwidth=float(bandwidth), rng=rng)]
-              for rows, k in groups(signals.labels, budget)]
+              for rows, k in groups(signals.labels, budget, skip=skip)]
     return MethodOutput(indices=np.concatenate(picked))
