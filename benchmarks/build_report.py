@@ -24,6 +24,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("training_workers", "Training throughput: processes vs threads"),
     ("cost", "Signal collection cost"),
     ("scaling", "Scaling of the pairwise kernels"),
+    ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("seed_cost", "Seed methods: cost"),
     ("mrmc_spearman", "MRMC: Spearman study"),
@@ -44,6 +45,7 @@ git revision. Reproduce everything from the repository root (`pip install -e ".[
 python -m benchmarks quality      # resumable; --quick for a smoke run
 python -m benchmarks cost
 python -m benchmarks scaling
+python benchmarks/kernels.py      # --device cuda on a GPU
 python benchmarks/tune_small_fractions.py --help   # validation studies (see their sections)
 python benchmarks/build_report.py
 ```
