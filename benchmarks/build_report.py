@@ -25,6 +25,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("cost", "Signal collection cost"),
     ("scaling", "Scaling of the pairwise kernels"),
     ("multiprocess_select", "Selection across processes: 1 vs 2 processes"),
+    ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("seed_cost", "Seed methods: cost"),
     ("mrmc_spearman", "MRMC: Spearman study"),
@@ -45,6 +46,7 @@ git revision. Reproduce everything from the repository root (`pip install -e ".[
 python -m benchmarks quality      # resumable; --quick for a smoke run
 python -m benchmarks cost
 python -m benchmarks scaling
+python benchmarks/kernels.py      # --device cuda on a GPU
 python benchmarks/tune_small_fractions.py --help   # validation studies (see their sections)
 python benchmarks/build_report.py
 ```

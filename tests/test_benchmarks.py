@@ -293,3 +293,21 @@ def test_runner_says_which_extra_it_needs(tmp_path):
     assert out.returncode == 2
     assert out.stderr == "error: python -m benchmarks quality needs the bench extra: pip install -e '.[bench]'\n"
     assert not (tmp_path / "cells.jsonl").exists()
+
+
+def test_kernels_benchmark_compares_kcenter_with_numpy_and_skips_by_prediction(tmp_path):
+    sys.path.insert(0, str(REPO))
+    from benchmarks import kernels
+
+    x, _, _ = kernels.synthetic(400, 8)
+    from hf_coreset.ops import kcenter_greedy
+
+    np.testing.assert_array_equal(kernels.numpy_gonzalez(x[:40], 6, 0), kcenter_greedy(x[:40], 6, first=0)[0])
+    rows = kernels.run([200, 20_000], [1], "cpu", budget_s=1e-9, dim=8, log=lambda s: None)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {r["kernel"] for r in ok} == set(kernels.KERNELS) and all(r["n"] == 200 for r in ok)
+    assert all(r["status"].startswith("skipped: predicted") for r in rows if r["n"] == 20_000)
+    kc = next(r for r in ok if r["kernel"] == "kcenter")
+    assert kc["agreement"] == 1.0 and kc["gemm_flops"] > 0
+    md = kernels.write(rows, tmp_path / "kernels.md", "cpu", 1e-9)
+    assert "| kcenter | 200 | 1 |" in md and "--device cuda" in md

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import FeatureKernel, GradientKernel, facility_location
+from ..ops import FeatureKernel, GradientKernel, default_device, facility_location
 from . import Keeps, register
 from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
 
@@ -28,9 +28,11 @@ def craig(signals, budget, *, rng, epoch: int = 10, space: str = "gradient") -> 
     most similar to. `gains` are the marginal objective gains (non-increasing within a class)."""
     ckpt = signals.at(epoch, "logits", "features")
     e = ckpt.logit_grad(signals.labels)
+    device = default_device()  # where, not what: the picks are the same up to float ties
     picked, gains, weights = [], [], []
     for rows, k in groups(signals.labels, budget):
-        kernel = GradientKernel(e[rows], ckpt.features[rows]) if space == "gradient" else FeatureKernel(ckpt.features[rows])
+        kernel = (GradientKernel(e[rows], ckpt.features[rows], device=device) if space == "gradient"
+                  else FeatureKernel(ckpt.features[rows], device=device))
         p, g, w = facility_location(kernel, k)
         picked.append(rows[p])
         gains.append(g)

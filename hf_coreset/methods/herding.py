@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import herding as herding_greedy
+from ..ops import default_device, herding as herding_greedy
 from . import Keeps, register
 from ._common import MethodOutput, groups, epoch_only, last_epoch_needs
 
@@ -17,5 +17,6 @@ def herding(signals, budget, *, rng, epoch: int = 10) -> MethodOutput:
     """Per class, pick the row that brings the mean of the picks closest to the class mean, until
     the budget is spent. Picks the nearest row (DeepCore's herding picks the farthest, a bug)."""
     feats = signals.at(epoch, "features").features
-    picked = [rows[herding_greedy(feats[rows], k)] for rows, k in groups(signals.labels, budget)]
+    device = default_device()  # where, not what: the picks are the same up to float ties
+    picked = [rows[herding_greedy(feats[rows], k, device=device)] for rows, k in groups(signals.labels, budget)]
     return MethodOutput(indices=np.concatenate(picked))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import kcenter_greedy
+from ..ops import default_device, kcenter_greedy
 from . import Keeps, register
 from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
 
@@ -23,8 +23,10 @@ def _check(*, epoch, init):
 def kcenter(signals, budget, *, rng, epoch: int = 10, init: str = "mean") -> MethodOutput:
     """Greedy k-center on classifier-input features, per class. The first pick is the row nearest
     the class mean (`init="mean"`, deterministic) or a seeded random row (`init="random"`).
-    `gains` holds each pick's distance to the earlier picks (the covering radius it closed)."""
+    `gains` holds each pick's distance to the earlier picks (the covering radius it closed).
+    Runs on the Accelerate state's device when there is one (`hf_coreset.ops.default_device`)."""
     feats = signals.at(epoch, "features").features
+    device = default_device()  # where, not what: the picks are the same up to float ties
     picked, radii = [], []
     # Split across processes, a skipped class still draws its random first pick, as one process would.
     skip = (lambda rows, k: rng.integers(len(rows))) if init == "random" else None
@@ -34,7 +36,7 @@ def kcenter(signals, budget, *, rng, epoch: int = 10, init: str = "mean") -> Met
             first = int(np.argmin(((x - x.mean(0)) ** 2).sum(1)))
         else:
             first = int(rng.integers(len(rows)))
-        picks, r = kcenter_greedy(x, k, first=first)
+        picks, r = kcenter_greedy(x, k, first=first, device=device)
         picked.append(rows[picks])
         radii.append(r)
     return MethodOutput(indices=np.concatenate(picked), gains=np.concatenate(radii))

@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from ..ops import gaussian_herding
+from ..ops import default_device, gaussian_herding
 from . import Keeps, register
 from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
 
@@ -64,6 +64,7 @@ def kernel_herding(signals, budget, *, rng, epoch: int = 10, bandwidth: float = 
         if len(rows) > ANCHORS:
             rng.choice(len(rows), ANCHORS, replace=False)
 
-    picked = [rows[gaussian_herding(feats[rows], k, bandwidth=float(bandwidth), rng=rng)]
+    device = default_device()  # where, not what: the picks are the same up to float ties
+    picked = [rows[gaussian_herding(feats[rows], k, bandwidth=float(bandwidth), rng=rng, device=device)]
               for rows, k in groups(signals.labels, budget, skip=skip)]
     return MethodOutput(indices=np.concatenate(picked))

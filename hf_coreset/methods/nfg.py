@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from ..ops.device import default_device
 from ..ops.nfg import NFG_BLOCK, NeighbourStats, radius_neighbour_counts
 from . import Keeps, register
 from ._common import MethodOutput, check_bool, check_int, check_real, groups
@@ -103,6 +104,7 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
     labels = signals.labels
     rank_sum = np.zeros(len(labels), dtype=np.int64)
     stats = NeighbourStats()
+    device = default_device()  # where, not what: the counts are the same up to float ties
     for t in epochs_used:
         ckpt = signals.at(t, "logits", "features")
         check_finite("logits", ckpt.logits, t)
@@ -111,7 +113,8 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
         h = ckpt.features.reshape(len(labels), -1)
         for c in np.unique(labels):
             rows = np.flatnonzero(labels == c)
-            counts, s = radius_neighbour_counts(e[rows], h[rows], float(radius), bias=bias, block=int(block))
+            counts, s = radius_neighbour_counts(e[rows], h[rows], float(radius), bias=bias, block=int(block),
+                                                device=device)
             rank_sum[rows] += density_ranks(counts)
             stats += s
     class_size = np.bincount(labels)[labels]

@@ -8,6 +8,11 @@ which bounds every distance and needs no pass over all pairs.
 Lazy greedy (Minoux 1978) keeps stale gains as upper bounds (F is submodular). Candidates are
 re-evaluated B at a time in one matrix product; the best fresh gain is taken when it beats every
 remaining bound, ties going to the lower row, exactly like naive greedy.
+
+Runs where the kernel's rows are (`kernel.device`): similarities in float32 blocks of `block` rows,
+gains accumulated in float64 there; the heap of stale bounds lives on the host (one transfer of
+EVAL_BATCH gains per evaluation). CPU and GPU picks differ only where two candidates' gains are
+within float32 rounding (the lower row wins each exact tie on both).
 """
 
 from __future__ import annotations
@@ -43,18 +48,19 @@ def facility_location(kernel, k: int, *, block: int = DEFAULT_BLOCK) -> tuple[np
         return c - sq_distances(kernel, rows, cols, norms).sqrt_()
 
     # Initial gains: column sums of the similarity matrix, computed block by block.
-    gains0 = torch.zeros(n, dtype=torch.float64)
+    dev = kernel.device
+    gains0 = torch.zeros(n, dtype=torch.float64, device=dev)
     for rb in blocks(n, block):
         for cb in blocks(n, block):
             gains0[cb] += similarity(rb, cb).sum(0, dtype=torch.float64)
     heap = [(-float(g), j) for j, g in enumerate(gains0.tolist())]
     heapq.heapify(heap)
-    current = torch.zeros(n, dtype=torch.float64)  # best similarity of each row to the picks so far
+    current = torch.zeros(n, dtype=torch.float64, device=dev)  # best similarity of each row to the picks so far
     picks, gains = [], []
     while len(picks) < k:
         batch = [heapq.heappop(heap) for _ in range(min(EVAL_BATCH, len(heap)))]
-        cand = torch.tensor([j for _, j in batch])
-        fresh = torch.zeros(len(cand), dtype=torch.float64)
+        cand = torch.tensor([j for _, j in batch], device=dev)
+        fresh = torch.zeros(len(cand), dtype=torch.float64, device=dev)
         for rb in blocks(n, block):
             s = similarity(rb, cand).double()
             fresh += (s - current[rb, None]).clamp_(min=0).sum(0)
@@ -64,15 +70,15 @@ def facility_location(kernel, k: int, *, block: int = DEFAULT_BLOCK) -> tuple[np
             j = best[1]
             picks.append(j)
             gains.append(-best[0])
-            current = torch.maximum(current, similarity(slice(0, n), torch.tensor([j])).double()[:, 0])
+            current = torch.maximum(current, similarity(slice(0, n), torch.tensor([j], device=dev)).double()[:, 0])
             rest = order[1:]
         else:
             rest = order
         for item in rest:
             heapq.heappush(heap, item)
-    picks_t = torch.tensor(picks)
+    picks_t = torch.tensor(picks, device=dev)
     weights = np.zeros(len(picks), dtype=np.float64)
     for rb in blocks(n, block):
         nearest = similarity(rb, picks_t).argmax(dim=1)
-        weights += np.bincount(nearest.numpy(), minlength=len(picks))
+        weights += np.bincount(nearest.cpu().numpy(), minlength=len(picks))
     return np.asarray(picks, dtype=np.int64), np.asarray(gains), weights

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..signals.types import logit_grad as logit_grad_f64  # noqa: F401 (the old name, kept for callers)
+from .device import resolve_device
 
 NFG_BLOCK = 2048
 DENSE_SHARE = 0.5  # above this share of a block left undecided, the full block product is used
@@ -70,15 +71,16 @@ class NeighbourStats:
         return self.feature_dots / self.pairs if self.pairs else 0.0
 
 
-def unit_rows(x: np.ndarray, dtype=torch.float32) -> torch.Tensor:
-    """Rows scaled to unit L2 norm in float64 before the cast; all-zero rows stay zero (cosine 0)."""
+def unit_rows(x: np.ndarray, dtype=torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Rows scaled to unit L2 norm in float64 (on the host, before the cast); all-zero rows stay zero (cosine 0)."""
     x = np.asarray(x, dtype=np.float64)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return torch.as_tensor(np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)).to(dtype)
+    return torch.as_tensor(np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)).to(device=device, dtype=dtype)
 
 
 def radius_neighbour_counts(logit_grad: np.ndarray, features: np.ndarray, radius: float, *, bias: bool = False,
-                            block: int = NFG_BLOCK, dtype=torch.float32) -> tuple[np.ndarray, NeighbourStats]:
+                            block: int = NFG_BLOCK, dtype=torch.float32, device: torch.device | str | None = None
+                            ) -> tuple[np.ndarray, NeighbourStats]:
     """Count, for each row, the other rows whose last-layer gradient lies within cosine distance `radius`.
 
     Args:
@@ -89,6 +91,10 @@ def radius_neighbour_counts(logit_grad: np.ndarray, features: np.ndarray, radius
         block (`int`, *optional*, defaults to `2048`): rows per block; memory grows as block^2.
         dtype (`torch.dtype`, *optional*, defaults to `torch.float32`): compute type (float64 for
             exact checks).
+        device (`torch.device` or `str`, *optional*): where the blocks are computed (`None`:
+            `hf_coreset.ops.device.default_device`). The unit rows are made in float64 on the host,
+            then cast; CPU and GPU counts differ only for pairs whose cosine is within `dtype`
+            rounding of 1 - radius.
 
     Returns:
         `(counts, stats)`: int64 neighbour count per row (self excluded) and a :class:`NeighbourStats`.
@@ -104,12 +110,13 @@ def radius_neighbour_counts(logit_grad: np.ndarray, features: np.ndarray, radius
     h = np.asarray(features, dtype=np.float64)
     if bias:
         h = np.concatenate([h, np.ones((len(h), 1))], axis=1)
-    e = unit_rows(logit_grad, dtype)
-    h = unit_rows(h, dtype)
+    dev = resolve_device(device)
+    e = unit_rows(logit_grad, dtype, dev)
+    h = unit_rows(h, dtype, dev)
     n = e.shape[0]
     threshold = 1.0 - radius  # neighbour iff cos_e * cos_h > threshold
     bound = abs(threshold)
-    counts = torch.zeros(n, dtype=torch.int64)
+    counts = torch.zeros(n, dtype=torch.int64, device=dev)
     stats = NeighbourStats()
     for r0 in range(0, n, block):
         rb = slice(r0, min(r0 + block, n))
@@ -148,4 +155,4 @@ def radius_neighbour_counts(logit_grad: np.ndarray, features: np.ndarray, radius
                 open_pairs = int(torch.count_nonzero(undecided))
             counts[rb] += torch.count_nonzero(hit, dim=1)
             stats += NeighbourStats(pairs, open_pairs, dots)
-    return counts.numpy(), stats
+    return counts.cpu().numpy(), stats

@@ -3,6 +3,10 @@
 `GradientKernel` gives inner products of last-layer cross-entropy gradients without forming
 them: for g_i = (p_i - y_i) h_i^T (plus the bias gradient p_i - y_i when `bias`),
 <g_i, g_j> = <e_i, e_j> * (<h_i, h_j> + bias), with e = p - y.
+
+Both hold their rows in float32 on `device` (`None`: `hf_coreset.ops.device.default_device`); the
+solvers built on them put their own vectors on `kernel.device` and work on blocks of rows, so the
+largest temporary is block x block (or block x candidates), never n x n.
 """
 
 from __future__ import annotations
@@ -10,14 +14,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .device import on_device, resolve_device
+
 DEFAULT_BLOCK = 2048
 
 
 class FeatureKernel:
     """Inner products of feature rows: K(a, b) = X_a X_b^T."""
 
-    def __init__(self, features: np.ndarray):
-        self.x = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float32))
+    def __init__(self, features, *, device: torch.device | str | None = None):
+        self.device = resolve_device(device)
+        self.x = on_device(features, self.device)
         self.n = self.x.shape[0]
 
     def sq_norms(self) -> torch.Tensor:
@@ -33,9 +40,10 @@ class FeatureKernel:
 class GradientKernel:
     """Inner products of last-layer gradients g_i = (p_i - y_i) h_i^T (+ bias), never formed."""
 
-    def __init__(self, logit_grad: np.ndarray, features: np.ndarray, *, bias: bool = True):
-        self.e = torch.as_tensor(np.ascontiguousarray(logit_grad, dtype=np.float32))
-        self.h = torch.as_tensor(np.ascontiguousarray(features, dtype=np.float32))
+    def __init__(self, logit_grad, features, *, bias: bool = True, device: torch.device | str | None = None):
+        self.device = resolve_device(device)
+        self.e = on_device(logit_grad, self.device)  # p - y arrives in float64; its inner products need only float32
+        self.h = on_device(features, self.device)
         self.bias = 1.0 if bias else 0.0
         self.n = self.e.shape[0]
 

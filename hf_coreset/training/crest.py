@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from ..budget import make_budget
-from ..ops import FeatureKernel, facility_location
+from ..ops import FeatureKernel, facility_location, resolve_device
 from ..signals import CREST_STREAM, generator, logit_grad, permutation
 
 logger = logging.getLogger(__name__)
@@ -78,13 +78,16 @@ class CrestConfig:
     beta2: float = 0.999
 
 
-def minibatch_coreset(logit_grad: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def minibatch_coreset(logit_grad: np.ndarray, labels: np.ndarray, size: int, *,
+                      device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One mini-batch coreset of a random subset: facility location on `logit_grad`, per class.
 
     Args:
         logit_grad (`np.ndarray` of shape (r, C)): p - y of the subset's rows.
         labels (`np.ndarray` of shape (r,)): their class ids.
         size (`int`): m, rows to pick (split over classes by `hf_coreset.make_budget`).
+        device (`torch.device` or `str`, *optional*): where facility location runs (`None`: the
+            Accelerate state's device, else the CPU; `hf_coreset.ops.default_device`).
 
     Returns:
         `(positions, weights)`: picked positions into the subset and their weights (cluster
@@ -98,12 +101,13 @@ def minibatch_coreset(logit_grad: np.ndarray, labels: np.ndarray, size: int) -> 
         ```
     """
     budget = make_budget(labels, size=size)
+    device = resolve_device(device)
     picked, weights = [], []
     for c, k in zip(budget.classes, budget.per_class):
         if k == 0:
             continue
         rows = np.flatnonzero(labels == c)
-        pos, _, w = facility_location(FeatureKernel(logit_grad[rows]), int(k))
+        pos, _, w = facility_location(FeatureKernel(logit_grad[rows], device=device), int(k))
         picked.append(rows[pos])
         weights.append(w)
     picked = np.concatenate(picked)

@@ -1,0 +1,261 @@
+"""Pairwise kernels against the machine's own GEMM rate, with k-center against a plain numpy loop.
+
+Usage (from the repository root):
+    python benchmarks/kernels.py [--sizes 10000,30000,100000] [--threads 1,2] [--device cpu]
+                                 [--budget-s 120] [--out benchmarks/results/kernels.md]
+
+Synthetic data: n rows x 512 float32 dims in 10 equal classes (Gaussian blobs around random class
+centres; for NFG and CRAIG-style kernels random logit gradients p - y). Every kernel runs per class as
+the methods do, picking 10% of each class: greedy k-center (ours and a plain numpy Gonzalez loop on
+the same data, with their pick agreement), herding, kernel herding (Gaussian kernel), facility
+location, NFG radius-neighbour counts (radius 0.2). Each (kernel, size, threads) runs in a fresh
+process, so its peak RSS is its own. The same process times a 2048 x 2048 x 2048 fp32 `torch.matmul`
+on the same device and thread count; "of GEMM" is the kernel's useful FLOP/s (the count below) over
+that rate. A size whose predicted time (the last measured time x (size ratio)^2: each kernel's work
+grows as n_c x k or n_c^2 with k proportional to n_c) exceeds the budget is skipped and reported with
+its prediction. Only public imports of hf_coreset.
+
+FLOPs counted (per class of n_c rows, k picks, d dims; C = 10 logits): k-center and herding 2 n_c d k
+(one matrix-vector product per pick), kernel herding 2 n_c d (min(n_c, 4096) + k), facility location
+2 n_c^2 d (the dense pass of initial gains; the lazy re-evaluations are not counted, so its ratio is a
+lower bound), NFG n_c^2 (C + d) (upper triangle, dense path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
+from benchmarks import provenance  # noqa: E402
+
+NUM_CLASSES = 10
+DIM = 512
+FRACTION = 0.1
+NFG_RADIUS = 0.2
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")  # numpy gets the same threads
+KERNELS = ("kcenter", "kcenter_numpy", "herding", "kernel_herding", "facility_location", "nfg_counts")
+
+
+def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features (n, dim) float32 sorted by class, labels, and logit gradients p - y (n, 10)."""
+    rng = np.random.default_rng(seed)
+    per = n // NUM_CLASSES
+    x = np.empty((per * NUM_CLASSES, dim), dtype=np.float32)
+    for c in range(NUM_CLASSES):
+        block = x[c * per:(c + 1) * per]
+        rng.standard_normal(out=block, dtype=np.float32)
+        block += rng.standard_normal(dim, dtype=np.float32) * 2.0
+    labels = np.repeat(np.arange(NUM_CLASSES), per)
+    z = rng.standard_normal((len(x), NUM_CLASSES)) + 3.0 * np.eye(NUM_CLASSES)[labels]
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return x, labels, p - np.eye(NUM_CLASSES)[labels]
+
+
+def numpy_gonzalez(x: np.ndarray, k: int, first: int) -> np.ndarray:
+    """The plain numpy greedy k-center loop the library is compared with (lowest row on ties)."""
+    sq = (x * x).sum(1)
+    min_d = np.maximum(sq + sq[first] - 2.0 * (x @ x[first]), 0)
+    min_d[first] = -1
+    picks = [first]
+    for _ in range(1, k):
+        j = int(np.argmax(min_d))
+        picks.append(j)
+        np.minimum(min_d, np.maximum(sq + sq[j] - 2.0 * (x @ x[j]), 0), out=min_d)
+        min_d[j] = -1
+    return np.asarray(picks)
+
+
+def flops(name: str, n_c: int, k: int, d: int) -> float:
+    if name in ("kcenter", "kcenter_numpy", "herding"):
+        return 2.0 * n_c * d * k
+    if name == "kernel_herding":
+        return 2.0 * n_c * d * (min(n_c, 4096) + k)
+    if name == "facility_location":
+        return 2.0 * n_c * n_c * d
+    return float(n_c) * n_c * (NUM_CLASSES + d)
+
+
+def gemm_rate(torch, device) -> float:
+    """fp32 FLOP/s of a 2048^3 torch.matmul on `device` (best of 3 after a warm-up)."""
+    a = torch.randn(2048, 2048, device=device)
+    b = torch.randn(2048, 2048, device=device)
+    best = float("inf")
+    for _ in range(4):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        (a @ b).sum().item()
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * 2048 ** 3 / best
+
+
+def _child(name: str, n: int, dim: int, threads: int, device: str, queue) -> None:
+    import torch
+
+    from hf_coreset.ops import FeatureKernel, facility_location, gaussian_herding, herding, kcenter_greedy
+    from hf_coreset.ops.nfg import radius_neighbour_counts
+
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    x, _, e = synthetic(n, dim)
+    per = n // NUM_CLASSES
+    rate = gemm_rate(torch, dev)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    agree = []
+    t0 = None
+    for c in range(-1, NUM_CLASSES):  # class -1: a 64-row warm-up, untimed (torch's one-time op setup)
+        if c == 0:
+            t0 = time.perf_counter()
+        xc, ec = (x[:64], e[:64]) if c < 0 else (x[c * per:(c + 1) * per], e[c * per:(c + 1) * per])
+        k = max(1, int(round(FRACTION * len(xc))))
+        if name == "kcenter":
+            picks = kcenter_greedy(xc, k, first=0, device=dev)[0]
+        elif name == "kcenter_numpy":
+            picks = numpy_gonzalez(xc, k, 0)
+        elif name == "herding":
+            herding(xc, k, device=dev)
+        elif name == "kernel_herding":
+            gaussian_herding(xc, k, rng=np.random.default_rng(0), device=dev)
+        elif name == "facility_location":
+            facility_location(FeatureKernel(xc, device=dev), k)
+        else:
+            radius_neighbour_counts(ec, xc, NFG_RADIUS, device=dev)
+        if name.startswith("kcenter") and c >= 0:
+            agree.append(picks)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    out = {"seconds": seconds, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+           "base_rss": base, "gemm_flops": rate, "flops": NUM_CLASSES * flops(name, per, k, dim)}  # k: a class's
+    if agree:
+        out["picks"] = [p.tolist() for p in agree]
+    queue.put(out)
+
+
+def run_one(name: str, n: int, dim: int, threads: int, device: str, timeout_s: float) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(name, n, dim, threads, device, queue))
+    saved = {v: os.environ.get(v) for v in THREAD_VARS}
+    os.environ.update({v: str(threads) for v in THREAD_VARS})  # numpy's BLAS reads these when the child imports it
+    try:
+        proc.start()
+    finally:
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
+    try:
+        out = queue.get(timeout=timeout_s)
+    except Exception:  # queue.Empty: it outlived the timeout, or the child died
+        out = None
+    proc.join(5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    if out is None:
+        return {"status": f"stopped after {timeout_s:.0f} s" if proc.exitcode in (None, -9) else
+                f"failed (exit code {proc.exitcode})"}
+    return {"status": "ok", **out}
+
+
+def run(sizes, threads, device: str, budget_s: float, dim: int = DIM, log=print) -> list[dict]:
+    rows = []
+    for t in threads:
+        for name in KERNELS:
+            last = None
+            for n in sorted(sizes):
+                row = {"kernel": name, "n": n, "threads": t}
+                if last is not None:
+                    predicted = last["seconds"] * (n / last["n"]) ** 2
+                    if predicted > budget_s:
+                        rows.append({**row, "status": f"skipped: predicted {predicted:,.0f} s > {budget_s:.0f} s"})
+                        log(f"{name} {n:,} x{t}: {rows[-1]['status']}")
+                        continue
+                r = {**row, **run_one(name, n, dim, t, device, timeout_s=3 * budget_s + 60)}
+                rows.append(r)
+                log(f"{name} {n:,} x{t}: {r['status']} {r.get('seconds', 0):.2f} s")
+                last = {"n": n, "seconds": r["seconds"]} if r["status"] == "ok" else None
+                if r["status"] != "ok":
+                    break
+    # pick agreement of ours with the numpy loop, same data and size
+    for r in rows:
+        if r["kernel"] == "kcenter" and "picks" in r:
+            ref = next((q for q in rows if q["kernel"] == "kcenter_numpy" and q["n"] == r["n"] and "picks" in q), None)
+            if ref is not None:
+                same = sum(len(set(a) & set(b)) for a, b in zip(r["picks"], ref["picks"]))
+                r["agreement"] = same / sum(len(a) for a in r["picks"])
+                r["vs_numpy"] = ref["seconds"] / r["seconds"]
+    for r in rows:
+        r.pop("picks", None)
+    return rows
+
+
+def write(rows: list[dict], out: Path, device: str, budget_s: float) -> str:
+    import torch
+
+    lines = ["# Pairwise kernels: time, memory and share of the GEMM rate", "",
+             provenance.header().rstrip(), f"- device: {device}", "",
+             f"Synthetic data: n rows x {DIM} float32 dims, 10 equal classes (Gaussian blobs), each kernel per class "
+             f"picking {FRACTION:.0%} of it, in a fresh process per row. \"GEMM\" is the fp32 rate of a 2048^3 "
+             "`torch.matmul` measured in that process (same device, same threads); \"of GEMM\" is the kernel's "
+             "counted FLOP/s over it (counts in `benchmarks/kernels.py`; facility location counts only its dense "
+             "pass, a lower bound). k-center and herding are memory-bound matrix-vector products per pick, so a "
+             "few percent is their physical ceiling; NFG and facility location are block GEMMs. `kcenter_numpy` "
+             "is a plain numpy Gonzalez loop on the same data; agreement is the share of picks both make. "
+             f"Sizes predicted to take over {budget_s:.0f} s are skipped (prediction: last time x (size ratio)^2). "
+             "The machine is shared by several jobs, so times are rough and 2 threads may not beat 1.", ""]
+    if torch.cuda.is_available() and device == "cpu":
+        lines += ["A CUDA device is present: `--device cuda` runs the same table on it.", ""]
+    elif device == "cpu":
+        lines += ["No GPU on this machine: every number is CPU. The same command with `--device cuda` runs "
+                  "the same table on a GPU; none was available for this run.", ""]
+    lines += ["| kernel | rows | threads | time (s) | peak RSS (GiB) | GEMM (GFLOP/s) | of GEMM | vs numpy | "
+              "agreement | status |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['kernel']} | {r['n']:,} | {r['threads']} | - | - | - | - | - | - | {r['status']} |")
+            continue
+        achieved = r["flops"] / r["seconds"]
+        vs = f"{r['vs_numpy']:.2f}x" if "vs_numpy" in r else ""
+        agree = f"{r['agreement']:.1%}" if "agreement" in r else ""
+        lines.append(f"| {r['kernel']} | {r['n']:,} | {r['threads']} | {r['seconds']:.3g} | "
+                     f"{r['peak_rss'] / 2**30:.2f} | {r['gemm_flops'] / 1e9:.0f} | {achieved / r['gemm_flops']:.1%} | "
+                     f"{vs} | {agree} | ok |")
+    md = "\n".join(lines) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(md)
+    out.with_suffix(".json").write_text(json.dumps({"device": device, "dim": DIM, "rows": rows}, indent=1))
+    return md
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,30000,100000", help="comma-separated row counts")
+    parser.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
+    parser.add_argument("--device", default="cpu", help="torch device for the library's kernels (cpu, cuda)")
+    parser.add_argument("--budget-s", type=float, default=120.0, help="skip sizes predicted to take longer")
+    parser.add_argument("--dim", type=int, default=DIM, help=argparse.SUPPRESS)  # tests: a tiny run
+    parser.add_argument("--out", default="benchmarks/results/kernels.md")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    threads = [int(t) for t in args.threads.split(",")]
+    rows = run(sizes, threads, args.device, args.budget_s, dim=args.dim)
+    write(rows, Path(args.out), args.device, args.budget_s)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
