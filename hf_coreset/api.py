@@ -108,7 +108,9 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
             fine-tuning recipe (`ProxyConfig.finetune()`: AdamW, lr 5e-5, 50 warm-up steps, 2 epochs)
             for a `transformers.PreTrainedModel`, else `ProxyConfig()` (AdamW, lr 1e-3, 10 epochs);
             "finetune" / "scratch" name a recipe; a dict overrides settings of the one picked.
-            A method's `epoch` option left unset reads the proxy's last epoch (`ProxyConfig.epochs`).
+            A method's `epoch` option left unset reads the proxy's last epoch (`ProxyConfig.epochs`),
+            or, with the fine-tuning recipe, epoch 0 (the model as given, no training) when the method
+            reads features only (`ProxyConfig.features_epoch`).
         collate_fn (`Callable`, *optional*): collator for model inputs (default: transformers'
             `default_data_collator`); e.g. `DataCollatorWithPadding(tokenizer)`.
         head (`str`, *optional*): name of the final `nn.Linear`; found automatically if omitted (the
@@ -140,7 +142,7 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
     """
     spec = methods.get(method)
     proxy_cfg = ProxyConfig.coerce(proxy, model)
-    options = spec.check_options(options, last_epoch=proxy_cfg.epochs)  # an unset epoch: the proxy's last
+    options = spec.check_options(options, last_epoch=proxy_cfg.last_epoch(spec, options))  # an unset epoch
     seed = _check_seed(seed)
     per_class = check_bool(per_class, "per_class")
     labels, num_classes = check_dataset(dataset, label_column)

@@ -34,8 +34,13 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 # The fine-tuning recipe for a pretrained transformer (`ProxyConfig.finetune`): a transformer's usual
 # learning rate and batch, a short warm-up of a FIXED number of steps (a warm-up measured in a share
 # of the run would make epoch E of a 2-epoch run differ from epoch E of a 3-epoch run, which the
-# cache relies on), and a short run.
-FINETUNE = {"optimizer": "adamw", "lr": 5e-5, "weight_decay": 0.01, "batch_size": 32, "warmup_steps": 50, "epochs": 2}
+# cache relies on), and a short run. Methods that read features only read epoch 0, the pretrained
+# model as given (one forward pass, no training): on a real text set with MiniLM that held the
+# quality of kernel herding and herding and lifted k-center by 9-19 points over its fine-tuned
+# proxy (BENCHMARKS.md, "Epoch 0 against the trained proxy"); a new head's predictions mean
+# nothing before training, so methods that read logits, losses or correctness fine-tune first.
+FINETUNE = {"optimizer": "adamw", "lr": 5e-5, "weight_decay": 0.01, "batch_size": 32, "warmup_steps": 50, "epochs": 2,
+            "features_epoch": 0}
 RECIPES = ("scratch", "finetune")
 
 
@@ -45,7 +50,8 @@ class ProxyConfig:
 
     Two recipes: `ProxyConfig()` ("scratch", the defaults below, made for a small network trained from
     random weights such as the MNIST-1D ConvNet) and `ProxyConfig.finetune()` (for a pretrained
-    transformer: AdamW, lr 5e-5, weight decay 0.01, batch 32, 50 warm-up steps, 2 epochs). `select`
+    transformer: AdamW, lr 5e-5, weight decay 0.01, batch 32, 50 warm-up steps, 2 epochs, and epoch 0,
+    no training, for methods that read features only). `select`
     picks the fine-tuning recipe when the model is a `transformers.PreTrainedModel`, else "scratch";
     `proxy="finetune"` / `proxy="scratch"` names one, and a dict overrides settings of the picked one.
 
@@ -63,6 +69,9 @@ class ProxyConfig:
             starts exactly as a shorter one.
         epochs (`int`, *optional*, defaults to `10`): the proxy's length: the epoch that a method's
             `epoch` option means when left unset (None). It does not change the training itself.
+        features_epoch (`int`, *optional*): the epoch an unset `epoch` means for a method that reads
+            features only (kcenter, herding, kernel-herding, fdmat, moderate); None: `epochs`. The
+            fine-tuning recipe sets 0: a pretrained model's features need no training.
         recipe (`str`, *optional*, defaults to `"scratch"`): the recipe these settings started from
             (recorded in the selection's config; it does not change the training itself).
 
@@ -77,6 +86,7 @@ class ProxyConfig:
     eval_batch_size: int = 512
     warmup_steps: int = 0
     epochs: int = 10
+    features_epoch: int | None = None
     recipe: str = "scratch"
 
     def __post_init__(self):
@@ -97,6 +107,24 @@ class ProxyConfig:
             if value < minimum:
                 raise ValueError(f"proxy {name}={value!r} must be {what}.")
             setattr(self, name, int(value))
+        if self.features_epoch is not None:
+            value = self.features_epoch
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"proxy features_epoch={value!r} must be an integer >= 0 or None.")
+            if value < 0:
+                raise ValueError(f"proxy features_epoch={value!r} must be an integer >= 0 or None.")
+            self.features_epoch = int(value)
+
+    def last_epoch(self, spec, options: dict) -> int:
+        """The epoch that an unset `epoch` option of method `spec` (with `options`) means under this proxy:
+        `features_epoch` when the method would read features only there, else `epochs`. `select` resolves
+        it before `needs`, so that the proxy trains only as long as some signal requires."""
+        if self.features_epoch is None:
+            return self.epochs
+        probe = spec.needs(spec.check_options(options, last_epoch=self.features_epoch))
+        if probe and all(fields <= {"features"} for fields in probe.values()):
+            return self.features_epoch
+        return self.epochs
 
     @classmethod
     def finetune(cls, **overrides) -> "ProxyConfig":
@@ -129,7 +157,7 @@ class ProxyConfig:
     def training_key(self) -> dict:
         """Settings that change the training trajectory (not how long it runs or eval batching)."""
         d = asdict(self)
-        for name in ("eval_batch_size", "epochs", "recipe"):
+        for name in ("eval_batch_size", "epochs", "features_epoch", "recipe"):
             d.pop(name)
         if self.optimizer != "sgd":
             d.pop("momentum")

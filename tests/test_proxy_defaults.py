@@ -1,5 +1,6 @@
-"""Proxy recipes: a transformers PreTrainedModel gets the fine-tuning recipe, a plain nn.Module keeps the
-old defaults (lr 1e-3, epoch 10), and a method's unset epoch is the proxy's last epoch."""
+"""Proxy recipes: a transformers PreTrainedModel gets the fine-tuning recipe (and epoch 0 for methods
+that read features only), a plain nn.Module keeps the old defaults (lr 1e-3, epoch 10), and a method's
+unset epoch is the proxy's last epoch."""
 
 from __future__ import annotations
 
@@ -50,6 +51,17 @@ def test_pretrained_model_gets_the_finetune_recipe(tiny_bert):
                             progress=False)
     assert sel.config["proxy"] == {**FINETUNE, "epochs": [2]}  # lr, warm-up and the epochs read, recorded
     assert sel.config["method_options"] == {"epoch": 2}  # the unset epoch is the recipe's last
+    assert sel.timings["proxy_training"] > 0
+    # A method that reads features only scores the pretrained model as given: one pass, no training.
+    feats = hf_coreset.select(ds, "kcenter", fraction=0.25, model=model, collate_fn=collate, cache_dir=False,
+                              progress=False)
+    assert feats.config["proxy"] == {**FINETUNE, "epochs": [0]} and feats.config["method_options"]["epoch"] == 0
+    assert feats.timings["proxy_training"] == 0
+    # A wrapper over a score, and auto (whose table rows read logits too), fine-tune.
+    assert ProxyConfig.finetune().last_epoch(methods.get("coverage"), {}) == 2
+    assert ProxyConfig.finetune().last_epoch(methods.get("auto"), {}) == 2
+    assert ProxyConfig.finetune().last_epoch(methods.get("kernel-herding"), {}) == 0
+    assert ProxyConfig().last_epoch(methods.get("kernel-herding"), {}) == 10
     # A dict overrides settings of the recipe the model picks; a name picks a recipe for any model.
     assert ProxyConfig.coerce({"lr": 2e-5}, model) == ProxyConfig.finetune(lr=2e-5)
     assert ProxyConfig.coerce("scratch", model) == ProxyConfig()
