@@ -36,9 +36,10 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 # of the run would make epoch E of a 2-epoch run differ from epoch E of a 3-epoch run, which the
 # cache relies on), and a short run. Methods that read features only read epoch 0, the pretrained
 # model as given (one forward pass, no training): on a real text set with MiniLM that held the
-# quality of kernel herding and herding and lifted k-center by 9-19 points over its fine-tuned
-# proxy (BENCHMARKS.md, "Epoch 0 against the trained proxy"); a new head's predictions mean
-# nothing before training, so methods that read logits, losses or correctness fine-tune first.
+# quality of kernel herding and herding and lifted k-center well above its fine-tuned proxy
+# (BENCHMARKS.md, "Epoch 0 (no proxy training) against the trained proxy"); a new head's
+# predictions mean nothing before training, so methods that read logits, losses or correctness
+# fine-tune first.
 FINETUNE = {"optimizer": "adamw", "lr": 5e-5, "weight_decay": 0.01, "batch_size": 32, "warmup_steps": 50, "epochs": 2,
             "features_epoch": 0}
 RECIPES = ("scratch", "finetune")
