@@ -35,6 +35,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("auto_validation_fixed_proxy", "Its first pass, with one proxy for every seed"),
     ("tuning_small_fractions", "First validation study (prototypes and coverage defaults, auto version 1)"),
     ("auto_test_split", "auto against random on the test split"),
+    ("epoch0_vs_proxy", "Epoch 0 (no proxy training) against the trained proxy"),
 )
 HEADER = """# hf-coreset benchmarks
 
@@ -48,6 +49,7 @@ python -m benchmarks cost
 python -m benchmarks scaling
 python benchmarks/kernels.py      # --device cuda on a GPU
 python benchmarks/tune_small_fractions.py --help   # validation studies (see their sections)
+python benchmarks/epoch0_vs_proxy.py --part text     # and --part mnist1d
 python benchmarks/build_report.py
 ```
 

@@ -1,6 +1,7 @@
-"""Train the MNIST-1D ConvNet on a coreset with CoresetTrainer: static NFG (or any registered
+"""Train the MNIST-1D ConvNet on a coreset with CoresetTrainer: static `auto` (or any registered
 method) after a warm-up, or adaptive CREST.
 
+    python examples/train_mnist1d_coreset.py --output_dir out/mnist1d-auto
     python examples/train_mnist1d_coreset.py --output_dir out/mnist1d-nfg --coreset_method nfg
     python examples/train_mnist1d_coreset.py --output_dir out/mnist1d-crest --coreset_schedule crest
     accelerate launch --multi_gpu --num_processes 2 examples/train_mnist1d_coreset.py --use_cpu \
@@ -42,7 +43,7 @@ def parse(argv: list[str]):
         if f"--{key}" not in given:
             argv = argv + [f"--{key}", value]
     if "--coreset_schedule" not in given and "--coreset_method" not in given:
-        argv = argv + ["--coreset_method", "nfg"]
+        argv = argv + ["--coreset_method", "auto"]  # reads the warm-up's last epoch (5)
     try:
         return HfArgumentParser((DataArguments, CoresetTrainingArguments)).parse_args_into_dataclasses(argv)
     except ValueError as err:

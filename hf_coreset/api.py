@@ -104,7 +104,13 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
         seed (`int`, *optional*, defaults to `0`): seeds proxy training and any random choice; in [0, 2**32 - 1].
         per_class (`bool`, *optional*, defaults to `True`): proportional per-class budgets
             (see `hf_coreset.budget`); False lets the method pick globally.
-        proxy (`ProxyConfig` or `dict`, *optional*): how the proxy trains (optimizer, lr, batch).
+        proxy (`ProxyConfig`, `dict` or `str`, *optional*): how the proxy trains. Unset: the
+            fine-tuning recipe (`ProxyConfig.finetune()`: AdamW, lr 5e-5, 50 warm-up steps, 2 epochs)
+            for a `transformers.PreTrainedModel`, else `ProxyConfig()` (AdamW, lr 1e-3, 10 epochs);
+            "finetune" / "scratch" name a recipe; a dict overrides settings of the one picked.
+            A method's `epoch` option left unset reads the proxy's last epoch (`ProxyConfig.epochs`),
+            or, with the fine-tuning recipe, epoch 0 (the model as given, no training) when the method
+            reads features only (`ProxyConfig.features_epoch`).
         collate_fn (`Callable`, *optional*): collator for model inputs (default: transformers'
             `default_data_collator`); e.g. `DataCollatorWithPadding(tokenizer)`.
         head (`str`, *optional*): name of the final `nn.Linear`; found automatically if omitted (the
@@ -135,13 +141,13 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
         Under `accelerate launch`, every process must call it; all return the same selection.
     """
     spec = methods.get(method)
-    options = spec.check_options(options)
+    proxy_cfg = ProxyConfig.coerce(proxy, model)
+    options = spec.check_options(options, last_epoch=proxy_cfg.last_epoch(spec, options))  # an unset epoch
     seed = _check_seed(seed)
     per_class = check_bool(per_class, "per_class")
     labels, num_classes = check_dataset(dataset, label_column)
     budget = make_budget(labels, fraction=fraction, size=size, per_class=per_class,
                          num_classes=declared_classes(dataset, label_column))
-    proxy_cfg = ProxyConfig.coerce(proxy)
     needs = spec.needs(options)
     timings = {}
     if needs:
@@ -156,7 +162,7 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
     else:
         signals = Signals(labels=labels, num_classes=num_classes)
     model_fp = model_fingerprint(model) if needs else None
-    proxy_key = {**proxy_cfg.training_key(), "epochs": sorted(needs)} if needs else None
+    proxy_key = proxy_cfg.record(needs) if needs else None
     return build_selection(dataset, spec, signals, budget, options=options, seed=seed, fraction=fraction, size=size,
                            per_class=per_class, label_column=label_column, timings=timings, proxy_key=proxy_key,
                            model=model if needs else None, model_fp=model_fp, head=signals.head,

@@ -77,6 +77,8 @@ def _cmd_methods(args) -> int:
         spec = methods.get(name)
         opts = ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items()) or "-"
         print(f"{name:{width}s} {spec.summary}\n{'':{width}s} signal: {spec.signal}; keeps: {spec.keeps_text}; options: {opts}")
+    print("\nepoch=None: the proxy's last epoch (10; with a transformers model, 0 for methods that read features "
+          "only and 2 for the rest: see hf_coreset.ProxyConfig).")
     return 0
 
 

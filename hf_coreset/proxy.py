@@ -1,10 +1,11 @@
 """Early-phase proxy training that collects Signals at chosen epochs, with a resumable cache.
 
 A copy of the user's model trains on the full data through Accelerate with a constant learning
-rate (the early phase of NFG, FDMat, MRMC and DeepCore's proxies). After each requested epoch,
-one eval-mode forward pass records the signals the methods asked for. Because the learning rate
-is constant, the first E epochs of a longer run equal a run of E epochs, so one cache entry
-serves methods that need different numbers of epochs.
+rate (the early phase of NFG, FDMat, MRMC and DeepCore's proxies), after an optional linear warm-up
+over a fixed number of steps. After each requested epoch, one eval-mode forward pass records the
+signals the methods asked for. Because the schedule depends only on the step count, never on the
+run's length, the first E epochs of a longer run equal a run of E epochs, so one cache entry serves
+methods that need different numbers of epochs.
 """
 
 from __future__ import annotations
@@ -31,14 +32,34 @@ logger = logging.getLogger(__name__)
 OPTIMIZERS = ("adamw", "adam", "sgd")
 
 
+# The fine-tuning recipe for a pretrained transformer (`ProxyConfig.finetune`): a transformer's usual
+# learning rate and batch, a short warm-up of a FIXED number of steps (a warm-up measured in a share
+# of the run would make epoch E of a 2-epoch run differ from epoch E of a 3-epoch run, which the
+# cache relies on), and a short run. Methods that read features only read epoch 0, the pretrained
+# model as given (one forward pass, no training): on a real text set with MiniLM that held the
+# quality of kernel herding and herding and lifted k-center well above its fine-tuned proxy
+# (BENCHMARKS.md, "Epoch 0 (no proxy training) against the trained proxy"); a new head's
+# predictions mean nothing before training, so methods that read logits, losses or correctness
+# fine-tune first.
+FINETUNE = {"optimizer": "adamw", "lr": 5e-5, "weight_decay": 0.01, "batch_size": 32, "warmup_steps": 50, "epochs": 2,
+            "features_epoch": 0}
+RECIPES = ("scratch", "finetune")
+
+
 @dataclass
 class ProxyConfig:
     """How the proxy (a copy of your model) trains during the early phase.
 
+    Two recipes: `ProxyConfig()` ("scratch", the defaults below, made for a small network trained from
+    random weights such as the MNIST-1D ConvNet) and `ProxyConfig.finetune()` (for a pretrained
+    transformer: AdamW, lr 5e-5, weight decay 0.01, batch 32, 50 warm-up steps, 2 epochs, and epoch 0,
+    no training, for methods that read features only). `select`
+    picks the fine-tuning recipe when the model is a `transformers.PreTrainedModel`, else "scratch";
+    `proxy="finetune"` / `proxy="scratch"` names one, and a dict overrides settings of the picked one.
+
     Args:
         optimizer (`str`, *optional*, defaults to `"adamw"`): one of "adamw", "adam", "sgd".
-        lr (`float`, *optional*, defaults to `1e-3`): constant learning rate. Use about 5e-5 for a
-            pretrained transformer and 1e-2 for the MNIST-1D ConvNet.
+        lr (`float`, *optional*, defaults to `1e-3`): learning rate after the warm-up (constant).
         weight_decay (`float`, *optional*, defaults to `0.0`): weight decay.
         momentum (`float`, *optional*, defaults to `0.9`): momentum in [0, 1), for "sgd" only.
         batch_size (`int`, *optional*, defaults to `128`): global training batch size (split across
@@ -50,6 +71,16 @@ class ProxyConfig:
             interrupted run resumes, and deleted when the run ends unless this is set; with it, a later
             run that needs a new field or more epochs continues from there instead of training again
             (it costs about three times the model's size on disk).
+        warmup_steps (`int`, *optional*, defaults to `0`): optimizer steps over which the learning rate
+            rises linearly to `lr` (step s uses lr * s / warmup_steps); a fixed count, so a longer run
+            starts exactly as a shorter one.
+        epochs (`int`, *optional*, defaults to `10`): the proxy's length: the epoch that a method's
+            `epoch` option means when left unset (None). It does not change the training itself.
+        features_epoch (`int`, *optional*): the epoch an unset `epoch` means for a method that reads
+            features only (kcenter, herding, kernel-herding, fdmat, moderate); None: `epochs`. The
+            fine-tuning recipe sets 0: a pretrained model's features need no training.
+        recipe (`str`, *optional*, defaults to `"scratch"`): the recipe these settings started from
+            (recorded in the selection's config; it does not change the training itself).
 
     Numbers are stored as plain `float` / `int` (a numpy scalar gives the same cache key as a Python one).
     """
@@ -61,6 +92,10 @@ class ProxyConfig:
     batch_size: int = 128
     eval_batch_size: int = 512
     keep_state: bool = False
+    warmup_steps: int = 0
+    epochs: int = 10
+    features_epoch: int | None = None
+    recipe: str = "scratch"
 
     def __post_init__(self):
         if not isinstance(self.keep_state, (bool, np.bool_)):
@@ -69,38 +104,91 @@ class ProxyConfig:
         if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             error = ValueError if isinstance(self.optimizer, str) else TypeError
             raise error(f"proxy optimizer={self.optimizer!r}; pick one of {list(OPTIMIZERS)}.")
+        if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
+            error = ValueError if isinstance(self.recipe, str) else TypeError
+            raise error(f"proxy recipe={self.recipe!r}; pick one of {list(RECIPES)}.")
         self.lr = _real("lr", self.lr, "a positive number", lambda v: v > 0)
         self.weight_decay = _real("weight_decay", self.weight_decay, "a number >= 0", lambda v: v >= 0)
         self.momentum = _real("momentum", self.momentum, "a number in [0, 1)", lambda v: 0 <= v < 1)
-        for name in ("batch_size", "eval_batch_size"):
+        for name, minimum in (("batch_size", 1), ("eval_batch_size", 1), ("warmup_steps", 0), ("epochs", 0)):
             value = getattr(self, name)
+            what = "a positive integer" if minimum else "an integer >= 0"
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"proxy {name}={value!r} must be a positive integer.")
-            if value <= 0:
-                raise ValueError(f"proxy {name}={value!r} must be a positive integer.")
+                raise TypeError(f"proxy {name}={value!r} must be {what}.")
+            if value < minimum:
+                raise ValueError(f"proxy {name}={value!r} must be {what}.")
             setattr(self, name, int(value))
+        if self.features_epoch is not None:
+            value = self.features_epoch
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"proxy features_epoch={value!r} must be an integer >= 0 or None.")
+            if value < 0:
+                raise ValueError(f"proxy features_epoch={value!r} must be an integer >= 0 or None.")
+            self.features_epoch = int(value)
+
+    def last_epoch(self, spec, options: dict) -> int:
+        """The epoch that an unset `epoch` option of method `spec` (with `options`) means under this proxy:
+        `features_epoch` when the method would read features only there, else `epochs`. `select` resolves
+        it before `needs`, so that the proxy trains only as long as some signal requires."""
+        if self.features_epoch is None:
+            return self.epochs
+        probe = spec.needs(spec.check_options(options, last_epoch=self.features_epoch))
+        if probe and all(fields <= {"features"} for fields in probe.values()):
+            return self.features_epoch
+        return self.epochs
 
     @classmethod
-    def coerce(cls, value) -> "ProxyConfig":
-        if value is None:
-            return cls()
+    def finetune(cls, **overrides) -> "ProxyConfig":
+        """The fine-tuning recipe for a pretrained transformer (see `FINETUNE`), with `overrides`."""
+        return cls(**{**FINETUNE, "recipe": "finetune", **overrides})
+
+    @classmethod
+    def coerce(cls, value, model=None) -> "ProxyConfig":
+        """`value` as a ProxyConfig: None picks the recipe from `model` (fine-tuning for a
+        `transformers.PreTrainedModel`, else "scratch"); "finetune" / "scratch" name one; a dict
+        overrides settings of the recipe None would pick (or of the one its "recipe" names)."""
         if isinstance(value, cls):
             return value
-        if isinstance(value, dict):
-            unknown = set(value) - set(cls.__dataclass_fields__)
-            if unknown:
-                raise TypeError(f"Unknown proxy settings {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}.")
-            return cls(**value)
-        raise TypeError(f"proxy must be a ProxyConfig, a dict or None, not {type(value).__name__}.")
+        if value is not None and not isinstance(value, (str, dict)):
+            raise TypeError(f"proxy must be a ProxyConfig, a dict, 'finetune', 'scratch' or None, "
+                            f"not {type(value).__name__}.")
+        if isinstance(value, str):
+            if value not in RECIPES:
+                raise ValueError(f"proxy={value!r}; pass 'finetune', 'scratch', a dict of settings or a ProxyConfig.")
+            value = {"recipe": value}
+        value = dict(value or {})
+        unknown = set(value) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"Unknown proxy settings {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}.")
+        recipe = value.pop("recipe", "finetune" if is_pretrained(model) else "scratch")
+        if recipe == "finetune":
+            return cls.finetune(**value)
+        return cls(**value, recipe=recipe)
 
     def training_key(self) -> dict:
         """Settings that change the training trajectory (not how long it runs, eval batching or what is kept)."""
         d = asdict(self)
-        d.pop("eval_batch_size")
-        d.pop("keep_state")
+        for name in ("eval_batch_size", "keep_state", "epochs", "features_epoch", "recipe"):
+            d.pop(name)
         if self.optimizer != "sgd":
             d.pop("momentum")
+        if not self.warmup_steps:
+            d.pop("warmup_steps")  # no warm-up: the key (and cache entries) of the constant-rate proxy as before
         return d
+
+    def record(self, epochs) -> dict:
+        """What a selection's config stores as "proxy": the training settings, the recipe, the warm-up
+        and the epochs whose signals were read."""
+        return {**self.training_key(), "warmup_steps": self.warmup_steps, "recipe": self.recipe,
+                "epochs": sorted(epochs)}
+
+
+def is_pretrained(model) -> bool:
+    """Whether `model` is a `transformers.PreTrainedModel` (without importing transformers for other models)."""
+    import sys
+
+    transformers = sys.modules.get("transformers")
+    return transformers is not None and isinstance(model, transformers.PreTrainedModel)
 
 
 def _real(name: str, value, what: str, ok) -> float:
@@ -147,9 +235,25 @@ class _EpochBatchSampler(GlobalBatchSampler):
 def _make_optimizer(model: nn.Module, cfg: ProxyConfig):
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    else:
+        cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        optimizer = cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.warmup_steps:
+        optimizer.register_step_pre_hook(_warmup(cfg.lr, cfg.warmup_steps))
+    return optimizer
+
+
+def _warmup(lr: float, steps: int):
+    """An optimizer step pre-hook: step s (from 1) runs at lr * min(1, s / steps). The count lives in
+    the param groups, so it is saved and restored with the optimizer's state (a resumed run goes on)."""
+
+    def hook(optimizer, args, kwargs):
+        for group in optimizer.param_groups:
+            group["warmup_step"] = group.get("warmup_step", 0) + 1
+            group["lr"] = lr * min(1.0, group["warmup_step"] / steps)
+
+    return hook
 
 
 def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, needs: dict[int, frozenset], *,

@@ -35,7 +35,7 @@ def test_auto_runs_the_row_for_the_fraction(row):
     lower = TABLE[row - 1][0] if row else 0.0
     fraction = (lower + TABLE[row][0]) / 2
     method, options = choice(fraction)
-    assert (method, options) == (TABLE[row][1], TABLE[row][2])
+    assert (method, options) == (TABLE[row][1], {"epoch": 10, **TABLE[row][2]})  # the study's epoch
     sig = make_signals()
     budget = make_budget(sig.labels, fraction=fraction, num_classes=4)
     spec = methods.get(method)
@@ -46,11 +46,15 @@ def test_auto_runs_the_row_for_the_fraction(row):
     assert len(via.indices) == budget.total
 
 
-def test_auto_needs_cover_every_row_and_take_no_options():
-    needs = methods.get("auto").needs({})
-    for _, method, options in TABLE:
-        spec = methods.get(method)
-        for epoch, fields in spec.needs(spec.check_options(dict(options))).items():
-            assert fields <= needs[epoch]
+def test_auto_needs_cover_every_row_and_take_only_an_epoch():
+    auto = methods.get("auto")
+    for epoch in (10, 0, 2):
+        needs = auto.needs(auto.check_options({}, last_epoch=epoch))
+        assert sorted(needs) == [epoch]  # every row reads the proxy's last epoch, nothing else trains
+        for _, method, options in TABLE:
+            spec = methods.get(method)
+            for e, fields in spec.needs(spec.check_options({"epoch": epoch, **options})).items():
+                assert fields <= needs[e]
+    assert auto.check_options({"epoch": 3}, last_epoch=2) == {"epoch": 3}  # a given epoch wins
     with pytest.raises(TypeError, match="unknown option"):
-        methods.get("auto").check_options({"epoch": 3})
+        auto.check_options({"easy": 0.9})

@@ -32,7 +32,8 @@ def test_methods_lists_every_baseline_with_options(capsys):
     out = capsys.readouterr().out
     for name in BASELINES:
         assert f"\n{name:12s} " in "\n" + out, name
-    assert "options: epoch=10, init='mean'" in out  # kcenter's options and defaults
+    assert "options: epoch=None, init='mean'" in out  # kcenter's options and defaults
+    assert "epoch=None: the proxy's last epoch (10;" in out
 
 
 def test_select_on_saved_dataset_with_builtin_model(saved, tmp_path, capsys, mnist1d_proxy):

@@ -153,8 +153,12 @@ def test_bad_seed(ds, cache, seed, err):
 def test_bad_proxy_settings(ds, cache):
     with pytest.raises(ValueError, match="proxy batch_size=0 must be a positive integer"):
         select(ds, proxy={"batch_size": 0}, cache=cache)
-    with pytest.raises(TypeError, match="proxy must be a ProxyConfig, a dict or None, not str"):
+    with pytest.raises(ValueError, match="proxy='fast'; pass 'finetune', 'scratch', a dict of settings or a ProxyConfig"):
         select(ds, proxy="fast", cache=cache)
+    with pytest.raises(TypeError, match="proxy must be a ProxyConfig, a dict, 'finetune', 'scratch' or None, not list"):
+        select(ds, proxy=["lr", 1e-3], cache=cache)
+    with pytest.raises(ValueError, match="proxy warmup_steps=-1 must be an integer >= 0"):
+        select(ds, proxy={"warmup_steps": -1}, cache=cache)
 
 
 def test_apply_refuses_another_dataset(ds, tmp_path):

@@ -20,7 +20,7 @@ from hf_coreset.signals import Checkpoint, Signals
 # One or more bad values for every option of every registered method: (options, error, message).
 # A method registered without an entry here fails test_every_option_of_every_method_has_a_bad_value.
 BAD = {
-    "auto": [({"epoch": 3}, TypeError, r"Method 'auto' got unknown option\(s\) \['epoch'\]; its options are: none")],
+    "auto": [({"epoch": -3}, ValueError, r"epoch=-3; pass an integer proxy epoch >= 0")],
     "random": [({"k": 3}, TypeError, r"Method 'random' got unknown option\(s\) \['k'\]")],
     "ccs": [({"score": "loss"}, ValueError, r"score='loss'; pass one of"),
             ({"epoch": -1}, ValueError, r"epoch=-1; pass an integer proxy epoch >= 0"),
@@ -39,7 +39,7 @@ BAD = {
               ({"beta": 0}, ValueError, r"beta=0 must be in \(0, 1\]"),
               ({"scoring": "sum"}, ValueError, r"scoring='sum'"),
               ({"max_iter": 0}, ValueError, r"max_iter=0 must be a positive integer"),
-              ({"epoch": None}, TypeError, r"epoch=None")],
+              ({"epoch": "last"}, TypeError, r"epoch='last'")],
     "forgetting": [({"epochs": 1}, ValueError, r"epochs=1; pass an integer proxy epoch >= 2")],
     "grand": [({"bias": "yes"}, TypeError, r"bias must be True or False, not str 'yes'"),
               ({"epoch": -1}, ValueError, r"epoch=-1")],
@@ -104,7 +104,13 @@ def test_every_option_of_every_method_has_a_bad_value():
 @pytest.mark.parametrize("name", methods.available())
 def test_defaults_pass_their_own_check(name):
     spec = methods.get(name)
-    assert spec.check_options({}) == spec.defaults
+    # An unset epoch (None, also in a wrapper's score_options) is the proxy's last epoch; nothing else changes.
+    resolved = {**spec.defaults}
+    if resolved.get("epoch", 0) is None:
+        resolved["epoch"] = 7
+    if "score_options" in resolved and "epoch" in methods.get(resolved["score"]).defaults:
+        resolved["score_options"] = {"epoch": 7}
+    assert spec.check_options({}, last_epoch=7) == resolved
     assert spec.check is not None or not spec.defaults
 
 

@@ -17,6 +17,9 @@ from ._common import MethodOutput  # noqa: F401  (re-exported for method modules
 
 _REGISTRY: dict[str, "MethodSpec"] = {}
 _LOADED = False
+# The proxy epoch an unset `epoch` option means when no proxy says otherwise: `ProxyConfig().epochs`,
+# the epoch every benchmark of the MNIST-1D ConvNet reads.
+DEFAULT_EPOCH = 10
 
 
 class Keeps(enum.Enum):
@@ -68,15 +71,26 @@ class MethodSpec:
         """Whether a run with (checked) `options` may be split across processes."""
         return bool(self.distributable(options) if callable(self.distributable) else self.distributable)
 
-    def check_options(self, options: dict) -> dict:
+    def check_options(self, options: dict, *, last_epoch: int = DEFAULT_EPOCH) -> dict:
         """Options merged over defaults and checked; unknown names raise `TypeError` listing the valid
         ones, and the method's `check` refuses bad values. `select`, `CoresetTrainer` and wrapping
-        methods call it before any proxy training, so no bad value surfaces after the training."""
+        methods call it before any proxy training, so no bad value surfaces after the training.
+
+        An `epoch` option left unset (None) becomes `last_epoch`, the proxy's last epoch (`select`
+        passes `ProxyConfig.epochs`), here and in the `score_options` of a wrapper (`coverage`,
+        `schedule`), so that `needs` and the recorded options always name a real epoch."""
         unknown = set(options) - set(self.defaults)
         if unknown:
             valid = ", ".join(sorted(self.defaults)) or "none"
             raise TypeError(f"Method {self.name!r} got unknown option(s) {sorted(unknown)}; its options are: {valid}.")
         merged = {**self.defaults, **options}
+        if "epoch" in merged and merged["epoch"] is None:
+            merged["epoch"] = last_epoch
+        inner = merged.get("score_options")
+        if "score_options" in merged and (inner is None or isinstance(inner, dict)) and isinstance(merged.get("score"), str) \
+                and merged["score"] in _REGISTRY:
+            if "epoch" in _REGISTRY[merged["score"]].defaults and (inner or {}).get("epoch") is None:
+                merged["score_options"] = {**(inner or {}), "epoch": last_epoch}
         if self.check is not None:
             self.check(**merged)
         return merged
@@ -90,7 +104,7 @@ class MethodSpec:
 
     @property
     def needs_model(self) -> bool:
-        return bool(self.needs(dict(self.defaults)))
+        return bool(self.needs(self.check_options({})))
 
 
 def register(name: str, *, needs: Callable, version: int, summary: str, paper: str, signal: str, cost: str,

@@ -81,8 +81,11 @@ def keep_by_score(scores: np.ndarray, labels: np.ndarray, budget: Budget, *, hig
 # Option checks. A method's `check` (see `register`) runs them on its merged options before the
 # proxy trains; each raises TypeError for a wrong type, ValueError for a wrong value, naming the option.
 
-def check_epoch(value, name: str = "epoch", minimum: int = 0) -> int:
-    """A proxy epoch option: an integer >= `minimum` (0 is the model as given)."""
+def check_epoch(value, name: str = "epoch", minimum: int = 0) -> int | None:
+    """A proxy epoch option: an integer >= `minimum` (0 is the model as given), or None for the
+    proxy's last epoch (resolved by `MethodSpec.check_options` before anything reads it)."""
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}={value!r}; pass an integer proxy epoch >= {minimum}, e.g. {name}=10.")
     if value < minimum:
@@ -126,6 +129,6 @@ def last_epoch_needs(fields: tuple[str, ...]):
     """A `needs` function: `fields` at the proxy epoch named by the method's (checked) `epoch` option."""
 
     def needs(options: dict) -> dict:
-        return {int(options["epoch"]): frozenset(fields)}
+        return {int(options["epoch"]): frozenset(fields)}  # `check_options` replaced an unset epoch
 
     return needs

@@ -55,7 +55,7 @@ def stratified_sample(scores: np.ndarray, k: int, *, strata: int, hard_cutoff: f
           summary="Stratified sampling over difficulty strata after cutting the hardest rows (coverage).",
           paper="Zheng et al., Coverage-centric Coreset Selection for High Pruning Rates, ICLR 2023",
           signal="a difficulty score (EL2N by default)", cost="that score's cost + O(n log n)", keeps=Keeps.OTHER, keeps_note="rows from all strata")
-def ccs(signals, budget, *, rng, score: str = "el2n", epoch: int = 10, strata: int = 50,
+def ccs(signals, budget, *, rng, score: str = "el2n", epoch: int | None = None, strata: int = 50,
         hard_cutoff: float = 0.0) -> MethodOutput:
     """CCS over a difficulty score (`score`: "el2n", "grand" or "forgetting"; for forgetting, `epoch`
     is the number of epochs counted). Per class (the paper samples globally; global mode does too).

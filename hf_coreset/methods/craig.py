@@ -21,7 +21,7 @@ def _check(*, epoch, space):
           paper="Mirzasoleiman et al., Coresets for Data-efficient Training of ML Models, ICML 2020",
           signal="last-layer gradient (p - y) h^T at proxy epoch", cost="proxy epochs + O(n_c^2 (C + d)) per class",
           keeps=Keeps.OTHER, keeps_note="greedy order", weighted=True)
-def craig(signals, budget, *, rng, epoch: int = 10, space: str = "gradient") -> MethodOutput:
+def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradient") -> MethodOutput:
     """Per class, greedy facility location F(S) = sum_i max_{j in S} (c - ||g_i - g_j||) over the
     last-layer gradients g = (p - y) h^T + bias (never formed: their inner products factor), or over
     the features h with `space="features"`. Each pick's weight is the number of class rows it is

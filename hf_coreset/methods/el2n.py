@@ -18,7 +18,7 @@ def el2n_scores(signals, epoch: int) -> np.ndarray:
           summary="Largest error norm ||p - y|| early in training (hard rows).",
           paper="Paul et al., Deep Learning on a Data Diet, NeurIPS 2021", signal="logits at proxy epoch",
           cost="proxy epochs + 1 forward pass", keeps=Keeps.HIGHEST)
-def el2n(signals, budget, *, rng, epoch: int = 10) -> MethodOutput:
+def el2n(signals, budget, *, rng, epoch: int | None = None) -> MethodOutput:
     """Score: ||p_i - y_i||_2 at proxy epoch `epoch`; keeps the highest (hardest) per class.
 
     The paper averages over 10 proxy seeds at epoch 20 of 200; we use one proxy (the shared

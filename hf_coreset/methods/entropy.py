@@ -12,7 +12,7 @@ from ._common import MethodOutput, keep_by_score, epoch_only, last_epoch_needs
           summary="Most uncertain rows: highest predictive entropy of the proxy.",
           paper="Coleman et al., Selection via Proxy, ICLR 2020", signal="logits at proxy epoch",
           cost="proxy epochs + 1 forward pass", keeps=Keeps.HIGHEST)
-def entropy(signals, budget, *, rng, epoch: int = 10) -> MethodOutput:
+def entropy(signals, budget, *, rng, epoch: int | None = None) -> MethodOutput:
     """Score: H(p_i) = -sum_c p_ic log p_ic at proxy epoch `epoch`; keeps the highest per class.
 
     DeepCore scores sum p log p (the negative entropy) and keeps opposite ends depending on its

@@ -60,7 +60,7 @@ def _check(*, epoch, lam, beta, scoring, max_iter):
                 "(FDMat), AAAI 2024",
           signal="classifier input at proxy epoch E", cost="E proxy epochs + O(n C d) + Sinkhorn O(T n C)",
           keeps=Keeps.LOWEST)
-def fdmat(signals, budget, *, rng, epoch: int = 10, lam: float = 30.0, beta: float = 0.5,
+def fdmat(signals, budget, *, rng, epoch: int | None = None, lam: float = 30.0, beta: float = 0.5,
           scoring: str = "class", max_iter: int = 10000) -> MethodOutput:
     """FDMat: keep the rows closest to their class's feature distribution.
 
@@ -88,7 +88,8 @@ def fdmat(signals, budget, *, rng, epoch: int = 10, lam: float = 30.0, beta: flo
     benchmarks/results/fdmat_reg_study.md).
 
     Args:
-        epoch (`int`, *optional*, defaults to `10`): proxy epoch of the features.
+        epoch (`int`, *optional*): proxy epoch of the features; unset, the proxy's last epoch
+            (`ProxyConfig.epochs`: 10, or the fine-tuning recipe's for a pretrained transformer).
         lam (`float`, *optional*, defaults to `30.0`): inverse entropic regularisation lambda (the
             official `--lmda`, which the official code never defines; PT-MAP, where its solver
             comes from, uses 10). Chosen among {1, 3, 10, 30, 100} by the best mean validation

@@ -25,7 +25,7 @@ def _check(*, epoch, bias):
           summary="Largest last-layer gradient norm early in training (hard rows).",
           paper="Paul et al., Deep Learning on a Data Diet, NeurIPS 2021",
           signal="logits + classifier input at proxy epoch", cost="proxy epochs + 1 forward pass", keeps=Keeps.HIGHEST)
-def grand(signals, budget, *, rng, epoch: int = 10, bias: bool = True) -> MethodOutput:
+def grand(signals, budget, *, rng, epoch: int | None = None, bias: bool = True) -> MethodOutput:
     """Score: the norm of the final Linear layer's per-row cross-entropy gradient (weight, plus bias
     when `bias`), ||p - y|| sqrt(||h||^2 + 1), without a per-row backward pass; keeps the highest.
 

@@ -13,7 +13,7 @@ from ._common import MethodOutput, groups, epoch_only, last_epoch_needs
           summary="Greedy mean matching of classifier-input features, per class.",
           paper="Welling, Herding Dynamical Weights to Learn, ICML 2009", signal="classifier input at proxy epoch",
           cost="proxy epochs + 1 forward pass + O(k n d)", keeps=Keeps.OTHER, keeps_note="greedy order")
-def herding(signals, budget, *, rng, epoch: int = 10) -> MethodOutput:
+def herding(signals, budget, *, rng, epoch: int | None = None) -> MethodOutput:
     """Per class, pick the row that brings the mean of the picks closest to the class mean, until
     the budget is spent. Picks the nearest row (DeepCore's herding picks the farthest, a bug)."""
     feats = signals.at(epoch, "features").features

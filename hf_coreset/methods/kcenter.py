@@ -20,7 +20,7 @@ def _check(*, epoch, init):
           paper="Sener & Savarese, Active Learning for CNNs: A Core-Set Approach, ICLR 2018",
           signal="classifier input at proxy epoch", cost="proxy epochs + 1 forward pass + O(k n d)",
           keeps=Keeps.OTHER, keeps_note="greedy order")
-def kcenter(signals, budget, *, rng, epoch: int = 10, init: str = "mean") -> MethodOutput:
+def kcenter(signals, budget, *, rng, epoch: int | None = None, init: str = "mean") -> MethodOutput:
     """Greedy k-center on classifier-input features, per class. The first pick is the row nearest
     the class mean (`init="mean"`, deterministic) or a seeded random row (`init="random"`).
     `gains` holds each pick's distance to the earlier picks (the covering radius it closed).

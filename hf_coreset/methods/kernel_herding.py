@@ -31,7 +31,7 @@ def _check(*, epoch, bandwidth):
           paper="Chen, Welling & Smola, Super-Samples from Kernel Herding, UAI 2010",
           signal="classifier input at proxy epoch",
           cost="proxy epochs + 1 forward pass + O(n min(n_c, 4096) d + k n d), blocked", keeps=Keeps.OTHER, keeps_note="greedy order")
-def kernel_herding(signals, budget, *, rng, epoch: int = 10, bandwidth: float = 1.0) -> MethodOutput:
+def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth: float = 1.0) -> MethodOutput:
     """Per class, kernel herding on the classifier-input features at proxy epoch `epoch`: each pick is
     the row whose addition most reduces the maximum mean discrepancy between the picks and the class
     under k(x, y) = exp(-||x - y||^2 / (bandwidth * D)), D the class's mean squared pairwise distance
@@ -45,7 +45,8 @@ def kernel_herding(signals, budget, *, rng, epoch: int = 10, bandwidth: float = 
     4096 rows drawn with the selection seed.
 
     Args:
-        epoch (`int`, *optional*, defaults to `10`): proxy epoch of the features.
+        epoch (`int`, *optional*): proxy epoch of the features; unset, the proxy's last epoch
+            (`ProxyConfig.epochs`: 10, or the fine-tuning recipe's for a pretrained transformer).
         bandwidth (`float`, *optional*, defaults to `1.0`): kernel width in units of the class's mean
             squared pairwise distance; chosen over 0.3 and 3.0 on the MNIST-1D validation split at
             5% and 10% (benchmarks/results/auto_validation.md).

@@ -12,7 +12,7 @@ from ._common import MethodOutput, keep_by_score, epoch_only, last_epoch_needs
           summary="Rows whose distance to the class median is closest to the median distance.",
           paper="Xia et al., Moderate Coreset, ICLR 2023", signal="classifier input at proxy epoch",
           cost="proxy epochs + 1 forward pass", keeps=Keeps.LOWEST, keeps_note="|d - median d|")
-def moderate(signals, budget, *, rng, epoch: int = 10) -> MethodOutput:
+def moderate(signals, budget, *, rng, epoch: int | None = None) -> MethodOutput:
     """With d_i = ||h_i - median_c||, the distance of a row's features to its class's coordinate-wise
     median, the score is |d_i - median of d within the class|; keeps the lowest (the most moderate rows).
 

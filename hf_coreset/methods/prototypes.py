@@ -96,7 +96,7 @@ def _check(*, epoch, easy, iters, normalize, keep):
           signal="classifier input (and EL2N for `easy`) at proxy epoch",
           cost="proxy epochs + 1 forward pass + O(iters n k d)", keeps=Keeps.OTHER,
           keeps_note="one row per centre (the nearest, or a random member)")
-def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 0.9, iters: int = 20,
+def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 0.9, iters: int = 20,
                normalize: bool = False, keep: str = "nearest") -> MethodOutput:
     """Class-conditional prototypes: for each class with budget k, k-means (k-means++ seeding from
     the selection seed, `iters` Lloyd steps, distances in row blocks) on the classifier-input
@@ -107,7 +107,8 @@ def prototypes(signals, budget, *, rng, epoch: int = 10, easy: float = 0.9, iter
     best when little data is kept. `normalize=True` clusters unit-norm features (cosine geometry).
 
     Args:
-        epoch (`int`, *optional*, defaults to `10`): proxy epoch of the features; chosen over the
+        epoch (`int`, *optional*): proxy epoch of the features; unset, the proxy's last epoch
+            (`ProxyConfig.epochs`: 10, or the fine-tuning recipe's for a pretrained transformer); chosen over the
             untrained model (0) and epochs 1 and 3 on the MNIST-1D validation split
             (benchmarks/results/tuning_small_fractions.md).
         easy (`float`, *optional*, defaults to `0.9`): share of each class (easiest first) that is
