@@ -129,3 +129,14 @@ def test_auto_follows_the_trainer_warmup(mnist1d_small, tmp_path):
     trainer.train()
     sel = trainer.coreset_selection
     assert sel.config["auto_method"] == "kernel-herding" and sel.config["auto_options"]["epoch"] == 1
+
+
+def test_coverage_in_the_trainer_reads_the_warmup_epoch(mnist1d_small, tmp_path):
+    """An unset epoch inside a wrapper's score_options is the end of the warm-up too (it meant 10, which a
+    1-epoch warm-up refused)."""
+    args = hf_coreset.CoresetTrainingArguments(
+        output_dir=str(tmp_path / "out"), num_train_epochs=2, per_device_train_batch_size=64, report_to="none",
+        coreset_method="coverage", coreset_fraction=0.2, coreset_warmup_epochs=1)
+    spec, options = args.coreset_method_and_options()
+    assert options["score_options"] == {"epoch": 1}
+    assert spec.needs(options) == {1: frozenset({"logits"})}

@@ -190,10 +190,10 @@ class CoresetTrainingArguments(TrainingArguments):
             return None, {}
         spec = methods.get(self.coreset_method)
         options = dict(self.coreset_method_options or {})
-        for key in ("epoch", "epochs"):
-            if key in spec.defaults and key not in options:
-                options[key] = self.coreset_warmup_epochs
-        options = spec.check_options(options)
+        if "epochs" in spec.defaults and "epochs" not in options:
+            options["epochs"] = self.coreset_warmup_epochs
+        # An unset `epoch`, also inside a wrapper's score_options, is the end of the warm-up.
+        options = spec.check_options(options, last_epoch=self.coreset_warmup_epochs)
         needs = spec.needs(options)
         if needs and max(needs) > self.coreset_warmup_epochs:
             raise ValueError(
