@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import os
 import resource
 import sys
 import time
@@ -36,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
 from benchmarks import provenance  # noqa: E402
+from benchmarks.seed_utils import in_fresh_process  # noqa: E402
 
 NUM_CLASSES = 10
 DIM = 512
@@ -143,31 +142,8 @@ def _child(name: str, n: int, dim: int, threads: int, device: str, queue) -> Non
 
 
 def run_one(name: str, n: int, dim: int, threads: int, device: str, timeout_s: float) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(name, n, dim, threads, device, queue))
-    saved = {v: os.environ.get(v) for v in THREAD_VARS}
-    os.environ.update({v: str(threads) for v in THREAD_VARS})  # numpy's BLAS reads these when the child imports it
-    try:
-        proc.start()
-    finally:
-        for v, old in saved.items():
-            if old is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = old
-    try:
-        out = queue.get(timeout=timeout_s)
-    except Exception:  # queue.Empty: it outlived the timeout, or the child died
-        out = None
-    proc.join(5)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
-    if out is None:
-        return {"status": f"stopped after {timeout_s:.0f} s" if proc.exitcode in (None, -9) else
-                f"failed (exit code {proc.exitcode})"}
-    return {"status": "ok", **out}
+    return in_fresh_process(_child, (name, n, dim, threads, device), timeout_s,
+                            env={v: str(threads) for v in THREAD_VARS})
 
 
 def run(sizes, threads, device: str, budget_s: float, dim: int = DIM, log=print) -> list[dict]:

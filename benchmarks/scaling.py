@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import multiprocessing as mp
 import resource
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .provenance import git_revision, machine, now
+from .seed_utils import in_fresh_process
 
 logger = logging.getLogger(__name__)
 
@@ -102,22 +102,7 @@ def _run_one(name: str, n: int, dim: int, fraction: float, threads: int | None, 
 
 def run_size(name: str, n: int, dim: int, fraction: float, timeout_s: float, threads: int | None = None) -> dict:
     """Run one (kernel, size) in a fresh process; {"status": "ok", seconds, peak_rss, ...} or a reason."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_run_one, args=(name, n, dim, fraction, threads, queue))
-    proc.start()
-    try:
-        out = queue.get(timeout=timeout_s)
-    except Exception:  # queue.Empty: the run outlived its timeout, or the child died
-        out = None
-    proc.join(5)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
-    if out is None:
-        return {"status": f"stopped after {timeout_s:.0f} s" if proc.exitcode in (None, -9) else
-                f"failed (exit code {proc.exitcode})"}
-    return {"status": "ok", **out}
+    return in_fresh_process(_run_one, (name, n, dim, fraction, threads), timeout_s)
 
 
 def run_scaling(*, out_md: str = "benchmarks/results/scaling.md", sizes=(10_000, 30_000, 100_000, 300_000, 1_000_000),

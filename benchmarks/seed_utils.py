@@ -37,3 +37,37 @@ def write(name: str, text: str) -> Path:
     path.write_text(text)
     print(text)
     return path
+
+
+def in_fresh_process(target, args: tuple, timeout_s: float, env: dict | None = None) -> dict:
+    """Run ``target(*args, queue)`` in a fresh spawned process (its own peak RSS and threads) and return
+    ``{"status": "ok", **what it put on the queue}``, or a status saying why nothing came back. `env`
+    holds variables the child must see when it starts (a BLAS reads its thread count at import)."""
+    import multiprocessing as mp
+    import os
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    saved = {v: os.environ.get(v) for v in (env or {})}
+    os.environ.update(env or {})
+    try:
+        proc.start()
+    finally:
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
+    try:
+        out = queue.get(timeout=timeout_s)
+    except Exception:  # queue.Empty: it outlived the timeout, or the child died
+        out = None
+    proc.join(5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    if out is None:
+        return {"status": f"stopped after {timeout_s:.0f} s" if proc.exitcode in (None, -9) else
+                f"failed (exit code {proc.exitcode})"}
+    return {"status": "ok", **out}
