@@ -132,3 +132,59 @@ def last_epoch_needs(fields: tuple[str, ...]):
         return {int(options["epoch"]): frozenset(fields)}  # `check_options` replaced an unset epoch
 
     return needs
+
+
+# The partitioned path of the greedy methods (kcenter, craig): exact within a class of at most
+# `partition_size` rows, and above it the exact method on seeded random parts of the class.
+_PARTITION_KEY = 0x9A27  # spawn-key tag: partition draws never coincide with the method's own
+
+
+def check_partition_size(value) -> None:
+    """`partition_size`: None (exact on every class) or an integer >= 2."""
+    if value is not None:
+        check_int(value, "partition_size", 2, "None (exact on every class) or an integer >= 2, e.g. 50000")
+
+
+def partition_count(n: int, k: int, partition_size: int | None) -> int:
+    """Parts of a class of `n` rows with budget `k`: ceil(n / partition_size), at most k (so each part
+    has at least one pick); 1 (exact) without a partition_size or when the class fits in one."""
+    if partition_size is None or n <= partition_size:
+        return 1
+    return max(1, min(-(-n // partition_size), k))
+
+
+def partition(n: int, k: int, partition_size: int | None, *, rng: np.random.Generator, class_id: int | None
+              ) -> list[tuple[np.ndarray, int]]:
+    """(positions in the class, budget) of each part of a class of `n` rows with budget `k`.
+
+    A random split into `partition_count` parts whose sizes differ by at most one, drawn from the
+    selection seed (`rng`'s seed sequence, which is not advanced) and the class id only, so it does
+    not depend on how classes are spread over processes. Positions are ascending within a part.
+    Budgets are proportional to part sizes by the library's one rounding rule (`budget_for`) and sum to k.
+    """
+    m = partition_count(n, k, partition_size)
+    if m == 1:
+        return [(np.arange(n), k)]
+    seq = rng.bit_generator.seed_seq
+    key = (0,) if class_id is None else (1, int(class_id))
+    draw = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, _PARTITION_KEY, *key)))
+    parts = [np.sort(p) for p in np.array_split(draw.permutation(n), m)]
+    part_of = np.repeat(np.arange(m), [len(p) for p in parts])
+    from ..budget import budget_for
+
+    return list(zip(parts, (int(b) for b in budget_for(part_of, k).per_class)))
+
+
+def partition_info(labels: np.ndarray, budget: Budget, partition_size: int | None) -> dict:
+    """What the selection info records about the partitioned path: the parts of every class it split
+    (all budgeted classes, whichever process ran them), or nothing when every class ran exact."""
+    if partition_size is None:
+        return {}
+    if not budget.per_class_mode:
+        m = partition_count(len(labels), budget.total, partition_size)
+        return {"partitioned": {"partition_size": int(partition_size), "parts": {"all": m}}} if m > 1 else {}
+    counts = np.bincount(np.searchsorted(budget.classes, labels), minlength=len(budget.classes))
+    parts = {str(int(c)): partition_count(int(n), int(k), partition_size)
+             for c, n, k in zip(budget.classes, counts, budget.per_class) if k > 0}
+    parts = {c: m for c, m in parts.items() if m > 1}
+    return {"partitioned": {"partition_size": int(partition_size), "parts": parts}} if parts else {}

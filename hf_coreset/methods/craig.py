@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import FeatureKernel, GradientKernel, default_device, facility_location
+from ..ops import FeatureKernel, GradientKernel, default_device, facility_gains, facility_location
 from . import Keeps, register
-from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
+from ._common import (MethodOutput, check_epoch, check_partition_size, groups, last_epoch_needs, partition,
+                      partition_info)
 
 
-def _check(*, epoch, space):
+# GreeDi's first round runs each part's greedy to this multiple of its budget: its first k_p picks
+# are the proportional solution (greedy is prefix-stable), the rest give the second round a choice.
+ROUND1_OVERSAMPLE = 2
+
+
+def _check(*, epoch, space, partition_size):
     check_epoch(epoch)
+    check_partition_size(partition_size)
     if space not in ("gradient", "features"):
         raise ValueError(f"space={space!r}; pass 'gradient' or 'features'.")
 
@@ -21,20 +28,59 @@ def _check(*, epoch, space):
           paper="Mirzasoleiman et al., Coresets for Data-efficient Training of ML Models, ICML 2020",
           signal="last-layer gradient (p - y) h^T at proxy epoch", cost="proxy epochs + O(n_c^2 (C + d)) per class",
           keeps=Keeps.OTHER, keeps_note="greedy order", weighted=True)
-def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradient") -> MethodOutput:
+def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradient",
+          partition_size: int | None = None) -> MethodOutput:
     """Per class, greedy facility location F(S) = sum_i max_{j in S} (c - ||g_i - g_j||) over the
     last-layer gradients g = (p - y) h^T + bias (never formed: their inner products factor), or over
     the features h with `space="features"`. Each pick's weight is the number of class rows it is
-    most similar to. `gains` are the marginal objective gains (non-increasing within a class)."""
+    most similar to. `gains` are the marginal objective gains (non-increasing within a class).
+
+    `partition_size` (default None: exact on every class): a class of more rows takes GreeDi's two
+    rounds (Mirzasoleiman et al., NeurIPS 2013) on a seeded random split (`_common.partition`: from
+    the seed and the class only) into ceil(n_c / partition_size) parts with budgets k_p proportional
+    to their sizes. Round 1 runs greedy on each part to `ROUND1_OVERSAMPLE` k_p picks; the parts'
+    first k_p picks form solution A. Round 2 runs greedy on the union of all round-1 picks for k_c
+    picks: solution B. The one with the larger objective on the whole class (blocked,
+    `ops.facility_gains`; A on ties) is kept, its weights and gains (in its pick order, not
+    necessarily non-increasing) counted over the whole class. A class that fits in one part runs
+    exact. The info records the parts."""
     ckpt = signals.at(epoch, "logits", "features")
     e = ckpt.logit_grad(signals.labels)
     device = default_device()  # where, not what: the picks are the same up to float ties
     picked, gains, weights = [], [], []
+
+    def kernel(rows):
+        return (GradientKernel(e[rows], ckpt.features[rows], device=device) if space == "gradient"
+                else FeatureKernel(ckpt.features[rows], device=device))
+
     for rows, k in groups(signals.labels, budget):
-        kernel = (GradientKernel(e[rows], ckpt.features[rows], device=device) if space == "gradient"
-                  else FeatureKernel(ckpt.features[rows], device=device))
-        p, g, w = facility_location(kernel, k)
+        class_id = int(signals.labels[rows[0]]) if budget.per_class_mode else None
+        parts = partition(len(rows), k, partition_size, rng=rng, class_id=class_id)
+        if len(parts) == 1:
+            p, g, w = facility_location(kernel(rows), k)
+        else:
+            p, g, w = _greedi(kernel, rows, k, parts)
         picked.append(rows[p])
         gains.append(g)
         weights.append(w)
-    return MethodOutput(indices=np.concatenate(picked), gains=np.concatenate(gains), weights=np.concatenate(weights))
+    return MethodOutput(indices=np.concatenate(picked), gains=np.concatenate(gains), weights=np.concatenate(weights),
+                        info=partition_info(signals.labels, budget, partition_size))
+
+
+def _greedi(kernel, rows, k, parts):
+    """(positions in the class, gains, weights): GreeDi's better solution (see `craig`)."""
+    proportional, pool = [], []
+    for part, kp in parts:
+        p, _, _ = facility_location(kernel(rows[part]), min(len(part), ROUND1_OVERSAMPLE * kp))
+        proportional.append(part[p[:kp]])
+        pool.append(part[p])
+    a = np.concatenate(proportional)
+    pool = np.sort(np.concatenate(pool))
+    b = pool[facility_location(kernel(rows[pool]), k)[0]]
+    whole = kernel(rows)
+    best = None
+    for picks in (a, b):
+        g, w = facility_gains(whole, picks)
+        if best is None or g.sum() > best[1].sum():
+            best = (picks, g, w)
+    return best

@@ -6,11 +6,13 @@ import numpy as np
 
 from ..ops import default_device, kcenter_greedy
 from . import Keeps, register
-from ._common import MethodOutput, check_epoch, groups, last_epoch_needs
+from ._common import (MethodOutput, check_epoch, check_partition_size, groups, last_epoch_needs, partition,
+                      partition_info)
 
 
-def _check(*, epoch, init):
+def _check(*, epoch, init, partition_size):
     check_epoch(epoch)
+    check_partition_size(partition_size)
     if init not in ("mean", "random"):
         raise ValueError(f"init={init!r}; pass 'mean' or 'random'.")
 
@@ -20,23 +22,33 @@ def _check(*, epoch, init):
           paper="Sener & Savarese, Active Learning for CNNs: A Core-Set Approach, ICLR 2018",
           signal="classifier input at proxy epoch", cost="proxy epochs + 1 forward pass + O(k n d)",
           keeps=Keeps.OTHER, keeps_note="greedy order")
-def kcenter(signals, budget, *, rng, epoch: int | None = None, init: str = "mean") -> MethodOutput:
+def kcenter(signals, budget, *, rng, epoch: int | None = None, init: str = "mean",
+            partition_size: int | None = None) -> MethodOutput:
     """Greedy k-center on classifier-input features, per class. The first pick is the row nearest
     the class mean (`init="mean"`, deterministic) or a seeded random row (`init="random"`).
     `gains` holds each pick's distance to the earlier picks (the covering radius it closed).
-    Runs on the Accelerate state's device when there is one (`hf_coreset.ops.default_device`)."""
+    Runs on the Accelerate state's device when there is one (`hf_coreset.ops.default_device`).
+
+    `partition_size` (default None: exact on every class): a class of more rows is split by a seeded
+    random split (`_common.partition`: from the seed and the class only) into ceil(n_c / partition_size)
+    parts with budgets proportional to their sizes, and greedy k-center runs on each part; the picks
+    are the parts' picks, part by part, and `gains` are radii within each part. A class that fits in
+    one part runs exact. Each part starts at the row nearest its mean, except that with
+    `init="random"` the class's random row starts its own part. The info records the parts."""
     feats = signals.at(epoch, "features").features
     device = default_device()  # where, not what: the picks are the same up to float ties
     picked, radii = [], []
     # Split across processes, a skipped class still draws its random first pick, as one process would.
     skip = (lambda rows, k: rng.integers(len(rows))) if init == "random" else None
     for rows, k in groups(signals.labels, budget, skip=skip):
-        x = feats[rows]
-        if init == "mean":
-            first = int(np.argmin(((x - x.mean(0)) ** 2).sum(1)))
-        else:
-            first = int(rng.integers(len(rows)))
-        picks, r = kcenter_greedy(x, k, first=first, device=device)
-        picked.append(rows[picks])
-        radii.append(r)
-    return MethodOutput(indices=np.concatenate(picked), gains=np.concatenate(radii))
+        drawn = int(rng.integers(len(rows))) if init == "random" else -1  # one draw per class, as skip
+        class_id = int(signals.labels[rows[0]]) if budget.per_class_mode else None
+        for part, kp in partition(len(rows), k, partition_size, rng=rng, class_id=class_id):
+            x = feats[rows[part]]
+            at = np.flatnonzero(part == drawn)
+            first = int(at[0]) if len(at) else int(np.argmin(((x - x.mean(0)) ** 2).sum(1)))
+            picks, r = kcenter_greedy(x, kp, first=first, device=device)
+            picked.append(rows[part[picks]])
+            radii.append(r)
+    return MethodOutput(indices=np.concatenate(picked), gains=np.concatenate(radii),
+                        info=partition_info(signals.labels, budget, partition_size))

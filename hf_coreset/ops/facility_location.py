@@ -82,3 +82,32 @@ def facility_location(kernel, k: int, *, block: int = DEFAULT_BLOCK) -> tuple[np
         nearest = similarity(rb, picks_t).argmax(dim=1)
         weights += np.bincount(nearest.cpu().numpy(), minlength=len(picks))
     return np.asarray(picks, dtype=np.int64), np.asarray(gains), weights
+
+
+def facility_gains(kernel, picks, *, block: int = DEFAULT_BLOCK, chunk: int = DEFAULT_BLOCK
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The marginal gain of each of `picks` in their order, and each pick's cluster size, under the
+    objective of `facility_location` on all rows of `kernel` (same c = 2 max ||x||): the gains sum to
+    F(picks). Blocked (block rows x chunk picks at a time, a running maximum carried across chunks),
+    never n x n; used to compare solutions found on parts of the rows (the partitioned path).
+    A pick's cluster is the rows whose most similar pick it is, ties to the earlier pick."""
+    n = kernel.n
+    norms = kernel.sq_norms().double().float()
+    c = 2.0 * float(norms.max().sqrt()) + 1e-6
+    dev = kernel.device
+    picks_t = torch.as_tensor(np.asarray(picks, dtype=np.int64), device=dev)
+    gains = torch.zeros(len(picks_t), dtype=torch.float64, device=dev)
+    weights = np.zeros(len(picks_t), dtype=np.float64)
+    for rb in blocks(n, block):
+        best = torch.zeros(rb.stop - rb.start, dtype=torch.float64, device=dev)  # similarities are >= 0
+        owner = torch.zeros(rb.stop - rb.start, dtype=torch.int64, device=dev)
+        for cb in blocks(len(picks_t), chunk):
+            s = (c - sq_distances(kernel, rb, picks_t[cb], norms).sqrt_()).double()
+            run = torch.cummax(torch.cat([best[:, None], s], 1), dim=1).values
+            gains[cb] += (run[:, 1:] - run[:, :-1]).sum(0)
+            top, arg = s.max(1)  # first maximum: the earlier pick on ties
+            better = top > best
+            owner = torch.where(better, arg + cb.start, owner)
+            best = run[:, -1]
+        weights += np.bincount(owner.cpu().numpy(), minlength=len(picks_t))
+    return gains.cpu().numpy(), weights
