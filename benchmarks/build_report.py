@@ -26,6 +26,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("scaling", "Scaling of the pairwise kernels"),
     ("multiprocess_select", "Selection across processes: 1 vs 2 processes"),
     ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
+    ("out_of_core", "Selection from memory-mapped signals"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("seed_cost", "Seed methods: cost"),
     ("mrmc_spearman", "MRMC: Spearman study"),
@@ -48,6 +49,7 @@ python -m benchmarks quality      # resumable; --quick for a smoke run
 python -m benchmarks cost
 python -m benchmarks scaling
 python benchmarks/kernels.py      # --device cuda on a GPU
+python benchmarks/out_of_core.py  # memory-mapped vs in-memory signals
 python benchmarks/tune_small_fractions.py --help   # validation studies (see their sections)
 python benchmarks/epoch0_vs_proxy.py --part text     # and --part mnist1d
 python benchmarks/build_report.py
