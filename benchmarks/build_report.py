@@ -27,6 +27,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("multiprocess_select", "Selection across processes: 1 vs 2 processes"),
     ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
     ("partitioned", "Partitioned k-center and facility location against exact"),
+    ("out_of_core", "Selection from memory-mapped signals"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("seed_cost", "Seed methods: cost"),
     ("mrmc_spearman", "MRMC: Spearman study"),
@@ -50,6 +51,7 @@ python -m benchmarks cost
 python -m benchmarks scaling
 python benchmarks/kernels.py      # --device cuda on a GPU
 python benchmarks/partitioned.py
+python benchmarks/out_of_core.py  # memory-mapped vs in-memory signals
 python benchmarks/tune_small_fractions.py --help   # validation studies (see their sections)
 python benchmarks/epoch0_vs_proxy.py --part text     # and --part mnist1d
 python benchmarks/build_report.py

@@ -311,11 +311,15 @@ def run_proxy(model: nn.Module, dataset, labels: np.ndarray, num_classes: int, n
     accelerator.wait_for_everyone()
     if missing and not config.keep_state and accelerator.is_main_process:
         cache.drop_state()  # the run is complete: signals only, unless asked to keep the state
+    for key in collected:  # one code path: fresh signals, too, are read from the cache files, as memory maps
+        opened = cache.open(*key) if cache.root is not None else None
+        if opened is not None:
+            collected[key] = opened
     signals = Signals(labels=labels, num_classes=num_classes, head=head_name)
     for e, fs in sorted(needs.items()):
         arrays = {f: collected[(e, f)] if (e, f) in collected else cached[(e, f)] for f in fs}
         if "correct" in arrays:
-            arrays["correct"] = arrays["correct"].astype(bool)
+            arrays["correct"] = arrays["correct"].view(bool)  # 0/1 bytes (checked): a view keeps the memory map
         signals.checkpoints[e] = Checkpoint(epoch=e, **arrays)
     return signals, timings
 

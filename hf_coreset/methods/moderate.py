@@ -19,11 +19,12 @@ def moderate(signals, budget, *, rng, epoch: int | None = None) -> MethodOutput:
     The scores are that closeness, not d itself, so that wrappers reading the typed `keeps` (coverage,
     schedule) order rows the way this method does (version 1 returned d, and coverage then cut the
     most central rows instead of the least moderate ones)."""
-    feats = signals.at(epoch, "features").features.astype(np.float64)
+    feats = signals.at(epoch, "features").features  # cast per class: a memory map is read one class at a time
     labels = signals.labels
     closeness = np.full(len(labels), np.nan)
     for c in np.unique(labels):  # the centre is class-conditional even when the budget is global
         members = np.flatnonzero(labels == c)
-        d = np.linalg.norm(feats[members] - np.median(feats[members], axis=0), axis=1)
+        x = feats[members].astype(np.float64)
+        d = np.linalg.norm(x - np.median(x, axis=0), axis=1)
         closeness[members] = np.abs(d - np.median(d))
     return MethodOutput(indices=keep_by_score(closeness, labels, budget, highest=False), scores=closeness)

@@ -60,6 +60,21 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: " + (str(error).split(". ")[0].splitlines() or [""])[0][:200]
 
 
+def _all_finite(path: Path, array: np.memmap, block_bytes: int = 64 << 20) -> bool:
+    """Whether the memory-mapped `array` holds only finite values, read from `path` in blocks by plain file
+    reads: mapping the whole file in would keep it resident in this process until the map is dropped."""
+    buf = np.empty(max(1, block_bytes // array.itemsize), dtype=array.dtype)
+    left = array.size
+    with open(path, "rb") as f:
+        f.seek(array.offset)
+        while left:
+            block = buf[:min(left, len(buf))]
+            if f.readinto(block.view(np.uint8)) != block.nbytes or not np.isfinite(block).all():
+                return False
+            left -= len(block)
+    return True
+
+
 class SignalCache:
     """Signals on disk under ``<cache_dir>/signals/<key>/``: one .npy per (epoch, field), plus, while a
     run is in progress (or with ``ProxyConfig(keep_state=True)``), the proxy state at its last epoch so
@@ -93,12 +108,13 @@ class SignalCache:
                              "cache_dir=<a writable folder>, or cache_dir=False to turn the cache off.") from None
 
     def load(self, epoch: int, field: str) -> np.ndarray | None:
-        """The cached array, or None when it is absent or unusable."""
+        """The cached array as a read-only memory map (rows are read from disk as methods index them),
+        or None when it is absent or unusable."""
         if self.root is None or not self.path(epoch, field).is_file():
             return None
         path = self.path(epoch, field)
         try:
-            array = np.load(path, allow_pickle=False)
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
         except Exception as e:  # truncated, empty, not a .npy file, or pickled objects
             return self._drop(path, _reason(e))
         kind = "bu" if field == "correct" else "f"
@@ -108,9 +124,17 @@ class SignalCache:
             return self._drop(path, f"{len(array)} rows, but the dataset has {self.num_rows}")
         if field == "correct" and array.size and array.max() > 1:
             return self._drop(path, "values other than 0 and 1")
-        if kind == "f" and not np.isfinite(array).all():
+        if kind == "f" and not _all_finite(path, array):
             return self._drop(path, "NaN or inf values")
         return array
+
+    def open(self, epoch: int, field: str) -> np.ndarray | None:
+        """A file this run has just written, as a read-only memory map without `load`'s checks (its values
+        were checked as they were collected); None when this process cannot read it (e.g. another machine's disk)."""
+        try:
+            return np.load(self.path(epoch, field), mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            return None
 
     def _drop(self, path: Path, problem: str) -> None:
         logger.warning("The cached signal file %s is unusable (%s); it is deleted and its signals recomputed.",
