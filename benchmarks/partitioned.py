@@ -88,7 +88,8 @@ def main(argv=None) -> None:
                 rows.append((n, method, size, out.info["partitioned"]["parts"]["0"], t_exact, t,
                              q["F"] / q_exact["F"], q["cost"] / q_exact["cost"], q["radius"] / q_exact["radius"]))
                 print(*rows[-1], flush=True)
-    lines = ["The partitioned path (`partition_size`) against exact greedy on one class of n rows x "
+    lines = ["# Partitioned k-center and facility location against exact", "",
+             "The partitioned path (`partition_size`) against exact greedy on one class of n rows x "
              f"{args.dim} dims (a mixture of {BLOBS} Gaussian blobs), {FRACTION:.0%} kept, "
              f"{args.threads} torch thread(s), CPU. Objectives on the whole class; see the script's docstring.\n",
              head,
