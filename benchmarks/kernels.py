@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
-from benchmarks import provenance  # noqa: E402
+from benchmarks import provenance, scaling  # noqa: E402
 from benchmarks.seed_utils import in_fresh_process  # noqa: E402
 
 NUM_CLASSES = 10
@@ -47,13 +47,7 @@ KERNELS = ("kcenter", "kcenter_numpy", "herding", "kernel_herding", "facility_lo
 def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features (n, dim) float32 sorted by class, labels, and logit gradients p - y (n, 10)."""
     rng = np.random.default_rng(seed)
-    per = n // NUM_CLASSES
-    x = np.empty((per * NUM_CLASSES, dim), dtype=np.float32)
-    for c in range(NUM_CLASSES):
-        block = x[c * per:(c + 1) * per]
-        rng.standard_normal(out=block, dtype=np.float32)
-        block += rng.standard_normal(dim, dtype=np.float32) * 2.0
-    labels = np.repeat(np.arange(NUM_CLASSES), per)
+    x, labels = scaling.synthetic(n, dim, rng=rng)  # the scaling benchmark's features; logits drawn after them
     z = rng.standard_normal((len(x), NUM_CLASSES)) + 3.0 * np.eye(NUM_CLASSES)[labels]
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)

@@ -51,9 +51,10 @@ def lookup(name: str):
         return None
 
 
-def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Features (n, dim) float32 sorted by class, and labels; classes of n // 10 rows."""
-    rng = np.random.default_rng(seed)
+def synthetic(n: int, dim: int, seed: int = 0, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, dim) float32 sorted by class, and labels; classes of n // 10 rows. Drawn from `rng`
+    when given (a caller that draws more data after them), else from `seed`."""
+    rng = np.random.default_rng(seed) if rng is None else rng
     per = n // NUM_CLASSES
     x = np.empty((per * NUM_CLASSES, dim), dtype=np.float32)
     for c in range(NUM_CLASSES):
