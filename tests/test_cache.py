@@ -184,18 +184,7 @@ def test_code_fingerprint_covers_every_module_class_and_its_bases(netmod):
     assert "class Linear(Module):" in text and "class Module:" in text  # its submodule and the base class
 
 
-EXEC_SOURCE = '''
-import torch
-from torch import nn
-
-class ReplNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.head = nn.Linear(40, 10)
-
-    def forward(self, x):
-        return self.head(x)
-'''
+EXEC_SOURCE = NET_SOURCE.replace("class Net(", "class ReplNet(")  # the same model, defined with no source file
 
 
 def test_model_without_source_is_never_served_from_the_cache(ds, tmp_path, caplog):
