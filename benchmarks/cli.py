@@ -61,17 +61,20 @@ def _cmd_quality(args) -> int:
 
     base = QualityConfig.quick() if args.quick else QualityConfig()
     protocol = Protocol(epochs=args.epochs or base.protocol.epochs,
-                        full_data_epochs=args.full_data_epochs or base.protocol.full_data_epochs)
+                        full_data_epochs=args.full_data_epochs or base.protocol.full_data_epochs, budget=args.budget)
+    # each protocol keeps its own cells file and fragment; the selections are shared (same cache)
+    steps = "_steps" if args.budget == "steps" else ""
     overrides = {"methods": tuple(args.methods.split(",")) if args.methods else None,
                  "fractions": args.fractions, "seeds": args.seeds, "num_samples": args.num_samples,
-                 "workers": args.workers, "cache_dir": args.cache_dir, "results": args.results,
+                 "workers": args.workers, "cache_dir": args.cache_dir,
+                 "results": args.results or (base.results.replace("quality_cells", f"quality{steps}_cells") if steps else None),
                  "keep_signals": args.keep_signals or None, "threads": args.threads,
                  "redo": tuple(args.redo.split(",")) if args.redo else None}
     cfg = QualityConfig(**{**base.__dict__, "protocol": protocol, **{k: v for k, v in overrides.items() if v is not None}})
     if not args.report_only:
         _need_bench_extra("quality", "mnist1d", "evaluate")
         run_quality(cfg, log=_say, command=_command(args, "quality"))
-    out_md = args.report or ("benchmarks/runs/quick/quality.md" if args.quick else "benchmarks/results/quality.md")
+    out_md = args.report or ("benchmarks/runs/quick" if args.quick else "benchmarks/results") + f"/quality{steps}.md"
     quality_report(cfg.results, out_md, out_md.removesuffix(".md") + ".png")
     _say(f"report -> {out_md}")
     return 0
@@ -117,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads of the main process (proxy and selections); default: torch's")
     q.add_argument("--num-samples", type=positive_int, default=None, help="MNIST-1D rows generated (default 50000)")
     q.add_argument("--epochs", type=positive_int, default=None, help="epochs on each subset (default 100)")
+    q.add_argument("--budget", choices=("epochs", "steps"), default="epochs",
+                   help="training budget of a subset: 'epochs' (--epochs over the subset, as DeepCore) or 'steps' (as "
+                        "many steps as the full-data reference, as CCS; cells in quality_steps_cells.jsonl)")
     q.add_argument("--full-data-epochs", type=positive_int, default=None, help="epochs on the full data (default 30)")
     q.add_argument("--cache-dir", default=None, help="data, signal and selection cache (default benchmarks/cache)")
     q.add_argument("--results", default=None, help="cells file (default benchmarks/results/quality_cells.jsonl)")

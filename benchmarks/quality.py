@@ -101,8 +101,15 @@ class QualityConfig:
 
     def setup(self) -> dict:
         """What every cell of this grid shares; a cell is reused only under the same setup."""
-        return {"dataset": "mnist1d", "num_samples": self.num_samples, "protocol": asdict(self.protocol),
-                "proxy": self.proxy, "selection_seed": self.selection_seed}
+        protocol = asdict(self.protocol)
+        if protocol["budget"] == "epochs":  # cells recorded before the equal-step protocol existed carry no budget
+            del protocol["budget"]
+        return {**self.selection_setup(), "protocol": protocol}
+
+    def selection_setup(self) -> dict:
+        """What a selection depends on: both training protocols train on the same selections."""
+        return {"dataset": "mnist1d", "num_samples": self.num_samples, "proxy": self.proxy,
+                "selection_seed": self.selection_seed}
 
 
 class Cells:
@@ -167,12 +174,12 @@ def train_cell(task: dict) -> dict:
 
     (x, y), (xt, yt) = _data(task["num_samples"], task["cache_dir"])
     protocol = Protocol(**task["protocol"])
-    epochs = protocol.full_data_epochs
+    steps = protocol.steps(None if task["indices"] is None else len(task["indices"]), len(y))
     if task["indices"] is not None:
         idx = torch.tensor(np.asarray(task["indices"], dtype=np.int64))  # a copy: loaded indices are read-only
-        x, y, epochs = x[idx], y[idx], protocol.epochs
+        x, y = x[idx], y[idx]
     t0 = time.perf_counter()
-    model = train_convnet(x, y, epochs=epochs, seed=task["seed"], lr=protocol.lr, batch_size=protocol.batch_size,
+    model = train_convnet(x, y, steps=steps, seed=task["seed"], lr=protocol.lr, batch_size=protocol.batch_size,
                           weights=task["weights"])
     train_s = time.perf_counter() - t0
     return {"predictions": predict(model, xt), "references": yt.numpy(), "train_s": train_s}
@@ -184,7 +191,7 @@ def train_cell(task: dict) -> dict:
 def selection_dir(cfg: QualityConfig, method: str, version: int, fraction: float) -> Path:
     from hf_coreset.fingerprint import hash_parts
 
-    tag = hash_parts(cfg.setup(), cfg.method_options.get(method, {}))[:10]
+    tag = hash_parts(cfg.selection_setup(), cfg.method_options.get(method, {}))[:10]
     return Path(cfg.cache_dir) / "selections" / f"{method}-v{version}-f{fraction:g}-{tag}"
 
 
@@ -333,8 +340,9 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
         return cells
     accuracy = load_metric("accuracy")
     t_start = time.perf_counter()
-    work = [1.0 if k["method"] == FULL else k["fraction"] * cfg.protocol.epochs / cfg.protocol.full_data_epochs
-            for k, _ in todo]  # relative training cost, for the time estimate
+    # relative training cost, for the time estimate
+    work = [1.0 if k["method"] == FULL or cfg.protocol.budget == "steps"
+            else k["fraction"] * cfg.protocol.epochs / cfg.protocol.full_data_epochs for k, _ in todo]
     done_work, done = 0.0, 0
 
     def finish(i, out):
@@ -438,20 +446,32 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
     seeds = sorted({r["seed"] for r in train_recs})
     loads = [r["machine"]["loadavg_1m"] for r in recs]
 
-    lines = ["## Quality: is it better than random, and what does it cost?", ""]
+    equal_steps = proto.get("budget", "epochs") == "steps"
+    train_rows = int(0.8 * setup["num_samples"])
+    full_steps = proto["full_data_epochs"] * -(-train_rows // proto["batch_size"])
+    if equal_steps:
+        lines = ["## Quality under equal steps: the subset trains as long as the full data", ""]
+        budget = (f"for as many steps as the full-data reference ({full_steps:,} steps = {proto['full_data_epochs']} "
+                  f"epochs over {train_rows:,} rows, so a 1% subset sees about {100 * proto['full_data_epochs']:,} "
+                  f"epochs), the cosine schedule spanning those steps (equal-step protocol, as CCS, D2 and ELFS). The "
+                  f"selections are the very ones of the equal-epoch section (same setup, same fingerprints); only "
+                  f"training differs")
+    else:
+        lines = ["## Quality: is it better than random, and what does it cost?", ""]
+        budget = f"{proto['epochs']} epochs over the subset (equal-epoch protocol, as DeepCore)"
     lines += [f"Protocol: MNIST-1D from the built-in loader ({setup['num_samples']:,} generated rows, 80% train / "
               f"20% test), the reference ConvNet (`make_convnet(seed)`), trained on the kept rows with Adam lr "
-              f"{proto['lr']:g} and cosine decay to 0, batch {proto['batch_size']}, {proto['epochs']} epochs over the "
-              f"subset (equal-epoch protocol); the full-data reference trains {proto['full_data_epochs']} epochs. "
+              f"{proto['lr']:g} and cosine decay to 0, batch {proto['batch_size']}, {budget}; the full-data reference "
+              f"trains {proto['full_data_epochs']} epochs. "
               f"The figure is the final test accuracy (never the best over epochs), mean +- std over training seeds "
               f"{', '.join(map(str, seeds))}. Every selection uses selection seed {setup['selection_seed']} and one "
               f"shared proxy: the same ConvNet (seed {setup['selection_seed']}) trained on the full train split "
               f"with constant-lr {setup['proxy']['optimizer']} at {setup['proxy']['lr']:g}, batch "
               f"{setup['proxy']['batch_size']}; each method reads its signals at the epochs it asks for (see the cost "
-              f"table). Fractions are "
+              f"table{' of the equal-epoch section' if equal_steps else ''}). Fractions are "
               f"per class (proportional budgets). Method defaults were not tuned on the test split.", ""]
     lines += [f"Reproduce: `{'`, `'.join(commands)}` (resumable: finished cells in "
-              f"`benchmarks/results/quality_cells.jsonl` are reused). Cells dated {dates[0]} to {dates[-1]}, git "
+              f"`{Path(results).as_posix()}` are reused). Cells dated {dates[0]} to {dates[-1]}, git "
               f"revision(s) {', '.join(revs)}; machine: {mach.get('cpu_count')} CPU cores, torch {mach.get('torch')}, "
               f"Python {mach.get('python')}, training workers {', '.join(map(str, workers))} (one thread each when "
               f"more than 1); 1-minute load average during the run {min(loads):.1f} to {max(loads):.1f} (the machine "
@@ -503,6 +523,13 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
                 row.append(f"{(d[0] - d[1]) / gap:+.2f}" if d and gap > 0 else "-")
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+
+    if equal_steps:  # the selections, their cost and coverage are the equal-epoch section's
+        lines += _plot_lines(acc, methods, fractions, full, out_png, "MNIST-1D, equal steps: coreset methods vs random")
+        md = "\n".join(lines)
+        Path(out_md).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_md).write_text(md)
+        return md
 
     lines += ["### Selection cost (seconds, wall time)", "",
               "One proxy trained once for all methods, epoch by epoch, timing each epoch's training and signal "
@@ -562,14 +589,17 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
                           f"{label}: " + ", ".join(f"{rho:+.2f} at {f:.0%} (n={n})" for f, rho, n in corr)
                           + ".", ""]
 
-    if out_png is not None:
-        made = _plot(acc, methods, fractions, full, out_png)
-        if made:
-            lines += [f"![test accuracy vs kept fraction]({Path(out_png).name})", ""]
+    lines += _plot_lines(acc, methods, fractions, full, out_png, "MNIST-1D: coreset methods vs random and full data")
     md = "\n".join(lines)
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text(md)
     return md
+
+
+def _plot_lines(acc, methods, fractions, full, out_png, title) -> list[str]:
+    if out_png is not None and _plot(acc, methods, fractions, full, out_png, title):
+        return [f"![test accuracy vs kept fraction]({Path(out_png).name})", ""]
+    return []
 
 
 def _selection_rows(methods, fractions, sel, field: str, fmt) -> list[str]:
@@ -626,7 +656,7 @@ def _correlation(acc, sel, rand, fractions, value):
     return out
 
 
-def _plot(acc, methods, fractions, full, out_png) -> bool:
+def _plot(acc, methods, fractions, full, out_png, title) -> bool:
     try:
         import matplotlib
 
@@ -651,7 +681,7 @@ def _plot(acc, methods, fractions, full, out_png) -> bool:
     ax.set_xticks([100 * f for f in fractions], [f"{f:.0%}" for f in fractions])
     ax.set_xlabel("kept fraction of the training set (log scale)")
     ax.set_ylabel("final test accuracy (%)")
-    ax.set_title("MNIST-1D: coreset methods vs random and full data")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7.5, ncol=2, loc="lower right")
     fig.tight_layout()
