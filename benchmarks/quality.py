@@ -253,9 +253,9 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
         return dict(kind="selection", method=m, version=specs[m].version, options=cfg.method_options.get(m, {}),
                     fraction=f, seed=None, setup=setup)
 
+    # A selection saved under the same selection setup is reused, whichever training protocol made it.
     pending = [(m, f) for m in names for f in cfg.fractions
-               if m in cfg.redo or cells.find(**sel_key(m, f)) is None or not (selection_dir(cfg, m, specs[m].version, f)
-                                                              / "selection.json").is_file()]
+               if m in cfg.redo or not (selection_dir(cfg, m, specs[m].version, f) / "selection.json").is_file()]
     proxy_needed = any(needs[m] for m, _ in pending)
     redo_proxy = any(needs[m] for m, _ in pending if m in cfg.redo)
     if proxy_needed:
@@ -290,8 +290,11 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
             key = sel_key(m, f)
             folder = selection_dir(cfg, m, specs[m].version, f)
             rec = cells.find(**key)
-            if m not in cfg.redo and rec is not None and (folder / "selection.json").is_file():
-                selections[m, f] = hf_coreset.CoresetSelection.load(folder)
+            if m not in cfg.redo and (folder / "selection.json").is_file():
+                selections[m, f] = sel = hf_coreset.CoresetSelection.load(folder)
+                if rec is None:  # made for the other protocol's cells file: its cost is recorded there
+                    cells.add({**key, "kept": len(sel), "fingerprint": sel.fingerprint, "timings": None,
+                               "reused": str(folder), "date": now(), "machine": machine(), **stamp})
                 continue
             t0 = time.perf_counter()
             sel = hf_coreset.select(train, m, fraction=f, model=make_convnet(cfg.selection_seed), seed=cfg.selection_seed,
@@ -540,12 +543,13 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
               "| method | proxy epochs | proxy training | signals | " + " | ".join(f"scoring {f:.0%}" for f in fractions)
               + " |", "|---|---:|---:|---:|" + "---:|" * len(fractions)]
     for m in methods:
-        recs_m = [sel[m, f] for f in fractions if (m, f) in sel]
+        recs_m = [sel[m, f] for f in fractions if (m, f) in sel and sel[m, f]["timings"]]
         if not recs_m:
             continue
         proxy_s = max(r["timings"].get("proxy_training", 0.0) for r in recs_m)
         sig_s = max(r["timings"].get("signals", 0.0) for r in recs_m)
-        score = [f"{sel[m, f]['timings']['scoring']:.2f}" if (m, f) in sel else "-" for f in fractions]
+        score = [f"{sel[m, f]['timings']['scoring']:.2f}" if (m, f) in sel and sel[m, f]["timings"] else "-"
+                 for f in fractions]
         epochs = max(r.get("proxy_epochs", 0) for r in recs_m)
         lines.append(f"| {m} | {epochs} | {proxy_s:.1f} | {sig_s:.1f} | " + " | ".join(score) + " |")
     lines.append("")

@@ -167,6 +167,73 @@ def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
 
 
 @pytest.mark.slow
+def test_equal_steps_grid_trains_the_same_selections_for_the_full_runs_steps(tmp_path, offline):
+    """The equal-step grid reuses the equal-epoch grid's selections (no proxy, no re-selection) and trains
+    each subset for exactly the full-data run's steps."""
+    import torch
+
+    from benchmarks.quality import Cells, quality_report, run_quality
+    from hf_coreset.data import load_mnist1d
+    from hf_coreset.evaluation import Protocol, arrays, predict, train_convnet
+
+    epochs = _tiny(tmp_path)
+    run_quality(epochs, log=lambda s: None, command="epochs")
+    steps = _tiny(tmp_path, protocol=Protocol(epochs=2, full_data_epochs=2, budget="steps"),
+                  results=str(tmp_path / "steps.jsonl"))
+    assert steps.setup()["protocol"]["budget"] == "steps" and "budget" not in epochs.setup()["protocol"]
+    log = []
+    run_quality(steps, log=log.append, command="steps")
+    assert not any(line.startswith(("proxy epoch", "selected")) for line in log)  # selections came from the cache
+    recs = {name: Cells(c.results).records for name, c in (("epochs", epochs), ("steps", steps))}
+    fingerprints = [{r["method"]: r["fingerprint"] for r in recs[k] if r["kind"] == "selection"} for k in recs]
+    assert fingerprints[0] == fingerprints[1] and len(fingerprints[0]) == 2
+
+    data = load_mnist1d(num_samples=1250, cache_dir=tmp_path / "cache" / "data")
+    (x, y), (xt, yt) = arrays(data["train"]), arrays(data["test"])
+    full_steps = 2 * -(-len(y) // 128)
+    assert steps.protocol.steps(100, len(y)) == full_steps and epochs.protocol.steps(100, len(y)) == 2
+    from hf_coreset import CoresetSelection
+    from benchmarks.quality import selection_dir
+
+    assert selection_dir(steps, "el2n", 1, 0.1) == selection_dir(epochs, "el2n", 1, 0.1)
+    sel = CoresetSelection.load(selection_dir(steps, "el2n", 1, 0.1))
+    idx = torch.as_tensor(np.asarray(sel.indices, dtype=np.int64))
+    model = train_convnet(x[idx], y[idx], steps=full_steps, seed=0)
+    cell = next(r for r in recs["steps"] if r["kind"] == "train" and r["method"] == "el2n")
+    assert cell["accuracy"] == pytest.approx(np.mean(predict(model, xt) == yt.numpy()))
+    md = quality_report(steps.results, tmp_path / "steps.md")
+    assert md.startswith("## Quality under equal steps") and f"{full_steps:,} steps" in md
+
+
+def test_train_convnet_counts_steps_across_epochs(monkeypatch):
+    """steps= cuts the last epoch short; steps equal to whole epochs is the epochs= computation itself."""
+    import torch
+
+    from hf_coreset import evaluation
+
+    calls = []
+    make = evaluation.make_convnet
+
+    def counting(seed):
+        model = make(seed)
+        model.register_forward_hook(lambda *a: calls.append(1))
+        return model
+
+    monkeypatch.setattr(evaluation, "make_convnet", counting)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(70, 40, generator=g), torch.randint(0, 10, (70,), generator=g)
+    evaluation.train_convnet(x, y, steps=7, seed=0, batch_size=32)  # 3 steps an epoch: 2 epochs and 1 step
+    assert len(calls) == 7
+    a = evaluation.train_convnet(x, y, steps=6, seed=0, batch_size=32)
+    b = evaluation.train_convnet(x, y, epochs=2, seed=0, batch_size=32)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(ValueError, match="exactly one of epochs= and steps="):
+        evaluation.train_convnet(x, y, epochs=1, steps=3, seed=0)
+    with pytest.raises(ValueError, match="pass 'epochs'"):
+        evaluation.Protocol(budget="step")
+
+
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")  # in-process training with one thread, as in the workers
 def test_quality_grid_with_two_workers_matches_one(tmp_path, offline):
     """Training in worker processes (one thread each) records the same accuracies as in-process training
