@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import shlex
 import sys
+from pathlib import Path
 
 from hf_coreset.cli import OneLineParser, checked_number, fraction_arg, positive_int
 
@@ -57,7 +58,7 @@ def _need_bench_extra(name: str, *modules: str) -> None:
 
 def _cmd_quality(args) -> int:
     from hf_coreset.evaluation import Protocol
-    from .quality import QualityConfig, quality_report, run_quality
+    from .quality import QualityConfig, protocol_comparison, quality_report, run_quality
 
     base = QualityConfig.quick() if args.quick else QualityConfig()
     protocol = Protocol(epochs=args.epochs or base.protocol.epochs,
@@ -77,6 +78,11 @@ def _cmd_quality(args) -> int:
     out_md = args.report or ("benchmarks/runs/quick" if args.quick else "benchmarks/results") + f"/quality{steps}.md"
     quality_report(cfg.results, out_md, out_md.removesuffix(".md") + ".png")
     _say(f"report -> {out_md}")
+    epochs_cells = cfg.results.replace("quality_steps_cells", "quality_cells")
+    if steps and Path(epochs_cells).is_file():  # both grids exist: set them side by side
+        out = str(Path(out_md).with_name("quality_protocols.md"))
+        protocol_comparison(epochs_cells, cfg.results, out, out.removesuffix(".md") + ".png")
+        _say(f"report -> {out}")
     return 0
 
 

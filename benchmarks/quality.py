@@ -600,6 +600,147 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
     return md
 
 
+def protocol_comparison(epochs_results: str | os.PathLike, steps_results: str | os.PathLike, out_md: str | os.PathLike,
+                        out_png: str | os.PathLike | None = None) -> str:
+    """Write the fragment that sets the equal-epoch and equal-step grids side by side (same selections).
+
+    Per method and fraction: the paired margin over random under each protocol; per fraction: the best
+    method under each and where `auto` and the seed methods stand; whether the two grids trained the
+    same selections (fingerprints); and whether the methods that keep hard rows gain most from more steps.
+    """
+    from scipy.stats import spearmanr
+
+    grids = {"epochs": summarize(Cells(epochs_results).records), "steps": summarize(Cells(steps_results).records)}
+    acc = {k: g["accuracy"] for k, g in grids.items()}
+    fractions = sorted({f for a in acc.values() for m, fs in a.items() if m != FULL for f in fs})
+    methods = sorted({m for a in acc.values() for m in a if m not in (FULL, "random")}
+                     & set(acc["epochs"]) & set(acc["steps"]))
+
+    def margin(k, m, f):
+        a, r = acc[k].get(m, {}).get(f, {}), acc[k].get("random", {}).get(f, {})
+        seeds = sorted(set(a) & set(r))
+        return [100 * (a[s] - r[s]) for s in seeds] if seeds else None
+
+    sels = {k: {key: r for key, r in g["selection"].items()} for k, g in grids.items()}
+    both = [key for key in sels["epochs"] if key in sels["steps"]]
+    same = [key for key in both if sels["epochs"][key]["fingerprint"] == sels["steps"][key]["fingerprint"]]
+    dates = sorted(r["date"] for g in grids.values() for r in g["records"])
+    revs = sorted({r["git"] for g in grids.values() for r in g["records"]})
+    steps_proto = grids["steps"]["setup"]["protocol"]
+    lines = ["## Equal epochs against equal steps, on the same selections", "",
+             f"Built by `quality.protocol_comparison` from `{Path(epochs_results).as_posix()}` (equal epochs: "
+             f"{grids['epochs']['setup']['protocol']['epochs']} epochs over the subset) and "
+             f"`{Path(steps_results).as_posix()}` (equal steps: the full-data run's steps, "
+             f"{steps_proto['full_data_epochs']} epochs over the train split); both sections above give their "
+             f"commands. Cells dated {dates[0]} to {dates[-1]}, git revision(s) {', '.join(revs)}. "
+             f"{len(same)} of {len(both)} (method, fraction) selections have the same fingerprint in both grids"
+             + (": the two protocols trained the very same rows." if len(same) == len(both) else
+                f"; differing: {', '.join(f'{m} {f:.0%}' for m, f in both if (m, f) not in same)}."), ""]
+
+    lines += ["### Margin over random under each protocol (points, paired by seed)", "",
+              "E = equal epochs, S = equal steps; mean over training seeds. **bold** = below random.", "",
+              "| method | " + " | ".join(f"{f:.0%} E | {f:.0%} S" for f in fractions) + " |",
+              "|---|" + "---:|---:|" * len(fractions)]
+
+    def cell(v):
+        if v is None:
+            return "-"
+        text = f"{np.mean(v):+.1f}"
+        return f"**{text}**" if np.mean(v) < 0 else text
+
+    order = sorted(methods, key=lambda m: -np.mean([np.mean(v) for f in fractions for k in acc
+                                                    if (v := margin(k, m, f))] or [0]))
+    for m in order:
+        lines.append("| " + " | ".join([m] + [cell(margin(k, m, f)) for f in fractions for k in ("epochs", "steps")])
+                     + " |")
+    lines.append("| random's own accuracy (%) | " + " | ".join(
+        f"{100 * np.mean(list(acc['epochs']['random'][f].values())):.1f} | "
+        f"{100 * np.mean(list(acc['steps']['random'][f].values())):.1f}"
+        if acc["epochs"].get("random", {}).get(f) and acc["steps"].get("random", {}).get(f) else "- | -"
+        for f in fractions) + " |")
+    lines.append("")
+
+    lines += ["### Best method per fraction under each protocol", "",
+              "| fraction | protocol | best | its margin | auto picks | auto's margin | rank of auto | "
+              "seed methods' ranks (nfg, mrmc, mrmc-r, fdmat) |", "|---|---|---|---:|---|---:|---:|---|"]
+    from hf_coreset.methods.auto import choice
+
+    for f in fractions:
+        for k, label in (("epochs", "equal epochs"), ("steps", "equal steps")):
+            scored = {m: np.mean(v) for m in methods + ["random"] if (v := (margin(k, m, f) if m != "random" else [0.0]))}
+            ranked = sorted(scored, key=lambda m: -scored[m])
+            if not ranked:
+                continue
+            best = ranked[0]
+            picked = choice(f)[0]
+            seed_ranks = ", ".join(str(ranked.index(m) + 1) if m in ranked else "-"
+                                   for m in ("nfg", "mrmc", "mrmc-r", "fdmat"))
+            auto = f"{scored['auto']:+.1f}" if "auto" in scored else "-"
+            rank = f"{ranked.index('auto') + 1} of {len(ranked)}" if "auto" in ranked else "-"
+            lines.append(f"| {f:.0%} | {label} | {best} | {scored[best]:+.1f} | {picked} | {auto} | {rank} | "
+                         f"{seed_ranks} |")
+    lines.append("")
+
+    # Mechanism: do the methods that keep hard rows gain most from the extra epochs of equal steps?
+    rows = []
+    for f in fractions:
+        xs, ys = [], []
+        for m in methods:
+            rec = sels["epochs"].get((m, f))
+            me, ms = margin("epochs", m, f), margin("steps", m, f)
+            if rec and rec.get("proxy_wrong") and me and ms:
+                xs.append(rec["proxy_wrong"]["share"])
+                ys.append(np.mean(ms) - np.mean(me))
+        if len(xs) >= 4:
+            rows.append((f, float(spearmanr(xs, ys).statistic), len(xs)))
+    if rows:
+        lines += ["Spearman correlation, over the methods, between the share of kept rows the proxy misclassifies "
+                  "(how hard the subset is) and the change of margin from equal epochs to equal steps: "
+                  + ", ".join(f"{rho:+.2f} at {f:.0%} (n={n})" for f, rho, n in rows) + ".", ""]
+    if out_png is not None and _plot_protocols(margin, methods, fractions, out_png):
+        lines += [f"![margin over random, equal epochs vs equal steps]({Path(out_png).name})", ""]
+    md = "\n".join(lines)
+    Path(out_md).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_md).write_text(md)
+    return md
+
+
+def _plot_protocols(margin, methods, fractions, out_png) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed (pip install hf-coreset[plots]); the plot is skipped.")
+        return False
+    fig, axes = plt.subplots(1, len(fractions), figsize=(3.6 * len(fractions), 3.8), squeeze=False)
+    seed_methods = {"nfg", "mrmc", "mrmc-r", "fdmat"}
+    for ax, f in zip(axes[0], fractions):
+        pts = [(m, np.mean(e), np.mean(s)) for m in methods
+               if (e := margin("epochs", m, f)) and (s := margin("steps", m, f))]
+        if not pts:
+            continue
+        lo = min(min(p[1], p[2]) for p in pts) - 1
+        hi = max(max(p[1], p[2]) for p in pts) + 1
+        ax.plot([lo, hi], [lo, hi], color="gray", linewidth=0.8, linestyle=":")
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.axvline(0, color="black", linewidth=0.6)
+        for m, e, s in pts:
+            color = "tab:red" if m in seed_methods else ("tab:green" if m == "auto" else "tab:blue")
+            ax.scatter([e], [s], s=14, color=color)
+            ax.annotate(m, (e, s), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set_title(f"{f:.0%} kept")
+        ax.set_xlabel("margin, equal epochs (points)")
+    axes[0][0].set_ylabel("margin, equal steps (points)")
+    fig.suptitle("Margin over random on the same selections (red: seed methods, green: auto)", fontsize=9)
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def _plot_lines(acc, methods, fractions, full, out_png, title) -> list[str]:
     if out_png is not None and _plot(acc, methods, fractions, full, out_png, title):
         return [f"![test accuracy vs kept fraction]({Path(out_png).name})", ""]
@@ -695,5 +836,5 @@ def _plot(acc, methods, fractions, full, out_png, title) -> bool:
     return True
 
 
-__all__ = ["QualityConfig", "run_quality", "quality_report", "summarize", "train_cell", "Cells", "git_revision",
+__all__ = ["QualityConfig", "run_quality", "quality_report", "protocol_comparison", "summarize", "train_cell", "Cells", "git_revision",
            "machine", "FULL", "PROXY"]

@@ -204,6 +204,15 @@ def test_equal_steps_grid_trains_the_same_selections_for_the_full_runs_steps(tmp
     md = quality_report(steps.results, tmp_path / "steps.md")
     assert md.startswith("## Quality under equal steps") and f"{full_steps:,} steps" in md
 
+    from benchmarks.quality import protocol_comparison
+
+    md = protocol_comparison(epochs.results, steps.results, tmp_path / "protocols.md")
+    assert "2 of 2 (method, fraction) selections have the same fingerprint" in md
+    acc = {(k, r["method"]): r["accuracy"] for k in recs for r in recs[k] if r["kind"] == "train"}
+    row = next(line for line in md.splitlines() if line.startswith("| el2n |"))
+    for k in ("epochs", "steps"):  # the paired margins of each grid, in E, S order
+        assert f"{100 * (acc[k, 'el2n'] - acc[k, 'random']):+.1f}" in row
+
 
 def test_train_convnet_counts_steps_across_epochs(monkeypatch):
     """steps= cuts the last epoch short; steps equal to whole epochs is the epochs= computation itself."""
