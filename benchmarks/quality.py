@@ -258,13 +258,16 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                if m in cfg.redo or not (selection_dir(cfg, m, specs[m].version, f) / "selection.json").is_file()]
     proxy_needed = any(needs[m] for m, _ in pending)
     redo_proxy = any(needs[m] for m, _ in pending if m in cfg.redo)
+    # keep_state: each call resumes from the last epoch's cached state (the cache drops it otherwise,
+    # and every epoch would train from scratch again, its recorded cost cumulative).
+    proxy_config = ProxyConfig.coerce({**cfg.proxy, "keep_state": True})
     if proxy_needed:
         labels, num_classes = check_dataset(train, "label")
         for e in sorted(union):
             key = dict(kind="proxy", method=None, version=None, options=sorted(union[e]), fraction=None, seed=e,
                        setup=setup)
             _, timings = run_proxy(make_convnet(cfg.selection_seed), train, labels, num_classes, {e: union[e]},
-                                   config=ProxyConfig.coerce(cfg.proxy), seed=cfg.selection_seed,
+                                   config=proxy_config, seed=cfg.selection_seed,
                                    label_column="label", cache_dir=signal_dir, progress=False)
             # a --redo records the proxy again, so the redone selections carry this run's proxy cost
             if (cells.find(**key) is None or redo_proxy) and timings["signals"] > 0:
@@ -276,7 +279,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
     if proxy_needed:
         hard_epoch = max([e for e in union if e <= HARD_EPOCH] or union)
         signals, _ = run_proxy(make_convnet(cfg.selection_seed), train, labels, num_classes,
-                               {hard_epoch: frozenset({"correct"})}, config=ProxyConfig.coerce(cfg.proxy),
+                               {hard_epoch: frozenset({"correct"})}, config=proxy_config,
                                seed=cfg.selection_seed, label_column="label", cache_dir=signal_dir, progress=False)
         hard = (hard_epoch, ~signals.at(hard_epoch, "correct").correct)
     proxy_t = {e: rec["timings"] for e in union

@@ -257,6 +257,19 @@ def test_quality_grid_with_two_workers_matches_one(tmp_path, offline):
     assert acc[0] == acc[1]
 
 
+@pytest.mark.slow
+def test_quality_proxy_resumes_epoch_by_epoch(tmp_path, offline):
+    """The grid's proxy trains one epoch per call from the previous epoch's kept state, so each recorded
+    proxy cost is that epoch's alone (without the kept state every call started from scratch)."""
+    from benchmarks.quality import Cells, run_quality
+
+    cfg = _tiny(tmp_path, methods=("el2n", "entropy"), method_options={"el2n": {"epoch": 2}, "entropy": {"epoch": 1}},
+                keep_signals=True)
+    run_quality(cfg, log=lambda s: None)
+    assert sorted(r["seed"] for r in Cells(cfg.results).records if r["kind"] == "proxy") == [1, 2]
+    assert list((tmp_path / "cache" / "proxy").rglob("proxy_state.pt"))  # kept for the next epoch's call
+
+
 def test_quality_config_rejects_bad_values():
     from benchmarks.quality import QualityConfig
 
