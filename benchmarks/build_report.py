@@ -20,6 +20,8 @@ from pathlib import Path
 ORDER = (  # fragment stem -> the section it forms, in this order
     ("quality", "Quality against random and full data"),
     ("quality_notes", "Notes on the quality results"),
+    ("quality_steps", "Quality under equal steps"),
+    ("quality_protocols", "Equal epochs against equal steps"),
     ("craig_unweighted", "CRAIG with and without its weights"),
     ("training_workers", "Training throughput: processes vs threads"),
     ("cost", "Signal collection cost"),
