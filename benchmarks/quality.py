@@ -124,7 +124,9 @@ class Cells:
 
     @staticmethod
     def key(rec: dict) -> str:
-        fields = ("kind", "method", "version", "options", "fraction", "seed", "setup")
+        # "selection": a training cell is keyed by the fingerprint of the rows it trained on, so a
+        # re-made selection never reuses the accuracy of the one it replaced
+        fields = ("kind", "method", "version", "options", "fraction", "seed", "setup", "selection")
         return json.dumps({k: rec.get(k) for k in fields}, sort_keys=True)
 
     def find(self, **fields) -> dict | None:
@@ -257,7 +259,6 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
     pending = [(m, f) for m in names for f in cfg.fractions
                if m in cfg.redo or not (selection_dir(cfg, m, specs[m].version, f) / "selection.json").is_file()]
     proxy_needed = any(needs[m] for m, _ in pending)
-    redo_proxy = any(needs[m] for m, _ in pending if m in cfg.redo)
     # keep_state: each call resumes from the last epoch's cached state (the cache drops it otherwise,
     # and every epoch would train from scratch again, its recorded cost cumulative).
     proxy_config = ProxyConfig.coerce({**cfg.proxy, "keep_state": True})
@@ -269,8 +270,8 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
             _, timings = run_proxy(make_convnet(cfg.selection_seed), train, labels, num_classes, {e: union[e]},
                                    config=proxy_config, seed=cfg.selection_seed,
                                    label_column="label", cache_dir=signal_dir, progress=False)
-            # a --redo records the proxy again, so the redone selections carry this run's proxy cost
-            if (cells.find(**key) is None or redo_proxy) and timings["signals"] > 0:
+            # recorded whenever it ran (not served from the cache), so new selections carry this run's cost
+            if timings["signals"] > 0:
                 cells.add({**key, "timings": {k: round(v, 3) for k, v in timings.items()}, "date": now(),
                            "machine": machine(), **stamp})
                 log(f"proxy epoch {e}: training {timings['proxy_training']:.1f} s, signals "
@@ -295,7 +296,8 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
             rec = cells.find(**key)
             if m not in cfg.redo and (folder / "selection.json").is_file():
                 selections[m, f] = sel = hf_coreset.CoresetSelection.load(folder)
-                if rec is None:  # made for the other protocol's cells file: its cost is recorded there
+                # made for the other protocol's cells file (its cost is recorded there), or changed on disk
+                if rec is None or rec["fingerprint"] != sel.fingerprint:
                     cells.add({**key, "kept": len(sel), "fingerprint": sel.fingerprint, "timings": None,
                                "reused": str(folder), "date": now(), "machine": machine(), **stamp})
                 continue
@@ -307,7 +309,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                 shutil.rmtree(folder)
             sel.save(folder)
             selections[m, f] = sel
-            if rec is None or m in cfg.redo:
+            if rec is None or m in cfg.redo or rec["fingerprint"] != sel.fingerprint:
                 last = max(needs[m] or [0])
                 timings = {"proxy_training": sum(t["proxy_training"] for e, t in proxy_t.items() if e <= last),
                            "signals": sum(proxy_t[e]["signals"] for e in needs[m] if e in proxy_t),
@@ -321,9 +323,6 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                            "date": now(), "machine": machine(), **stamp})
                 log(f"selected {m} at {f:.0%}: {len(sel)} rows; "
                     + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
-            elif rec["fingerprint"] != sel.fingerprint:
-                log(f"  warning: {m} {f:.0%} re-selected with fingerprint {sel.fingerprint}, the record has "
-                    f"{rec['fingerprint']} (its timings are kept)")
     if not cfg.keep_signals and signal_dir.exists():
         shutil.rmtree(signal_dir)
 
@@ -334,9 +333,10 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
             for f in (1.0,) if m == FULL else cfg.fractions:
                 version = 0 if m == FULL else specs[m].version
                 options = {} if m == FULL else cfg.method_options.get(m, {})
-                key = dict(kind="train", method=m, version=version, options=options, fraction=f, seed=seed, setup=setup)
+                sel = None if m == FULL else selections[m, f]
+                key = dict(kind="train", method=m, version=version, options=options, fraction=f, seed=seed, setup=setup,
+                           selection=None if sel is None else sel.fingerprint)
                 if m in cfg.redo or cells.find(**key) is None:
-                    sel = None if m == FULL else selections[m, f]
                     todo.append((key, {"num_samples": cfg.num_samples, "cache_dir": str(cfg.cache_dir), "seed": seed,
                                        "indices": None if sel is None else sel.indices,
                                        "weights": None if sel is None else sel.weights,
@@ -401,13 +401,14 @@ def summarize(records: list[dict], setup: dict | None = None) -> dict:
     latest = {}
     for r in same:
         latest[(r["kind"], r["method"], r["fraction"], r["seed"], None if r["kind"] != "proxy" else str(r["options"]))] = r
-    same = list(latest.values())
-    acc, sel = {}, {}
+    sel = {(r["method"], r["fraction"]): r for r in latest.values() if r["kind"] == "selection"}
+    # only training on the latest selection counts (an earlier selection's cells are history)
+    same = [r for r in latest.values() if r["kind"] != "train" or r["method"] == FULL
+            or ((s := sel.get((r["method"], r["fraction"]))) is not None and r.get("selection") == s["fingerprint"])]
+    acc = {}
     for r in same:
         if r["kind"] == "train":
             acc.setdefault(r["method"], {}).setdefault(r["fraction"], {})[r["seed"]] = r["accuracy"]
-        elif r["kind"] == "selection":
-            sel[r["method"], r["fraction"]] = r
     return {"setup": setup, "accuracy": acc, "selection": sel, "records": same}
 
 

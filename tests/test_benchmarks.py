@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -164,6 +166,23 @@ def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
     assert len(proxies) == 2 and proxies[-1]["command"] == "redo"  # el2n's proxy cost is this run's
     md = quality_report(cfg.results, tmp_path / "quality.md")
     assert "`redo`" in md and "`tiny`" in md  # both runs made cells the report uses
+
+    # A selection that changed on disk (made again by other code) is trained again: a training cell
+    # is keyed by the fingerprint of its rows, and the report drops the cells of the old selection.
+    import hf_coreset
+    from benchmarks.quality import selection_dir, summarize
+
+    folder = selection_dir(cfg, "el2n", hf_coreset.methods.get("el2n").version, 0.1)
+    other = hf_coreset.select(load_mnist1d(num_samples=1250, cache_dir=tmp_path / "cache" / "data")["train"],
+                              "random", fraction=0.1, seed=7, label_column="label", progress=False)
+    shutil.rmtree(folder)
+    other.save(folder)
+    run_quality(_tiny(tmp_path, seeds=(0,)), log=lambda s: None, command="changed")
+    recs = Cells(cfg.results).records
+    assert [r["fingerprint"] for r in recs if r["kind"] == "selection" and r["method"] == "el2n"][-1] == other.fingerprint
+    new = [r for r in recs if r["kind"] == "train" and r["method"] == "el2n" and r["command"] == "changed"]
+    assert [r["selection"] for r in new] == [other.fingerprint]
+    assert summarize(recs)["accuracy"]["el2n"][0.1] == {0: new[0]["accuracy"]}  # seed 1 trained the old rows
 
 
 @pytest.mark.slow
