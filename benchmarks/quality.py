@@ -461,8 +461,9 @@ def quality_report(results: str | os.PathLike, out_md: str | os.PathLike, out_pn
         budget = (f"for as many steps as the full-data reference ({full_steps:,} steps = {proto['full_data_epochs']} "
                   f"epochs over {train_rows:,} rows, so a 1% subset sees about {100 * proto['full_data_epochs']:,} "
                   f"epochs), the cosine schedule spanning those steps (equal-step protocol, as CCS, D2 and ELFS). The "
-                  f"selections are the very ones of the equal-epoch section (same setup, same fingerprints); only "
-                  f"training differs")
+                  f"selections come from the same selection setup as the equal-epoch section's (one saved selection per "
+                  f"method and fraction serves both; the comparison section checks their fingerprints); only training "
+                  f"differs")
     else:
         lines = ["## Quality: is it better than random, and what does it cost?", ""]
         budget = f"{proto['epochs']} epochs over the subset (equal-epoch protocol, as DeepCore)"
@@ -703,10 +704,92 @@ def protocol_comparison(epochs_results: str | os.PathLike, steps_results: str | 
                   + ", ".join(f"{rho:+.2f} at {f:.0%} (n={n})" for f, rho, n in rows) + ".", ""]
     if out_png is not None and _plot_protocols(margin, methods, fractions, out_png):
         lines += [f"![margin over random, equal epochs vs equal steps]({Path(out_png).name})", ""]
+    # the grid that made a selection recorded its coverage and hardness; the other one only reused it
+    made = {key: r for k in ("epochs", "steps") for key, r in sels[k].items()
+            if r.get("coverage") and r["fingerprint"] == sels["steps"].get(key, {}).get("fingerprint")}
+    lines += _seed_mechanism(margin, made, methods, fractions, out_png)
     md = "\n".join(lines)
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text(md)
     return md
+
+
+SEED_METHODS = ("nfg", "mrmc", "mrmc-r", "fdmat")
+
+
+def _seed_mechanism(margin, sel, methods, fractions, out_png) -> list[str]:
+    """Which rows the seed methods keep, under the protocol their papers use (equal steps): how hard they
+    are for the proxy, how well they cover their class, against random and kernel herding; and whether
+    coverage or hardness predicts the margin over random across all methods."""
+    from scipy.stats import spearmanr
+
+    def nn(m, f):
+        return sel[m, f]["coverage"]["mean_nn_dist"] if (m, f) in sel and sel[m, f].get("coverage") else None
+
+    shown = [m for m in SEED_METHODS + ("kernel-herding", "random") if m == "random" or m in methods]
+    lines = ["### Why the seed methods still lose under equal steps", "",
+             "Per kept subset (the equal-step grid's selections): *hard* = share of kept rows the proxy "
+             "misclassifies at its last default-length epoch (random keeps about the class's error rate); "
+             "*spread* = mean distance from each train row to its nearest kept row of the same class, in raw-input "
+             "space, as a ratio to random's (above 1 = the subset leaves parts of its class further from any kept "
+             "row); *Frechet* = Frechet distance between the kept rows and the whole train split; S = margin over "
+             "random under equal steps (points).", "",
+             "| method | " + " | ".join(f"{f:.0%} hard | spread | Frechet | S" for f in fractions) + " |",
+             "|---|" + "---:|---:|---:|---:|" * len(fractions)]
+    for m in shown:
+        row = [m]
+        for f in fractions:
+            rec, r = sel.get((m, f)), nn("random", f)
+            hard = rec["proxy_wrong"]["share"] if rec and rec.get("proxy_wrong") else None
+            spread = nn(m, f) / r if nn(m, f) and r else None
+            frechet = rec["coverage"]["frechet"] if rec and rec.get("coverage") else None
+            ms = [0.0] if m == "random" else margin("steps", m, f)
+            row += [f"{100 * hard:.1f}%" if hard is not None else "-", f"{spread:.3f}" if spread else "-",
+                    f"{frechet:.2f}" if frechet is not None else "-", f"{np.mean(ms):+.1f}" if ms else "-"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    corr = []
+    for f in fractions:
+        pts = [(nn(m, f), sel[m, f]["proxy_wrong"]["share"], np.mean(v)) for m in methods
+               if nn(m, f) and sel[m, f].get("proxy_wrong") and (v := margin("steps", m, f))]
+        if len(pts) >= 4:
+            x_nn, x_hard, y = zip(*pts)
+            corr.append((f, float(spearmanr(x_nn, y).statistic), float(spearmanr(x_hard, y).statistic), len(pts)))
+    if corr:
+        lines += ["Spearman correlation over all methods between the subset's spread (mean nearest-kept distance) and "
+                  "its margin under equal steps, and between its hard share and that margin: "
+                  + "; ".join(f"{f:.0%}: spread {a:+.2f}, hard {b:+.2f} (n={n})" for f, a, b, n in corr) + ".", ""]
+    if out_png is not None and _plot_spread(margin, sel, methods, fractions, nn, Path(out_png).with_name(
+            Path(out_png).stem + "_spread.png")):
+        lines += [f"![margin under equal steps against the subset's spread]({Path(out_png).stem}_spread.png)", ""]
+    return lines
+
+
+def _plot_spread(margin, sel, methods, fractions, nn, out_png) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, len(fractions), figsize=(3.6 * len(fractions), 3.8), squeeze=False)
+    for ax, f in zip(axes[0], fractions):
+        r = nn("random", f)
+        pts = [(m, nn(m, f) / r, np.mean(v)) for m in methods if r and nn(m, f) and (v := margin("steps", m, f))]
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.axvline(1, color="black", linewidth=0.6)
+        for m, x, y in pts:
+            ax.scatter([x], [y], s=14, color="tab:red" if m in SEED_METHODS else "tab:blue")
+            ax.annotate(m, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set_title(f"{f:.0%} kept")
+        ax.set_xlabel("spread: nearest-kept distance / random's")
+    axes[0][0].set_ylabel("margin over random, equal steps (points)")
+    fig.suptitle("Subsets that leave parts of their class uncovered lose (red: seed methods)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return True
 
 
 def _plot_protocols(margin, methods, fractions, out_png) -> bool:

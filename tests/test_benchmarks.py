@@ -231,6 +231,11 @@ def test_equal_steps_grid_trains_the_same_selections_for_the_full_runs_steps(tmp
     row = next(line for line in md.splitlines() if line.startswith("| el2n |"))
     for k in ("epochs", "steps"):  # the paired margins of each grid, in E, S order
         assert f"{100 * (acc[k, 'el2n'] - acc[k, 'random']):+.1f}" in row
+    # the mechanism table reads the selection records: el2n's hard share and spread relative to random
+    sel = {r["method"]: r for r in recs["epochs"] if r["kind"] == "selection"}  # the grid that made them
+    mech = md.split("### Why the seed methods")[1]
+    row = next(line for line in mech.splitlines() if line.startswith("| random |"))
+    assert f"| {100 * sel['random']['proxy_wrong']['share']:.1f}% | 1.000 |" in row
 
 
 def test_train_convnet_counts_steps_across_epochs(monkeypatch):
