@@ -197,6 +197,29 @@ def selection_dir(cfg: QualityConfig, method: str, version: int, fraction: float
     return Path(cfg.cache_dir) / "selections" / f"{method}-v{version}-f{fraction:g}-{tag}"
 
 
+def rows_hash(sel) -> str:
+    """Hash of the kept rows and their weights. The fingerprint names a selection's inputs; the same
+    inputs on another CPU can keep other rows (the proxy's float arithmetic differs), so a comparison
+    of two grids checks this too."""
+    import xxhash
+
+    h = xxhash.xxh64(np.asarray(sel.indices, dtype=np.int64).tobytes())
+    if sel.weights is not None:
+        h.update(np.asarray(sel.weights, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def same_rows(a: dict, b: dict) -> bool | None:
+    """Whether two selection records kept the same rows: by their rows hash when both have one, else by
+    their coverage statistics (a function of the rows; agreeing to 1e-9 across machines); None if unknown."""
+    if a.get("rows") and b.get("rows"):
+        return a["rows"] == b["rows"]
+    ca, cb = a.get("coverage"), b.get("coverage")
+    if not (ca and cb):
+        return None
+    return all(np.allclose(ca[k], cb[k], rtol=1e-9, atol=0) for k in ca if k in cb)
+
+
 def _coverage(train, indices: np.ndarray) -> dict:
     from hf_coreset import metrics
 
@@ -298,7 +321,8 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                 selections[m, f] = sel = hf_coreset.CoresetSelection.load(folder)
                 # made for the other protocol's cells file (its cost is recorded there), or changed on disk
                 if rec is None or rec["fingerprint"] != sel.fingerprint:
-                    cells.add({**key, "kept": len(sel), "fingerprint": sel.fingerprint, "timings": None,
+                    cells.add({**key, "kept": len(sel), "fingerprint": sel.fingerprint, "rows": rows_hash(sel),
+                               "timings": None,
                                "reused": str(folder), "date": now(), "machine": machine(), **stamp})
                 continue
             t0 = time.perf_counter()
@@ -316,6 +340,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                            "scoring": sel.timings["scoring"]}
                 timings = {k: round(v, 3) for k, v in timings.items()}
                 cells.add({**key, "kept": len(sel), "proxy_epochs": last, "fingerprint": sel.fingerprint,
+                           "rows": rows_hash(sel),
                            "timings": timings, "select_call_s": round(wall, 3),
                            "coverage": _coverage(train, sel.indices),
                            "proxy_wrong": None if hard is None else {"epoch": hard[0],
@@ -629,6 +654,14 @@ def protocol_comparison(epochs_results: str | os.PathLike, steps_results: str | 
     sels = {k: {key: r for key, r in g["selection"].items()} for k, g in grids.items()}
     both = [key for key in sels["epochs"] if key in sels["steps"]]
     same = [key for key in both if sels["epochs"][key]["fingerprint"] == sels["steps"][key]["fingerprint"]]
+    # a reused record has no coverage of its own: read it from the record of the grid that made the selection
+    made = {key: r for k in ("epochs", "steps") for key, r in sels[k].items()
+            if r.get("coverage") and r["fingerprint"] == sels["steps"].get(key, {}).get("fingerprint")}
+    rows = {key: same_rows(sels["epochs"][key] if sels["epochs"][key].get("coverage") else made.get(key, {}),
+                           sels["steps"][key] if sels["steps"][key].get("coverage") else made.get(key, {}))
+            for key in same}
+    if all(r is None for r in rows.values()):  # one grid reused the other's saved selections: hashes only
+        rows = {key: same_rows(sels["epochs"][key], sels["steps"][key]) for key in same}
     dates = sorted(r["date"] for g in grids.values() for r in g["records"])
     revs = sorted({r["git"] for g in grids.values() for r in g["records"]})
     steps_proto = grids["steps"]["setup"]["protocol"]
@@ -639,8 +672,16 @@ def protocol_comparison(epochs_results: str | os.PathLike, steps_results: str | 
              f"{steps_proto['full_data_epochs']} epochs over the train split); both sections above give their "
              f"commands. Cells dated {dates[0]} to {dates[-1]}, git revision(s) {', '.join(revs)}. "
              f"{len(same)} of {len(both)} (method, fraction) selections have the same fingerprint in both grids"
-             + (": the two protocols trained the very same rows." if len(same) == len(both) else
-                f"; differing: {', '.join(f'{m} {f:.0%}' for m, f in both if (m, f) not in same)}."), ""]
+             + (" (the same inputs)" if len(same) == len(both) else
+                f" (the same inputs); differing: {', '.join(f'{m} {f:.0%}' for m, f in both if (m, f) not in same)}")
+             + f". Of those, {sum(v is True for v in rows.values())} kept the very same rows"
+             + (", so the two protocols trained the same subsets." if all(v is True for v in rows.values()) else
+                f" and {sum(v is False for v in rows.values())} kept other rows"
+                + (f" ({', '.join(f'{m} {f:.0%}' for (m, f), v in rows.items() if v is False)})"
+                   if any(v is False for v in rows.values()) else "")
+                + ": the same inputs give other rows on another CPU, because the proxy's float arithmetic differs "
+                  "there (random, which reads no proxy, keeps the same rows); those margins compare the protocols on "
+                  "subsets made by the same rule from slightly different proxies."), ""]
 
     lines += ["### Margin over random under each protocol (points, paired by seed)", "",
               "E = equal epochs, S = equal steps; mean over training seeds. **bold** = below random.", "",
@@ -704,9 +745,6 @@ def protocol_comparison(epochs_results: str | os.PathLike, steps_results: str | 
                   + ", ".join(f"{rho:+.2f} at {f:.0%} (n={n})" for f, rho, n in rows) + ".", ""]
     if out_png is not None and _plot_protocols(margin, methods, fractions, out_png):
         lines += [f"![margin over random, equal epochs vs equal steps]({Path(out_png).name})", ""]
-    # the grid that made a selection recorded its coverage and hardness; the other one only reused it
-    made = {key: r for k in ("epochs", "steps") for key, r in sels[k].items()
-            if r.get("coverage") and r["fingerprint"] == sels["steps"].get(key, {}).get("fingerprint")}
     lines += _seed_mechanism(margin, made, methods, fractions, out_png)
     md = "\n".join(lines)
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)

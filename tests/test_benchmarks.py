@@ -227,6 +227,7 @@ def test_equal_steps_grid_trains_the_same_selections_for_the_full_runs_steps(tmp
 
     md = protocol_comparison(epochs.results, steps.results, tmp_path / "protocols.md")
     assert "2 of 2 (method, fraction) selections have the same fingerprint" in md
+    assert "2 kept the very same rows, so the two protocols trained the same subsets." in md
     acc = {(k, r["method"]): r["accuracy"] for k in recs for r in recs[k] if r["kind"] == "train"}
     row = next(line for line in md.splitlines() if line.startswith("| el2n |"))
     for k in ("epochs", "steps"):  # the paired margins of each grid, in E, S order
