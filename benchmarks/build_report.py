@@ -28,7 +28,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("scaling", "Scaling of the pairwise kernels"),
     ("multiprocess_select", "Selection across processes: 1 vs 2 processes"),
     ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
-    ("partitioned", "Partitioned k-center and facility location against exact"),
+    ("partitioned", "Partitioned k-center, facility location and kernel herding against exact"),
     ("out_of_core", "Selection from memory-mapped signals"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("seed_cost", "Seed methods: cost"),

@@ -33,6 +33,7 @@ CASES = [  # (signals set, method, options, per_class, fraction)
     ("small", "craig", {"epoch": 1, "space": "features"}, True, 0.1),
     ("big", "kernel-herding", {"epoch": 1}, True, 0.01),  # classes above the 4096 anchors draw from the generator
     ("big", "kcenter", {"epoch": 1, "init": "random"}, True, 0.01),
+    ("big", "kernel-herding", {"epoch": 1, "partition_size": 2000}, True, 0.01),  # two rounds, class anchors
     # not distributed: the same on every process, still equal to one process
     ("small", "kcenter", {"epoch": 1}, False, 0.1),
     ("small", "prototypes", {"epoch": 1, "iters": 3}, True, 0.1),

@@ -85,5 +85,5 @@ def test_two_processes_split_classes_and_match_one(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "out.json").read_text())
-    assert summary["processes"] == 2 and len(summary["cases"]) == 13
-    assert sum(case[-1] for case in summary["cases"]) == 8  # the distributable cases were split
+    assert summary["processes"] == 2 and len(summary["cases"]) == 14
+    assert sum(case[-1] for case in summary["cases"]) == 9  # the distributable cases were split

@@ -91,7 +91,7 @@ def herding(features, k: int, *, device: torch.device | str | None = None) -> np
 
 def gaussian_herding(features, k: int, *, bandwidth: float = 1.0, anchors: int = 4096,
                      rng: np.random.Generator | None = None, block: int = 2048,
-                     device: torch.device | str | None = None) -> np.ndarray:
+                     device: torch.device | str | None = None, target=None) -> np.ndarray:
     """Kernel herding with a Gaussian kernel (Chen, Welling & Smola, UAI 2010), as greedy MMD
     minimisation: at step t pick the unpicked row i maximising mu_i - (1/t) sum_{s<t} k(x_i, x_s),
     mu_i = mean_j k(x_i, x_j), which is the row whose addition brings the maximum mean discrepancy
@@ -105,6 +105,10 @@ def gaussian_herding(features, k: int, *, bandwidth: float = 1.0, anchors: int =
     so it costs O(n min(n, anchors) d), computed in blocks of at most `block` anchors and 2^24
     kernel values (memory O(n d) plus about 128 MiB per temporary); each pick then costs O(n d).
 
+    `target` (default: `features` themselves): the rows whose distribution the picks match, when the
+    candidates are only some of them (the second round of the partitioned path); mu_i is then the mean
+    kernel value from candidate i to the target rows (or `anchors` of them) and D is the target's.
+
     Runs on `device` (`None`: `hf_coreset.ops.device.default_device`) in float64 (the gains
     mu_i - pulled_i / t of close rows differ by less than float32 resolves), without host
     synchronisation inside the loop; CPU and GPU picks differ only on float64 ties.
@@ -113,25 +117,29 @@ def gaussian_herding(features, k: int, *, bandwidth: float = 1.0, anchors: int =
         raise ValueError(f"bandwidth={bandwidth!r} must be > 0 (a multiple of the mean squared distance).")
     dev = resolve_device(device)
     x = on_device(features, dev, torch.float64)
-    n = x.shape[0]
-    centred = x - x.mean(0)
+    t = x if target is None else on_device(target, dev, torch.float64)
+    n, n_target = x.shape[0], t.shape[0]
+    mean = t.mean(0)
+    centred = x - mean
     sq = (centred * centred).sum(1)
-    scale = bandwidth * max(2.0 * float(sq.mean()), 1e-12)
+    centred_t = centred if target is None else t - mean
+    sq_t = sq if target is None else (centred_t * centred_t).sum(1)
+    scale = bandwidth * max(2.0 * float(sq_t.mean()), 1e-12)
 
-    def kernel_to(rows: torch.Tensor) -> torch.Tensor:  # (n, len(rows)) kernel values
-        d = sq[:, None] + sq[rows][None, :] - 2.0 * (centred @ centred[rows].T)
+    def kernel_to(rows: torch.Tensor, c=centred, s=sq) -> torch.Tensor:  # (n, len(rows)) kernel values
+        d = sq[:, None] + s[rows][None, :] - 2.0 * (centred @ c[rows].T)
         return torch.exp(-d.clamp_(min=0) / scale)
 
-    if n <= anchors:
-        reference = torch.arange(n, device=dev)
+    if n_target <= anchors:
+        reference = torch.arange(n_target, device=dev)
     else:
         if rng is None:
-            raise ValueError(f"{n} rows > anchors={anchors}: pass rng= to draw the anchor rows.")
-        reference = torch.as_tensor(np.sort(rng.choice(n, anchors, replace=False)), device=dev)
+            raise ValueError(f"{n_target} rows > anchors={anchors}: pass rng= to draw the anchor rows.")
+        reference = torch.as_tensor(np.sort(rng.choice(n_target, anchors, replace=False)), device=dev)
     mu = torch.zeros(n, dtype=torch.float64, device=dev)
     block = max(1, min(block, (1 << 24) // max(n, 1)))  # a few (n, block) float64 temporaries of <= 128 MiB each
     for i in range(0, len(reference), block):
-        mu += kernel_to(reference[i:i + block]).sum(1)
+        mu += kernel_to(reference[i:i + block], centred_t, sq_t).sum(1)
     mu /= len(reference)
     pulled = torch.zeros(n, dtype=torch.float64, device=dev)  # sum of k(x_i, x_s) over picks s
     taken = torch.zeros(n, dtype=torch.bool, device=dev)
