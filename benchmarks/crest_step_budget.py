@@ -88,6 +88,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     cmd = command(sys.argv[:1] + (argv if argv is not None else sys.argv[1:]))
+    revision = git_revision()  # the code that runs: taken now, not when the fragment is written
     data = hf_coreset.data.load_mnist1d(num_samples=a.num_samples)
     train, test = data["train"], data["test"]
     rows = []
@@ -103,7 +104,7 @@ def main(argv=None) -> None:
                 log.flush()
                 print(f"seed {seed} {kind} {budget:g}: {100 * r['accuracy']:.2f}% in {r['wall']:.1f} s "
                       f"({r['steps']} steps)", flush=True)
-    write(rows, a, cmd, len(train))
+    write(rows, a, cmd, len(train), revision)
     partial.unlink()
 
 
@@ -113,7 +114,7 @@ def _mean_std(values) -> str:
     return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
 
-def write(rows: list[dict], a, cmd: str, n_train: int) -> None:
+def write(rows: list[dict], a, cmd: str, n_train: int, revision: str) -> None:
     mach = machine()
     full = {r["seed"]: r for r in rows if r["kind"] == "full data"}
     cell = {(r["kind"], r["budget"], r["seed"]): r for r in rows}
@@ -124,7 +125,7 @@ def write(rows: list[dict], a, cmd: str, n_train: int) -> None:
         "",
         f"Command: `{cmd}`  ",
         f"Date: {now()}; machine: {mach['cpu_count']} CPU cores (shared), torch {mach['torch']} with {a.threads} "
-        f"thread(s), Python {mach['python']}; git {git_revision()}.",
+        f"thread(s), Python {mach['python']}; git {revision}.",
         "",
         f"Protocol (CREST's own, its `--train_frac`): MNIST-1D, {n_train} training rows, the reference ConvNet, SGD "
         f"momentum 0.9, lr {a.lr:g}, weight decay 5e-4, cosine decay over each run's own steps, batch 128, "
@@ -167,7 +168,7 @@ def write(rows: list[dict], a, cmd: str, n_train: int) -> None:
         f"{b:.0%}: " + ", ".join(f"{k} {v:.1f}" for k, v in share.items()) for b, _, _, share in summary) + ".", ""]
     (OUT / "crest_step_budget.md").write_text("\n".join(lines))
     (OUT / "crest_step_budget.json").write_text(json.dumps({"command": cmd, "date": now(), "machine": mach,
-                                                            "revision": git_revision(), "runs": rows}, indent=1))
+                                                            "revision": revision, "runs": rows}, indent=1))
     print("\n".join(lines))
 
 

@@ -281,3 +281,31 @@ def test_random_schedule_draws_a_fresh_uniform_subset_each_epoch(mnist1d_small, 
     trainer.create_model_card()
     card = (tmp_path / "out" / "README.md").read_text()
     assert "fresh uniform random" in card and "| schedule | random |" in card
+
+
+def test_collector_row_cache_gives_the_same_batches(mnist1d_small, minilm_text):
+    """CREST's row cache (default collator, fixed shapes): the very batch reading the rows gives; refused when it
+    would not fit, and never used with a padding collator."""
+    from accelerate import Accelerator
+    from transformers import DataCollatorWithPadding
+
+    from hf_coreset.signals import SignalCollector
+
+    train = mnist1d_small["train"]
+    labels = np.asarray(train["label"])
+    rows = np.array([5, 0, 1599, 42, 42 + 1])
+    plain = SignalCollector(train, ["x"], labels, accelerator=Accelerator(cpu=True))
+    cached = SignalCollector(train, ["x"], labels, accelerator=Accelerator(cpu=True))
+    cached.cache_rows()
+    a, b = plain.batch(rows), cached.batch(rows)
+    assert a.keys() == b.keys() and cached._row_cache
+    for k in a:
+        assert torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype
+    small = SignalCollector(train, ["x"], labels, accelerator=Accelerator(cpu=True))
+    small.cache_rows(limit_bytes=1000)  # 1,600 rows x 40 float32 do not fit
+    assert torch.equal(small.batch(rows)["x"], a["x"]) and small._row_cache == {}
+    ds, tok = minilm_text
+    text = SignalCollector(ds, ["input_ids", "attention_mask"], np.asarray(ds["label"]),
+                           accelerator=Accelerator(cpu=True), collate_fn=DataCollatorWithPadding(tok))
+    text.cache_rows()
+    assert text.batch([0, 2])["input_ids"].shape[0] == 2 and text._row_cache == {}
