@@ -9,7 +9,9 @@ import pytest
 import torch
 
 import hf_coreset
-from hf_coreset.training.crest import hutchinson_diag, minibatch_coreset
+from hf_coreset.ops import FeatureKernel, facility_location
+from hf_coreset.training.crest import (PHASES, facility_location_batch, hutchinson_diag, minibatch_coreset,
+                                      minibatch_coresets)
 from hf_coreset.data.mnist1d import make_convnet
 from hf_coreset.signals import ROW_KEY
 
@@ -60,6 +62,54 @@ def test_minibatch_coreset_matches_brute_force():
     np.testing.assert_allclose(shortfall, 0, atol=1e-4)
     np.testing.assert_allclose(weights, ref_weights, rtol=1e-6)
     assert len(picks) == 16 and weights.mean() == pytest.approx(1.0)
+
+
+def _greedy_gains(x: np.ndarray, picks: np.ndarray, step: int) -> np.ndarray:
+    """Float64 gains of every row at greedy step `step` after `picks[:step]` (explicit distance matrix)."""
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    near = np.full(len(x), d.max() + 1.0)
+    for j in picks[:step]:
+        near = np.minimum(near, d[:, j])
+    return np.maximum(near[:, None] - d, 0).sum(0)
+
+
+def test_batched_facility_location_matches_the_per_problem_greedy():
+    """All (subset x class) problems at once pick what `facility_location` picks on each alone, in the same
+    order, with the same cluster sizes, up to an exact tie; problems of different sizes and budgets share a
+    chunk (padding). Every batched pick is the exact float64 argmax (the lowest position on ties)."""
+    rng = np.random.default_rng(1)
+    points = [rng.normal(size=(n, 5)) for n in (7, 40, 23, 40, 1, 12, 30)]
+    ks = [3, 11, 23, 1, 1, 5, 6]
+    ties = 0
+    for max_elements in (1 << 24, 2000):  # one chunk; several chunks
+        solved = facility_location_batch(points, ks, max_elements=max_elements)
+        for x, k, (picks, sizes) in zip(points, ks, solved):
+            for t in range(k):
+                gains = _greedy_gains(x, picks, t)
+                gains[picks[:t]] = -np.inf
+                assert picks[t] == np.flatnonzero(gains == gains.max())[0]
+            ref_picks, _, ref_sizes = facility_location(FeatureKernel(x.astype(np.float32), device="cpu"), k)
+            differ = np.flatnonzero(picks != ref_picks)
+            if len(differ):  # only where two rows tie exactly (a pair that only covers each other)
+                t = differ[0]
+                gains = _greedy_gains(x, picks, t)
+                assert gains[picks[t]] == gains[ref_picks[t]]
+                ties += 1
+            else:
+                np.testing.assert_array_equal(sizes, ref_sizes)
+    assert ties <= 2  # most problems agree pick for pick
+    with pytest.raises(ValueError, match="must be in"):
+        facility_location_batch([points[0]], [8])
+
+
+def test_minibatch_coresets_of_many_subsets_equal_one_at_a_time():
+    rng = np.random.default_rng(2)
+    subsets = [(rng.normal(size=(50, 4)), rng.integers(0, 4, size=50)) for _ in range(5)]
+    together = minibatch_coresets([e for e, _ in subsets], [y for _, y in subsets], 12)
+    for (e, y), (picks, weights) in zip(subsets, together):
+        alone = minibatch_coreset(e, y, 12)
+        np.testing.assert_array_equal(picks, alone[0])
+        np.testing.assert_array_equal(weights, alone[1])
 
 
 def test_hutchinson_estimates_the_hessian_diagonal():
@@ -176,3 +226,86 @@ def test_crest_drops_learned_rows(mnist1d_small, tmp_path):
     assert (counts == floor).any()  # the floor binds: without it more rows would have gone
     kept = set(crest.pool.tolist())
     assert all(set(r.tolist()) <= kept for r, _ in crest.coresets)
+
+
+def test_crest_reuses_the_check_sample_and_times_its_phases(mnist1d_small, tmp_path):
+    """A re-selection takes the check sample that triggered it (already forwarded) as its first random subset,
+    so it forwards only the other P - 1; every phase of `Crest.timings` is measured."""
+    train = mnist1d_small["train"].select(range(640))
+    trainer = hf_coreset.CoresetTrainer(model=make_convnet(0), train_dataset=train,
+                                        args=_crest_args(tmp_path, crest_tau=0.0, crest_drop_learned=False))
+    forwarded = []
+    collector = trainer._collector
+    plain = collector.logits
+
+    def spy(model, rows):
+        forwarded.append(np.asarray(rows).copy())
+        return plain(model, rows)
+
+    collector.logits = spy
+    trainer.train()
+    crest = trainer.crest
+    r = crest.config.random_subset_size
+    events = trainer.coreset_events
+    # First selection: P subsets in one forward; then each check (r rows) and, when it re-selects, P - 1 more.
+    sizes = [len(f) for f in forwarded]
+    assert sizes[0] == events[0]["P"] * r
+    expected = [events[0]["P"] * r]
+    for ev in events[1:]:
+        expected += [r] + ([(ev["P"] - 1) * r] if ev["P"] > 1 else [])
+    assert sizes == expected
+    check_rows = set(forwarded[-1 - (events[-1]["P"] > 1)].tolist())
+    assert set(crest.coresets[0][0].tolist()) <= check_rows  # the last check sample is the first subset
+    assert set(PHASES) == set(crest.timings) and all(crest.timings[p] > 0 for p in PHASES)
+
+
+def test_random_schedule_draws_a_fresh_uniform_subset_each_epoch(mnist1d_small, tmp_path):
+    """coreset_schedule="random" (CREST's random baseline): after the warm-up, each epoch trains on
+    coreset_fraction of the rows drawn uniformly afresh (not class-balanced), as many steps as that share."""
+    train = mnist1d_small["train"].select(range(640))
+    trainer = StepSpy(model=make_convnet(0), train_dataset=train, args=_crest_args(
+        tmp_path, coreset_schedule="random", num_train_epochs=4, coreset_fraction=0.25))
+    trainer.batches = []
+    trainer.train()
+    assert trainer.state.global_step == 20 + 3 * 5  # one full epoch of 20 steps, then 3 x ceil(160 / 32)
+    rows = [b[0].numpy() for b in trainer.batches]
+    epochs = [np.concatenate(rows[20 + 5 * e:25 + 5 * e]) for e in range(3)]
+    draws = [set(e.tolist()) for e in epochs]
+    assert all(len(e) == 160 == len(d) for e, d in zip(epochs, draws))  # 160 distinct rows per epoch
+    assert draws[0] != draws[1] != draws[2]  # drawn afresh
+    assert all(float(b[1].max()) == float(b[1].min()) == 1.0 for b in trainer.batches)  # unweighted
+    labels = np.asarray(train["label"])
+    counts = [np.bincount(labels[e], minlength=10) for e in epochs]
+    assert any((c != counts[0]).any() for c in counts[1:])  # not stratified: class counts vary
+    assert trainer.crest is None and trainer.coreset_selection is None
+    trainer.create_model_card()
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "fresh uniform random" in card and "| schedule | random |" in card
+
+
+def test_collector_row_cache_gives_the_same_batches(mnist1d_small, minilm_text):
+    """CREST's row cache (default collator, fixed shapes): the very batch reading the rows gives; refused when it
+    would not fit, and never used with a padding collator."""
+    from accelerate import Accelerator
+    from transformers import DataCollatorWithPadding
+
+    from hf_coreset.signals import SignalCollector
+
+    train = mnist1d_small["train"]
+    labels = np.asarray(train["label"])
+    rows = np.array([5, 0, 1599, 42, 42 + 1])
+    plain = SignalCollector(train, ["x"], labels, accelerator=Accelerator(cpu=True))
+    cached = SignalCollector(train, ["x"], labels, accelerator=Accelerator(cpu=True))
+    cached.cache_rows()
+    a, b = plain.batch(rows), cached.batch(rows)
+    assert a.keys() == b.keys() and cached._row_cache
+    for k in a:
+        assert torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype
+    small = SignalCollector(train, ["x"], labels, accelerator=Accelerator(cpu=True))
+    small.cache_rows(limit_bytes=1000)  # 1,600 rows x 40 float32 do not fit
+    assert torch.equal(small.batch(rows)["x"], a["x"]) and small._row_cache == {}
+    ds, tok = minilm_text
+    text = SignalCollector(ds, ["input_ids", "attention_mask"], np.asarray(ds["label"]),
+                           accelerator=Accelerator(cpu=True), collate_fn=DataCollatorWithPadding(tok))
+    text.cache_rows()
+    assert text.batch([0, 2])["input_ids"].shape[0] == 2 and text._row_cache == {}

@@ -201,6 +201,7 @@ def test_two_processes_match_one(tmp_path):
     ({"coreset_schedule": "adaptive"}, "coreset_schedule='adaptive'"),
     ({"coreset_method": "no-such-method"}, "Unknown coreset method"),
     ({"coreset_method": "el2n", "coreset_schedule": "crest"}, "leave coreset_method unset"),
+    ({"coreset_method": "el2n", "coreset_schedule": "random"}, "leave coreset_method unset"),
     ({"coreset_method": "el2n", "max_steps": 10}, "set num_train_epochs"),
     ({"coreset_method": "el2n", "coreset_warmup_epochs": 3}, "leaves no epoch"),
     ({"coreset_warmup_epochs": -1}, "coreset_warmup_epochs=-1"),

@@ -146,6 +146,8 @@ class SignalCollector:
         self.stage, self.diverged = stage, diverged
         self._loader = None
         self._recording: tuple[int, frozenset, _ByRow] | None = None
+        self._row_cache_limit = 0  # bytes; 0: read rows from the dataset on every call (see `cache_rows`)
+        self._row_cache: dict | None = None
 
     @property
     def num_rows(self) -> int:
@@ -168,10 +170,47 @@ class SignalCollector:
                                   diverged=self.diverged)
 
     # ------------------------------------------------------------------ rows
+    def cache_rows(self, limit_bytes: int = 256 * 2**20) -> None:
+        """Let :meth:`batch` read rows from one collated copy of every row, kept in memory, when it fits in
+        `limit_bytes`. Only with transformers' default collator and no dataset transform (it stacks rows as
+        they are, so indexing the stacked copy gives the very batch collating the rows would); otherwise
+        rows are read from the dataset as before. CREST reads a few hundred rows at every step, where
+        reading them from Arrow costs about as much as their forward pass."""
+        self._row_cache_limit = int(limit_bytes)
+
+    def _cached_rows(self) -> dict | None:
+        """The collated copy of every row (built on first use), or None when it is not allowed or too big."""
+        if self._row_cache is not None:
+            return self._row_cache or None
+        self._row_cache = {}
+        if not self._row_cache_limit or not self.collator.is_default or self.rows.dataset.format["type"] == "custom":
+            return None
+        n, chunk = self.num_rows, 4096
+        parts = []
+        for start in range(0, n, chunk):
+            batch = self.collator(self.rows.__getitems__(list(range(start, min(n, start + chunk)))))
+            batch.pop(ROW_KEY)
+            if not all(isinstance(v, torch.Tensor) for v in batch.values()):
+                return None
+            if start == 0:
+                row_bytes = sum(v[:1].numel() * v.element_size() for v in batch.values())
+                if row_bytes * n > self._row_cache_limit:
+                    return None
+            elif {k: (v.dtype, v.shape[1:]) for k, v in batch.items()} != \
+                    {k: (v.dtype, v.shape[1:]) for k, v in parts[0].items()}:
+                return None  # ragged across chunks: not one stackable copy
+            parts.append(batch)
+        self._row_cache = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        return self._row_cache
+
     def batch(self, rows) -> dict:
         """The collated batch of `rows` (row ids) on the accelerator's device, without the row index."""
         from accelerate.utils import send_to_device
 
+        cached = self._cached_rows()
+        if cached is not None:
+            index = torch.as_tensor(np.asarray(rows, dtype=np.int64))
+            return send_to_device({k: v[index] for k, v in cached.items()}, self.accelerator.device)
         batch = self.collator(self.rows.__getitems__([int(r) for r in rows]))
         batch.pop(ROW_KEY)
         return send_to_device(batch, self.accelerator.device)

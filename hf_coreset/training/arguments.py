@@ -18,7 +18,7 @@ from .crest import CrestConfig
 
 logger = logging.getLogger(__name__)
 
-SCHEDULES = ("static", "crest")
+SCHEDULES = ("static", "crest", "random")
 SIGNAL_SOURCES = ("minibatch", "eval")
 CREST_PARAMS = ("all", "head")
 # Under output_dir; Trainer.push_to_hub uploads output_dir but skips names starting with "_", so the selection's
@@ -40,10 +40,10 @@ class CoresetTrainingArguments(TrainingArguments):
             "craig", "nfg"); see `hf-coreset methods`.
         coreset_method_options (`dict` or JSON `str`, *optional*): the method's options. An `epoch`
             or `epochs` option left unset defaults to `coreset_warmup_epochs`.
-        coreset_fraction (`float`, *optional*, defaults to `0.1`): kept share of the rows (static), or
-            the share of a full epoch's rows trained per epoch (CREST).
+        coreset_fraction (`float`, *optional*, defaults to `0.1`): kept share of the rows (static), the
+            share of a full epoch's rows trained per epoch (CREST), or drawn afresh each epoch (random).
         coreset_warmup_epochs (`int`, *optional*, defaults to `1`): epochs on the full data first.
-        coreset_schedule (`str`, *optional*, defaults to `"static"`): "static" or "crest".
+        coreset_schedule (`str`, *optional*, defaults to `"static"`): "static", "crest" or "random".
         coreset_seed (`int`, *optional*): seeds the selection and the samplers; defaults to `seed`.
         coreset_cache_dir (`str`, *optional*): also keep each selection under
             `<dir>/selections/<fingerprint>/` for reuse with `coreset_selection=`.
@@ -74,13 +74,14 @@ class CoresetTrainingArguments(TrainingArguments):
                 "option left unset defaults to coreset_warmup_epochs."})
     coreset_fraction: float = field(default=0.1, metadata={
         "help": "Kept share of the training rows, in (0, 1]: 0.1 keeps 10%%. For 'crest', the share of a full "
-                "epoch's rows trained in each epoch after the warm-up."})
+                "epoch's rows trained in each epoch after the warm-up; for 'random', the share drawn each epoch."})
     coreset_warmup_epochs: int = field(default=1, metadata={
         "help": "Epochs trained on the full data before the coreset takes over; they are the proxy that scores "
-                "the rows. 0 is allowed for 'crest', or with a given selection."})
+                "the rows. 0 is allowed for 'crest' and 'random', or with a given selection."})
     coreset_schedule: str = field(default="static", metadata={
         "help": "'static': select once after the warm-up, then train on the kept rows. 'crest': mini-batch coresets "
-                "re-selected during training (Yang et al., ICML 2023)."})
+                "re-selected during training (Yang et al., ICML 2023). 'random': a fresh uniform draw of "
+                "coreset_fraction of the rows every epoch after the warm-up (CREST's random baseline; no selection)."})
     coreset_seed: int | None = field(default=None, metadata={
         "help": "Seed of the selection and of the data order; defaults to `seed`."})
     coreset_cache_dir: str | None = field(default=None, metadata={
@@ -168,9 +169,9 @@ class CoresetTrainingArguments(TrainingArguments):
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
         if self.crest_b <= 0 or self.crest_h <= 0:
             raise ValueError(f"crest_b={self.crest_b} and crest_h={self.crest_h} must be > 0 (P and T1 must be >= 1).")
-        if self.coreset_method is not None and self.coreset_schedule == "crest":
+        if self.coreset_method is not None and self.coreset_schedule != "static":
             raise ValueError(f"coreset_method={self.coreset_method!r} is for the static schedule; with "
-                             "coreset_schedule='crest' leave coreset_method unset.")
+                             f"coreset_schedule={self.coreset_schedule!r} leave coreset_method unset.")
         if self.coreset_method is not None:
             methods.get(self.coreset_method)  # raises listing the known methods
         if self.max_steps > 0:

@@ -23,8 +23,8 @@ def model_card_info(trainer: CoresetTrainer) -> dict:
     sel = trainer.coreset_selection
     repo = args.coreset_selection_repo
     schedule = args.coreset_schedule
-    if schedule == "crest":
-        method = "crest"
+    if schedule in ("crest", "random"):
+        method = schedule
     elif sel is not None:
         method = sel.method
     else:

@@ -8,8 +8,11 @@ this module holds the method itself:
    (stratified by class with the library's budget rule).
 2. From each V_p, pick a mini-batch coreset of m rows by facility location on the logit gradient
    e = p - y (a C-vector from one eval forward pass), per class, with the CRAIG objective
-   sum_i max_{j in S} (c - ||e_i - e_j||) (`hf_coreset.ops.facility_location`). Each pick's weight
-   is its cluster size (rows of V_p it is closest to), normalised to mean 1 within the coreset.
+   sum_i max_{j in S} (c - ||e_i - e_j||) (that of `hf_coreset.ops.facility_location`). All P x C
+   (subset, class) problems of a selection are solved at once (`facility_location_batch`: one
+   batched float64 Gram matrix, an exact greedy vectorised over problems and candidates). Each
+   pick's weight is its cluster size (rows of V_p it is closest to), normalised to mean 1 within
+   the coreset.
 3. Fit a quadratic model of the loss on the union of the coresets (Eq. 6):
    F(delta) = L0 + g . delta + 1/2 delta^T diag(H) delta, with g the gradient and diag(H) the
    Hutchinson estimate of the Hessian diagonal (Eq. 7), both smoothed by exponential averages
@@ -28,9 +31,14 @@ Departures from the official code (research/nfg_crest.md, section 2.7), each a f
 - delta is the measured parameter change theta_t - theta_l since the selection, so it follows
   every LR decay, momentum and weight decay (the official tracker multiplies by an LR that stays
   at its peak after decays).
-- The check uses a fresh random sample V_r, not a forward pass over the whole training set.
+- The check uses a fresh random sample V_r, not a forward pass over the whole training set. When it
+  triggers a re-selection, that sample (stratified, r rows of the pool, forwarded at the same
+  parameters) is the first of the P random subsets, so its forward pass is not repeated; the
+  other P - 1 are drawn from the rest of the pool. The official code draws all P afresh.
 - No warm-up is needed (no LR-0 epoch, no division by zero); T1 and P are integers.
 - Random subsets within one selection are disjoint, so no row sits in two coresets with two weights.
+- Facility location is the exact greedy in float64 (the official code runs lazy greedy per
+  subset and class); the picks are the same except where two candidates' gains tie exactly.
 - Dropping follows the paper's prose (drop rows that *consistently* have loss < alpha) over
   windows of T2 training steps, never taking a class below its share of a random subset nor below
   `min_pool_fraction` of its rows (the official code's floor; the paper states none).
@@ -40,16 +48,21 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..budget import make_budget
-from ..ops import FeatureKernel, facility_location, resolve_device
 from ..signals import CREST_STREAM, generator, logit_grad, permutation
 
 logger = logging.getLogger(__name__)
+
+# Wall-time phases of `Crest.timings` (seconds); the trainer adds "train_step" (forward, backward and optimizer
+# step of the CREST phase's steps, data loading excluded).
+PHASES = ("selection_forward", "facility_location", "hessian", "check", "train_step")
 
 
 @dataclass
@@ -78,20 +91,17 @@ class CrestConfig:
     beta2: float = 0.999
 
 
-def minibatch_coreset(logit_grad: np.ndarray, labels: np.ndarray, size: int, *,
-                      device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def minibatch_coreset(logit_grad: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """One mini-batch coreset of a random subset: facility location on `logit_grad`, per class.
 
     Args:
         logit_grad (`np.ndarray` of shape (r, C)): p - y of the subset's rows.
         labels (`np.ndarray` of shape (r,)): their class ids.
         size (`int`): m, rows to pick (split over classes by `hf_coreset.make_budget`).
-        device (`torch.device` or `str`, *optional*): where facility location runs (`None`: the
-            Accelerate state's device, else the CPU; `hf_coreset.ops.default_device`).
 
     Returns:
-        `(positions, weights)`: picked positions into the subset and their weights (cluster
-        sizes within the class, scaled so that the weights have mean 1).
+        `(positions, weights)`: picked positions into the subset (class by class, ascending, each in pick
+        order) and their weights (cluster sizes within the class, scaled so that the weights have mean 1).
 
     Example:
         ```python
@@ -100,19 +110,101 @@ def minibatch_coreset(logit_grad: np.ndarray, labels: np.ndarray, size: int, *,
         1.0
         ```
     """
-    budget = make_budget(labels, size=size)
-    device = resolve_device(device)
-    picked, weights = [], []
-    for c, k in zip(budget.classes, budget.per_class):
-        if k == 0:
-            continue
-        rows = np.flatnonzero(labels == c)
-        pos, _, w = facility_location(FeatureKernel(logit_grad[rows], device=device), int(k))
-        picked.append(rows[pos])
-        weights.append(w)
-    picked = np.concatenate(picked)
-    weights = np.concatenate(weights)
-    return picked, weights * (len(weights) / weights.sum())
+    return minibatch_coresets([logit_grad], [labels], size)[0]
+
+
+def minibatch_coresets(logit_grads: list[np.ndarray], labels: list[np.ndarray], size: int
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`minibatch_coreset` of every random subset of a selection, all (subset x class) problems solved together
+    by `facility_location_batch`."""
+    problems, budgets, owners = [], [], []
+    for s, (e, y) in enumerate(zip(logit_grads, labels)):
+        budget = make_budget(y, size=size)
+        for c, k in zip(budget.classes, budget.per_class):
+            if k > 0:
+                rows = np.flatnonzero(y == c)
+                problems.append(e[rows])
+                budgets.append(int(k))
+                owners.append((s, rows))
+    solved = facility_location_batch(problems, budgets)
+    picked = [[] for _ in logit_grads]
+    sizes = [[] for _ in logit_grads]
+    for (s, rows), (pos, w) in zip(owners, solved):
+        picked[s].append(rows[pos])
+        sizes[s].append(w)
+    out = []
+    for p, w in zip(picked, sizes):
+        w = np.concatenate(w)
+        out.append((np.concatenate(p), w * (len(w) / w.sum())))
+    return out
+def facility_location_batch(points: list[np.ndarray], ks: list[int], *, max_elements: int = 1 << 24
+                            ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Greedy facility location on many small problems at once (CREST's random subset x class problems).
+
+    Problem b picks ``ks[b]`` of the rows of ``points[b]`` with the objective of
+    `hf_coreset.ops.facility_location` (CRAIG's sum_i max_{j in S} (c - ||x_i - x_j||), c = 2 max ||x||):
+    the problems are padded to one size and stacked, their float64 distances come from one batched Gram
+    matrix, and every greedy step scores every candidate of every problem in one vectorised reduction
+    (the exact greedy, where `facility_location` is the lazy one; both take the first row on exact ties).
+    Problems are taken in chunks of at most `max_elements` distance entries, so memory stays bounded.
+
+    Returns:
+        One `(picks, cluster_sizes)` per problem: positions into ``points[b]`` in pick order, and how many of
+        its rows have each pick as their nearest (the earlier pick on ties).
+    """
+    if len(points) != len(ks):
+        raise ValueError(f"{len(points)} problems but {len(ks)} budgets; pass one budget per problem.")
+    for x, k in zip(points, ks):
+        if not 1 <= int(k) <= len(x):
+            raise ValueError(f"k={k} must be in [1, {len(x)}] (the rows of its problem).")
+    order = sorted(range(len(points)), key=lambda b: len(points[b]))  # similar sizes share a chunk: less padding
+    out: list = [None] * len(points)
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and (stop + 1 - start) * len(points[order[stop]]) ** 2 <= max_elements:
+            stop += 1
+        chunk = order[start:stop]
+        for b, result in zip(chunk, _greedy_chunk([points[b] for b in chunk], [int(ks[b]) for b in chunk])):
+            out[b] = result
+        start = stop
+    return out
+
+
+def _greedy_chunk(points: list[np.ndarray], ks: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`facility_location_batch` on one chunk of problems, padded to its largest."""
+    B, N = len(points), max(len(x) for x in points)
+    x = torch.zeros((B, N, points[0].shape[1]), dtype=torch.float64)
+    valid = torch.zeros((B, N), dtype=torch.bool)
+    for b, p in enumerate(points):
+        x[b, :len(p)] = torch.as_tensor(p, dtype=torch.float64)
+        valid[b, :len(p)] = True
+    gram = x @ x.transpose(1, 2)
+    sq = gram.diagonal(dim1=1, dim2=2)
+    dist = (sq[:, :, None] + sq[:, None, :] - 2.0 * gram).clamp_(min=0.0).sqrt_()
+    # With c = 2 max ||x|| + 1e-6 >= every distance, the gain of j is sum_i max(near_i - d_ij, 0), where
+    # near_i is row i's distance to its nearest pick (c before the first pick): the similarity form
+    # c - d minus the similarity covered so far. Padding rows cover nothing (near = 0).
+    c = 2.0 * sq.amax(1).sqrt() + 1e-6
+    near = torch.where(valid, c[:, None], torch.zeros(()))
+    k = torch.as_tensor(ks)
+    picks = torch.zeros((B, int(k.max())), dtype=torch.long)
+    blocked = ~valid
+    rows = torch.arange(B)
+    for t in range(int(k.max())):
+        gains = (near[:, :, None] - dist).clamp_(min=0.0).sum(1)
+        gains.masked_fill_(blocked, -math.inf)
+        j = gains.argmax(1)  # the first maximum: the lowest position on exact ties
+        active = t < k
+        picks[:, t] = j
+        near = torch.where(active[:, None], torch.minimum(near, dist[rows, :, j]), near)
+        blocked[rows[active], j[active]] = True
+    out = []
+    for b, p in enumerate(points):
+        chosen = picks[b, :ks[b]]
+        nearest = dist[b, :len(p)][:, chosen].argmin(1)  # the first minimum: the earlier pick on ties
+        out.append((chosen.numpy().astype(np.int64), np.bincount(nearest.numpy(), minlength=ks[b]).astype(np.float64)))
+    return out
 
 
 def quadratic_value(loss0: float, grad: torch.Tensor, hess_diag: torch.Tensor, delta: torch.Tensor) -> float:
@@ -165,6 +257,12 @@ class Crest:
         collector (`hf_coreset.signals.SignalCollector`): the training set's signal collector: eval-mode
             logits of chosen rows (placed by row, finite-checked; every process gets the same array),
             logits with autograd for the quadratic model, and the classifier head (``params="head"``).
+
+    Attributes:
+        timings (`dict[str, float]`): wall seconds per phase (`PHASES`): the selections' eval forward passes,
+            facility location, the quadratic model's gradient and Hutchinson Hessian, the loss checks, and
+            (added by `CoresetTrainer`) the CREST phase's training steps, so overhead can be read as a share
+            of training-step time.
     """
 
     config: CrestConfig
@@ -191,6 +289,10 @@ class Crest:
         self.theta0 = self.g_hat = self.h_hat = None
         self.loss0 = None
         self.last_rel_error = None
+        self.timings = dict.fromkeys(PHASES, 0.0)
+        if hasattr(self.collector, "cache_rows"):
+            self.collector.cache_rows()  # checks and selections read rows at every step: keep them as tensors
+        self._by_class: list | None = None  # the pool's rows per class, until the pool changes
         # Dropping never takes a class below its share of a random subset nor below min_pool_fraction of its
         # rows; one entry per class present, ascending.
         subset = make_budget(self.labels, size=min(n, self.config.random_subset_size))
@@ -204,9 +306,13 @@ class Crest:
         module = self.collector.head_module(model) if self.config.params == "head" else model
         return [p for p in module.parameters() if p.requires_grad]
 
-    def _losses(self, model, rows: np.ndarray) -> np.ndarray:
-        """Eval-mode cross-entropy of `rows`, recorded for the drop-learned rule."""
-        return self._record_losses(rows, self.collector.logits(model, rows))
+    @contextmanager
+    def _timed(self, phase: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] += time.perf_counter() - t0
 
     def _record_losses(self, rows: np.ndarray, logits: np.ndarray) -> np.ndarray:
         """Cross-entropy of `rows` from their logits (float64), recorded for the drop-learned rule."""
@@ -215,15 +321,26 @@ class Crest:
         self.window_max[rows] = np.fmax(self.window_max[rows], loss)
         return loss
 
-    def _sample(self, size: int) -> np.ndarray:
-        """`size` rows of the pool, stratified by class (budget rule), in ascending order."""
-        labels = self.labels[self.pool]
+    def _pool_by_class(self) -> list[tuple[int, np.ndarray]]:
+        """(class, its pool rows ascending) for every class in the pool; cached until rows are dropped."""
+        if self._by_class is None:
+            labels = self.labels[self.pool]
+            self._by_class = [(int(c), self.pool[labels == c]) for c in np.unique(labels)]
+        return self._by_class
+
+    def _sample(self, size: int, exclude: np.ndarray | None = None) -> np.ndarray:
+        """`size` rows of the pool (less `exclude`), stratified by class (budget rule), in ascending order."""
+        groups = self._pool_by_class()
+        if exclude is not None and len(exclude):
+            groups = [(c, rows[~np.isin(rows, exclude, assume_unique=True)]) for c, rows in groups]
+        labels = np.concatenate([np.full(len(rows), c) for c, rows in groups])
         budget = make_budget(labels, size=size, num_classes=int(self.labels.max()) + 1)
+        per_class = dict(zip(budget.classes.tolist(), budget.per_class.tolist()))
         out = []
-        for c, k in zip(budget.classes, budget.per_class):
+        for c, rows in groups:
+            k = int(per_class.get(c, 0))
             if k > 0:
-                rows = self.pool[labels == c]
-                out.append(rows[permutation(len(rows), self.rng)[:int(k)]])
+                out.append(rows[permutation(len(rows), self.rng)[:k]])
         return np.sort(np.concatenate(out))
 
     @property
@@ -234,26 +351,43 @@ class Crest:
         return max(1, len(self.pool) // self.config.random_subset_size)
 
     # ----------------------------------------------------------------- selection
-    def select(self, model, step: int, rel_error: float | None = None) -> CrestEvent:
-        """Draw P disjoint random subsets, pick a mini-batch coreset from each, refit the quadratic model."""
+    def select(self, model, step: int, rel_error: float | None = None,
+               checked: tuple[np.ndarray, np.ndarray] | None = None) -> CrestEvent:
+        """Draw P disjoint random subsets, pick a mini-batch coreset from each, refit the quadratic model.
+
+        `checked` is the check sample that triggered this selection, with its eval-mode logits at the same
+        parameters: it serves as the first random subset (a stratified random sample of r pool rows, like the
+        others), so its forward pass is not repeated; the other P - 1 are drawn from the rest of the pool.
+        """
         cfg = self.config
         dropped = self._drop_learned(step)
         P = min(self.P, self._max_P())
-        union = self._sample(P * cfg.random_subset_size)
-        union = union[permutation(len(union), self.rng)]
-        subsets = np.array_split(union, P)
-        rows_all = np.sort(union)
-        logits = self.collector.logits(model, rows_all)
-        self._record_losses(rows_all, logits)
-        e = logit_grad(logits, self.labels[rows_all])
-        where = {int(r): i for i, r in enumerate(rows_all)}
-        coresets = []
-        for sub in subsets:
-            pos = np.fromiter((where[int(r)] for r in sub), dtype=np.int64, count=len(sub))
-            picks, weights = minibatch_coreset(e[pos], self.labels[sub], cfg.minibatch_size)
-            coresets.append((sub[picks], weights))
+        with self._timed("selection_forward"):
+            if checked is not None and not np.isin(checked[0], self.pool).all():
+                checked = None  # rows of the check sample were just dropped from the pool: draw afresh
+            first = [] if checked is None else [checked[0]]
+            fresh = P - len(first)
+            drawn = self._sample(fresh * cfg.random_subset_size, exclude=None if checked is None else checked[0]) \
+                if fresh else np.zeros(0, dtype=np.int64)
+            drawn = drawn[permutation(len(drawn), self.rng)]
+            subsets = first + (np.array_split(drawn, fresh) if fresh else [])
+            rows_all, logits = np.sort(drawn), None
+            if fresh:
+                logits = self.collector.logits(model, rows_all)
+                self._record_losses(rows_all, logits)
+            if checked is not None:
+                rows_all = np.concatenate([rows_all, checked[0]])
+                logits = checked[1] if logits is None else np.concatenate([logits, checked[1]])
+            e = logit_grad(logits, self.labels[rows_all])
+            position = np.full(len(self.labels), -1)
+            position[rows_all] = np.arange(len(rows_all))
+        with self._timed("facility_location"):
+            solved = minibatch_coresets([e[position[sub]] for sub in subsets], [self.labels[sub] for sub in subsets],
+                                        cfg.minibatch_size)
+        coresets = [(sub[picks], weights) for sub, (picks, weights) in zip(subsets, solved)]
         self.coresets = coresets
-        self._fit_quadratic(model)
+        with self._timed("hessian"):
+            self._fit_quadratic(model)
         h_norm = float(self.h_hat.norm())
         if self.h0_norm is None:
             self.h0_norm = h_norm
@@ -301,21 +435,27 @@ class Crest:
     # ----------------------------------------------------------------- training-time
     def relative_error(self, model) -> float:
         """|F(delta) - L_r| / L_r on a fresh random sample V_r (Eq. 10)."""
+        return self._check(model)[0]
+
+    def _check(self, model) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
+        """The relative error, and the check sample with its eval-mode logits (for reuse by a selection)."""
         rows = self._sample(self.config.random_subset_size)
-        true = float(self._losses(model, rows).mean())
+        logits = self.collector.logits(model, rows)
+        true = float(self._record_losses(rows, logits).mean())
         delta = _flat([p.detach() for p in self._params(model)]).float().cpu() - self.theta0
         approx = quadratic_value(self.loss0, self.g_hat, self.h_hat, delta)
-        return abs(approx - true) / max(true, 1e-12)
+        return abs(approx - true) / max(true, 1e-12), (rows, logits)
 
     def after_step(self, model, step: int) -> CrestEvent | None:
         """Check the quadratic model when due; re-select when its relative error exceeds tau."""
         if self.next_check is None or step < self.next_check:
             return None
         self.checks += 1
-        rho = self.relative_error(model)
+        with self._timed("check"):
+            rho, checked = self._check(model)
         self.last_rel_error = rho
         if rho > self.config.tau:
-            return self.select(model, step, rel_error=rho)
+            return self.select(model, step, rel_error=rho, checked=checked)
         self.next_check = step + self.T1
         self.dropped_since += self._drop_learned(step)
         return None
@@ -345,6 +485,7 @@ class Crest:
                 keep[cand] = False
         dropped = int((~keep).sum())
         self.pool = self.pool[keep]
+        self._by_class = None
         self.window_start = step
         self.window_max[:] = np.nan
         return dropped

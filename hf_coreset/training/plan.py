@@ -1,7 +1,8 @@
 """The phase plan of a `CoresetTrainer` run, fixed when the trainer is built, and its batch sampler.
 
 Epochs ``0 .. warmup_epochs - 1`` train on the full data; the rest on the coreset: the static one
-(selected at the end of the warm-up, or given), or CREST's mini-batch coresets. Trainer sizes its
+(selected at the end of the warm-up, or given), CREST's mini-batch coresets, or a fresh uniform draw
+of the rows each epoch (``coreset_schedule="random"``). Trainer sizes its
 epochs once, before training, so every phase has a fixed number of global batches, a multiple of
 the gradient-accumulation steps.
 """
@@ -32,6 +33,7 @@ class PhasePlan:
         budget (`Budget`, *optional*): the per-class budget when the trainer selects the static coreset.
         crest_sizes (`tuple[int, int]`, *optional*): CREST's (m, r): rows per mini-batch coreset (the global
             batch) and per random subset.
+        random_rows (`bool`): each coreset epoch draws `coreset_size` rows uniformly afresh (no selection).
         one_row (`tuple[str, int]`, *optional*): (the setting, the smallest value that fixes it) when some
             per-device training batch has one row, which BatchNorm cannot train on. The sampler's batches are
             otherwise full (the last one wraps around), so only settings give one-row batches.
@@ -44,6 +46,7 @@ class PhasePlan:
     coreset_size: int
     budget: Budget | None = None
     crest_sizes: tuple[int, int] | None = None
+    random_rows: bool = False
     one_row: tuple[str, int] | None = None
 
 
@@ -79,6 +82,8 @@ def make_plan(args, labels: np.ndarray, *, spec, options: dict, selection=None,
         if m // world == 1:  # shares of a global batch differ by one row at most: some process gets one row
             one_row = (f"crest_minibatch_size={m} over {world} process(es)", 2 * world)
         return PhasePlan(**common, coreset_size=budget_for(labels, kept).total, crest_sizes=(m, r), one_row=one_row)
+    if args.coreset_schedule == "random":  # uniform, not stratified: CREST's random baseline
+        return PhasePlan(**common, coreset_size=kept, random_rows=True, one_row=one_row)
     if selection is not None:
         return PhasePlan(**common, coreset_size=len(selection), one_row=one_row)
     budget = budget_for(labels, kept, per_class=args.coreset_per_class, num_classes=declared_classes)
@@ -112,6 +117,7 @@ class CoresetBatchSampler(GlobalBatchSampler):
         self.coreset_rows: np.ndarray | None = None  # the static coreset, once selected
         self.crest = None  # the `Crest` that draws the CREST phase's batches, once it started
         self.crest_steps = 0
+        self.random_rows = False  # coreset epochs draw coreset_size rows uniformly afresh
 
     @classmethod
     def for_plan(cls, plan: PhasePlan, num_rows: int, per_device: int, world: int, grad_accum: int,
@@ -119,6 +125,7 @@ class CoresetBatchSampler(GlobalBatchSampler):
         sampler = cls(num_rows, per_device, world, grad_accum, seed, plan.warmup_epochs, plan.coreset_size)
         if plan.crest_sizes is not None:
             sampler.crest_steps = sampler.global_steps(plan.coreset_size, plan.crest_sizes[0])
+        sampler.random_rows = plan.random_rows
         return sampler
 
     def global_steps(self, rows: int, batch: int) -> int:
@@ -142,8 +149,12 @@ class CoresetBatchSampler(GlobalBatchSampler):
             for _ in range(steps):
                 yield self.crest.draw(g)[0]
             return
-        rows = np.arange(self.num_rows) if epoch < self.warmup_epochs else np.sort(self.coreset_rows)
         batch = self.per_device * self.world
-        order = np.resize(rows[permutation(len(rows), g)], steps * batch)  # wraps around: every batch is full
+        if epoch >= self.warmup_epochs and self.random_rows:
+            # The first coreset_size rows of a random order: a fresh uniform draw, already shuffled.
+            order = np.resize(permutation(self.num_rows, g)[:self.coreset_size], steps * batch)
+        else:
+            rows = np.arange(self.num_rows) if epoch < self.warmup_epochs else np.sort(self.coreset_rows)
+            order = np.resize(rows[permutation(len(rows), g)], steps * batch)  # wraps around: every batch is full
         for s in range(steps):
             yield order[s * batch:(s + 1) * batch]

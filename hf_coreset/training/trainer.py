@@ -13,6 +13,10 @@ Static schedule (``coreset_schedule="static"``)
     remaining epochs train on the kept rows, with their weights for weighted methods (CRAIG). Or pass
     ``coreset_selection=`` to train on a given one.
 
+Random schedule (``coreset_schedule="random"``)
+    After the warm-up, every epoch trains on a fresh uniform draw of ``coreset_fraction`` of the rows
+    (CREST's random baseline: the same number of steps as a coreset, no selection).
+
 CREST schedule (``coreset_schedule="crest"``)
     After the warm-up, every step trains on a mini-batch coreset; see `hf_coreset.training.crest`.
     Checks and re-selections run after optimizer steps (on every process, identically); because the
@@ -151,6 +155,7 @@ class CoresetTrainer(Trainer, TrainerCallback):
         self._epoch_step = 0  # optimizer steps into the current epoch
         self._timings = {"signals": 0.0}
         self._model_fp: str | None = None
+        self._step_start: float | None = None
         self.add_callback(self)
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
@@ -285,7 +290,14 @@ class CoresetTrainer(Trainer, TrainerCallback):
     def on_epoch_begin(self, args, state, control, **kwargs):
         self._epoch_step = 0
 
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_start = time.perf_counter()
+
     def on_step_end(self, args, state, control, **kwargs):
+        if self.crest is not None and self._step_start is not None:
+            # CREST's overhead is reported as a share of this (forward, backward, optimizer step; no data loading).
+            self.crest.timings["train_step"] += time.perf_counter() - self._step_start
+        self._step_start = None
         self._epoch_step += 1
         length = self._sampler.steps(min(self._completed, self.plan.epochs - 1))
         state.epoch = self._completed + min(1.0, self._epoch_step * args.gradient_accumulation_steps / length)
@@ -340,6 +352,9 @@ class CoresetTrainer(Trainer, TrainerCallback):
         args = self.args
         if args.coreset_schedule == "crest":
             self._start_crest()
+            return
+        if args.coreset_schedule == "random":
+            self.log({"coreset_rows": float(self.plan.coreset_size), "coreset_weighted": 0.0})
             return
         if self.coreset_selection is None:
             self.coreset_selection = self._select()
