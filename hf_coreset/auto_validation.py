@@ -1,17 +1,18 @@
 """`auto`'s validation step: pick a selection method on the user's own data, or fall back to random.
 
-`select(ds, "auto", ...)` (with `validate` on, its default there) carves a stratified validation slice
-from the train split it was given, builds a few candidate selections of the rest from the signals the
-proxy already collected (random, kernel herding at three bandwidths, k-center, prototypes and the
-fixed table's pick), trains a short model on each (a copy of the user's model as given, the proxy's
-optimizer with cosine decay) for each validation seed, and scores it on the slice. A candidate replaces
-random only when its mean margin over random exceeds both the seed noise (the pooled standard deviation
-of a candidate's accuracy across seeds) and twice the paired standard error of the accuracy difference
-on the slice (the slice's own sampling noise: a slice of 80 rows cannot tell 2 points apart). The
-method picked then runs on the whole train split. Nothing of any test split is read.
+`select(ds, "auto", ...)` (with `validate` on, its default there) carves, for each validation seed, a
+stratified validation slice from the train split it was given (the seeds' slices disjoint where the
+classes allow, like folds), builds a few candidate selections of the other rows from the signals the
+proxy already collected (random, kernel herding at three bandwidths, k-center, prototypes and the fixed
+table's pick), trains a short model on each (a copy of the user's model as given, the proxy's optimizer
+with cosine decay) and scores it on that seed's slice. A candidate replaces random only when its mean
+margin over random exceeds both the seed noise (the pooled standard deviation of a candidate's accuracy
+across seeds) and twice the paired standard error of the accuracy difference over every row scored (the
+slices' own sampling noise: 80 rows cannot tell 2 points apart). The method picked then runs on the
+whole train split. Nothing of any test split is read.
 
-The proxy trained on every train row, the slice included, so the candidates' signals have seen the
-slice's rows; the short models that are scored never do.
+The proxy trained on every train row, the slices included, so the candidates' signals have seen the
+slices' rows; the short models that are scored never do.
 """
 
 from __future__ import annotations
@@ -83,16 +84,29 @@ def current() -> Context | None:
     return _CONTEXT.get()
 
 
-def stratified_slice(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
-    """Sorted rows of a stratified `share` of every class (round half up, at most all but one row of a class)."""
+def stratified_slices(labels: np.ndarray, share: float, seed: int, count: int = 1) -> list[np.ndarray]:
+    """`count` stratified slices (sorted rows), each a `share` of every class (round half up, at most all but
+    one row of a class), disjoint while the class has rows enough (like folds), else drawn afresh."""
     rng = np.random.default_rng([seed, SLICE_STREAM])
-    picked = []
+    slices: list[list[np.ndarray]] = [[] for _ in range(count)]
     for c in np.unique(labels):
         rows = np.flatnonzero(labels == c)
         m = min(math.floor(share * len(rows) + 0.5), len(rows) - 1)
-        if m > 0:
-            picked.append(rng.permutation(rows)[:m])
-    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+        if m <= 0:
+            continue
+        order = rng.permutation(rows)
+        for s in range(count):
+            if (s + 1) * m > len(rows):
+                order, start = rng.permutation(rows), 0
+            else:
+                start = s * m
+            slices[s].append(order[start:start + m])
+    return [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in slices]
+
+
+def stratified_slice(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """The first of :func:`stratified_slices`."""
+    return stratified_slices(labels, share, seed, 1)[0]
 
 
 def subset_signals(signals: Signals, rows: np.ndarray) -> Signals:
@@ -174,10 +188,11 @@ def _train(model: nn.Module, collector, rows: np.ndarray, labels: torch.Tensor, 
 
 def _noise(acc: np.ndarray, correct: np.ndarray) -> tuple[float, np.ndarray]:
     """(pooled seed std of the accuracies, paired standard error of each candidate's difference to random
-    on the slice). `acc` is (candidates, seeds), `correct` (candidates, seeds, rows), random first."""
+    over the rows scored). `acc` is (candidates, seeds), `correct` (candidates, seeds, slice rows: each
+    seed's own slice), random first."""
     seed_std = float(np.sqrt(np.mean(np.var(acc, axis=1, ddof=1))))
-    diff = correct.mean(axis=1) - correct[0].mean(axis=0)  # per row, seeds averaged
-    se = diff.std(axis=1, ddof=1) / math.sqrt(correct.shape[2])
+    diff = (correct - correct[0]).reshape(len(correct), -1)  # per scored row of every seed's slice
+    se = diff.std(axis=1, ddof=1) / math.sqrt(diff.shape[1])
     return seed_std, se
 
 
@@ -191,19 +206,20 @@ def validate(signals: Signals, budget, *, table_pick: tuple[str, dict], epoch: i
     t0 = time.perf_counter()
     labels = signals.labels
     fraction = budget.total / signals.num_rows
-    val = stratified_slice(labels, share, ctx.seed)
-    train = np.setdiff1d(np.arange(signals.num_rows), val)
+    # One slice per validation seed, disjoint where the classes allow (folds): the slices' sampling noise
+    # shrinks with the rows scored in all, and each seed's candidates are built from the rest.
+    slices = stratified_slices(labels, share, ctx.seed, seeds)
+    rest = [np.setdiff1d(np.arange(signals.num_rows), val) for val in slices]
     cands = candidates(table_pick, epoch)
-    record = {"version": 1, "slice_share": share, "slice_rows": int(len(val)), "train_rows": int(len(train)),
-              "seeds": seeds, "z": Z, "candidates": [], "choice": "random", "reason": None}
-    k = kept_rows(fraction, len(train))
-    if len(val) < MIN_SLICE_ROWS or k < MIN_CANDIDATE_ROWS:
-        record["reason"] = (f"slice of {len(val)} rows, candidates of {k} rows: too small to tell candidates apart "
-                            f"(needs >= {MIN_SLICE_ROWS} and >= {MIN_CANDIDATE_ROWS}); random")
+    record = {"version": 1, "slice_share": share, "slice_rows": int(len(slices[0])),
+              "train_rows": int(len(rest[0])), "seeds": seeds, "scored_rows": int(len(np.unique(np.concatenate(slices)))),
+              "z": Z, "candidates": [], "choice": "random", "reason": None}
+    k = kept_rows(fraction, len(rest[0]))
+    if len(slices[0]) < MIN_SLICE_ROWS or k < MIN_CANDIDATE_ROWS:
+        record["reason"] = (f"slice of {len(slices[0])} rows, candidates of {k} rows: too small to tell candidates "
+                            f"apart (needs >= {MIN_SLICE_ROWS} and >= {MIN_CANDIDATE_ROWS}); random")
         return "random", {}, _finish(record, t0, ctx)
 
-    sub = subset_signals(signals, train)
-    sub_budget = budget_for(sub.labels, k, per_class=budget.per_class_mode)
     accelerator = ctx.accelerator
     if accelerator is None:
         from accelerate import Accelerator
@@ -216,9 +232,11 @@ def validate(signals: Signals, budget, *, table_pick: tuple[str, dict], epoch: i
     steps = max(MIN_STEPS, max(ctx.proxy.epochs, 1) * math.ceil(k / ctx.proxy.batch_size))
     record["steps"] = steps
     acc = np.zeros((len(cands), seeds))
-    correct = np.zeros((len(cands), seeds, len(val)))
+    correct = np.zeros((len(cands), seeds, len(slices[0])))
     cuda = [accelerator.device] if accelerator.device.type == "cuda" else []
-    for s in range(seeds):
+    for s, (val, train) in enumerate(zip(slices, rest)):
+        sub = subset_signals(signals, train)
+        sub_budget = budget_for(sub.labels, kept_rows(fraction, len(train)), per_class=budget.per_class_mode)
         seed_s = int(np.random.default_rng([ctx.seed, s]).integers(2**31))
         for i, (_, method, options) in enumerate(cands):
             spec = methods.get(method)

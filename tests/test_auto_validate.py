@@ -79,22 +79,23 @@ def test_too_small_a_slice_is_random_without_training(train, proxy, one_thread, 
     assert sel.config["auto_method"] == "random"
 
 
-def test_slice_is_stratified_and_never_trained_on(train, proxy, one_thread, tmp_path, monkeypatch):
+def test_slices_are_stratified_and_never_trained_on(train, proxy, one_thread, tmp_path, monkeypatch):
     labels = np.asarray(train["label"])
-    val = auto_validation.stratified_slice(labels, 0.1, 0)
-    for c in np.unique(labels):
-        n = int((labels == c).sum())
-        assert int((labels[val] == c).sum()) == int(np.floor(0.1 * n + 0.5))
+    slices = auto_validation.stratified_slices(labels, 0.1, 0, 2)
+    assert not np.isin(slices[0], slices[1]).any()  # one slice per seed, disjoint (folds)
+    for val in slices:
+        for c in np.unique(labels):
+            n = int((labels == c).sum())
+            assert int((labels[val] == c).sum()) == int(np.floor(0.1 * n + 0.5))
     trained, scored = [], []
     real_train = auto_validation._train
+    from hf_coreset.signals.collect import SignalCollector
+
+    real_logits = SignalCollector.logits
 
     def spy(model, collector, rows, labels_, **kw):
         trained.append(np.asarray(rows))
         return real_train(model, collector, rows, labels_, **kw)
-
-    from hf_coreset.signals.collect import SignalCollector
-
-    real_logits = SignalCollector.logits
 
     def spy_logits(self, model, rows):
         scored.append(np.asarray(rows))
@@ -103,13 +104,13 @@ def test_slice_is_stratified_and_never_trained_on(train, proxy, one_thread, tmp_
     monkeypatch.setattr(auto_validation, "_train", spy)
     monkeypatch.setattr(SignalCollector, "logits", spy_logits)
     sel = run(train, proxy, cache_dir=tmp_path / "t", validation_seeds=2)
-    n_cands = len(sel.config["auto_validation"]["candidates"])
-    assert len(trained) == len(scored) == 2 * n_cands
-    for rows in trained:
-        assert not np.isin(rows, val).any()  # the slice is held out of every candidate
+    rec = sel.config["auto_validation"]
+    n_cands = len(rec["candidates"])
+    assert len(trained) == len(scored) == 2 * n_cands and rec["scored_rows"] == 2 * rec["slice_rows"]
+    for i, (rows, val) in enumerate(zip(trained, scored)):
+        np.testing.assert_array_equal(val, slices[i // n_cands])  # each seed scores its own slice only ...
+        assert not np.isin(rows, val).any()  # ... which its candidates never train on
         assert len(rows) == round(0.1 * (train.num_rows - len(val)))
-    for rows in scored:
-        np.testing.assert_array_equal(rows, val)  # and is all that is scored
 
 
 def test_validate_false_is_the_fixed_table(train, proxy, one_thread, tmp_path):

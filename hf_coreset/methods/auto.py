@@ -79,13 +79,14 @@ def auto(signals, budget, *, rng, epoch: int | None = None, validate: bool | Non
          validation_share: float = 0.1):
     """Run the method that does best on your data at this budget, or the fixed table's pick.
 
-    With `validate` (the default under `hf_coreset.select`), a stratified `validation_share` of each
-    class of the train split is held out; candidate selections of the rest (random, kernel herding at
+    With `validate` (the default under `hf_coreset.select`), for each validation seed a stratified
+    `validation_share` of each class of the train split is held out (the seeds' slices disjoint where the
+    classes allow); candidate selections of the rest (random, kernel herding at
     bandwidths 0.3, 1 and 3, k-center, prototypes and the table's pick) are built from the signals the
     proxy collected, a copy of the model as given trains on each (the proxy's optimizer, cosine decay,
     the proxy's epochs and at least 100 steps) for each of `validation_seeds` seeds, and the one with
     the best validation accuracy is picked if its margin over random exceeds both the pooled seed std
-    and twice the paired standard error of the difference on the slice; else random. The pick then
+    and twice the paired standard error of the difference over the rows scored; else random. The pick then
     runs on the whole train split. `info["auto_validation"]` records every candidate's scores, the
     noise, the choice and the cost (seconds, and as a ratio to the proxy's); see
     `hf_coreset.auto_validation`.
@@ -102,8 +103,8 @@ def auto(signals, budget, *, rng, epoch: int | None = None, validate: bool | Non
         validate (`bool`, *optional*): choose on your data (True) or by the table (False); None:
             True under `hf_coreset.select`, False elsewhere.
         validation_seeds (`int`, *optional*, defaults to `2`): seeds per candidate (>= 2: the seed noise
-            needs two); each re-draws the random candidate and the short training's batch order.
-        validation_share (`float`, *optional*, defaults to `0.1`): share of each class held out, in (0, 0.5].
+            needs two); each draws its own slice, the random candidate and the short training's batch order.
+        validation_share (`float`, *optional*, defaults to `0.1`): share of each class held out per seed, in (0, 0.5].
 
     Returns:
         the picked method's `MethodOutput`.
