@@ -6,10 +6,10 @@ classes allow, like folds), builds a few candidate selections of the other rows 
 proxy already collected (random, kernel herding at three bandwidths, k-center, prototypes and the fixed
 table's pick), trains a short model on each (a copy of the user's model as given, the proxy's optimizer
 with cosine decay) and scores it on that seed's slice. A candidate replaces random only when its mean
-margin over random exceeds both the seed noise (the pooled standard deviation of a candidate's accuracy
-across seeds) and twice the paired standard error of the accuracy difference over every row scored (the
-slices' own sampling noise: 80 rows cannot tell 2 points apart). The method picked then runs on the
-whole train split. Nothing of any test split is read.
+margin over random exceeds both the seed noise (the standard deviation across seeds of a candidate's
+per-seed margin, pooled over the candidates) and twice the paired standard error of the accuracy
+difference over every row scored (the slices' own sampling noise: 80 rows cannot tell 2 points apart).
+The method picked then runs on the whole train split. Nothing of any test split is read.
 
 The proxy trained on every train row, the slices included, so the candidates' signals have seen the
 slices' rows; the short models that are scored never do.
@@ -186,11 +186,30 @@ def _train(model: nn.Module, collector, rows: np.ndarray, labels: torch.Tensor, 
     return net
 
 
+def criteria(picked: np.ndarray, held_out: np.ndarray) -> tuple[float, float]:
+    """(MMD^2, coverage) of a candidate's rows against the held-out slice, in proxy feature space; lower is
+    closer. MMD under exp(-||x - y||^2 / D), D the slice's mean squared pairwise distance (kernel herding's
+    bandwidth 1); coverage: the mean distance from a slice row to its nearest picked row, over sqrt(D)."""
+    a = np.asarray(picked, dtype=np.float64)
+    b = np.asarray(held_out, dtype=np.float64)
+
+    def sq(x, y):
+        return np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T, 0.0)
+
+    bb = sq(b, b)
+    d = max(float(bb.mean()), 1e-12)
+    ab = sq(a, b)
+    mmd = np.exp(-sq(a, a) / d).mean() + np.exp(-bb / d).mean() - 2 * np.exp(-ab / d).mean()
+    return float(mmd), float(np.sqrt(ab.min(axis=0)).mean() / math.sqrt(d))
+
+
 def _noise(acc: np.ndarray, correct: np.ndarray) -> tuple[float, np.ndarray]:
-    """(pooled seed std of the accuracies, paired standard error of each candidate's difference to random
+    """(pooled seed std of the margins over random, paired standard error of each candidate's difference to random
     over the rows scored). `acc` is (candidates, seeds), `correct` (candidates, seeds, slice rows: each
     seed's own slice), random first."""
-    seed_std = float(np.sqrt(np.mean(np.var(acc, axis=1, ddof=1))))
+    # The seeds' slices differ in difficulty, which moves every candidate alike: the noise on a margin is
+    # the spread across seeds of the per-seed margins (paired on the seed), pooled over the candidates.
+    seed_std = float(np.sqrt(np.mean(np.var(acc[1:] - acc[0], axis=1, ddof=1))))
     diff = (correct - correct[0]).reshape(len(correct), -1)  # per scored row of every seed's slice
     se = diff.std(axis=1, ddof=1) / math.sqrt(diff.shape[1])
     return seed_std, se
@@ -233,6 +252,10 @@ def validate(signals: Signals, budget, *, table_pick: tuple[str, dict], epoch: i
     record["steps"] = steps
     acc = np.zeros((len(cands), seeds))
     correct = np.zeros((len(cands), seeds, len(slices[0])))
+    # No-training criteria, recorded beside the validation scores to see whether they predict them.
+    mmd, cover = np.full((len(cands), seeds), np.nan), np.full((len(cands), seeds), np.nan)
+    ckpt = signals.checkpoints.get(epoch)
+    feats = None if ckpt is None or ckpt.features is None else ckpt.features
     cuda = [accelerator.device] if accelerator.device.type == "cuda" else []
     for s, (val, train) in enumerate(zip(slices, rest)):
         sub = subset_signals(signals, train)
@@ -247,6 +270,8 @@ def validate(signals: Signals, budget, *, table_pick: tuple[str, dict], epoch: i
             hit = collector.logits(net, val).argmax(1) == labels[val]
             correct[i, s] = hit
             acc[i, s] = hit.mean()
+            if feats is not None:
+                mmd[i, s], cover[i, s] = criteria(feats[train[out.indices]], feats[val])
     seed_std, se = _noise(acc, correct)
     margins = acc.mean(axis=1) - acc[0].mean()
     threshold = np.maximum(seed_std, Z * se)
@@ -255,7 +280,10 @@ def validate(signals: Signals, budget, *, table_pick: tuple[str, dict], epoch: i
             "name": name, "method": method, "options": options, "accuracy": acc[i].round(6).tolist(),
             "mean": round(float(acc[i].mean()), 6), "std": round(float(acc[i].std(ddof=1)), 6),
             "margin": round(float(margins[i]), 6), "paired_se": round(float(se[i]), 6),
-            "beats_random": bool(i > 0 and margins[i] > threshold[i])})
+            "threshold": round(float(threshold[i]), 6),
+            "beats_random": bool(i > 0 and margins[i] > threshold[i]),
+            "mmd": None if np.isnan(mmd[i]).any() else round(float(mmd[i].mean()), 6),
+            "coverage": None if np.isnan(cover[i]).any() else round(float(cover[i].mean()), 6)})
     record["seed_std"] = round(seed_std, 6)
     winners = [i for i in range(1, len(cands)) if margins[i] > threshold[i]]
     if winners:

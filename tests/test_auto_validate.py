@@ -40,6 +40,8 @@ def test_record_is_complete_and_deterministic(train, proxy, one_thread, tmp_path
     for c in rec["candidates"]:
         assert len(c["accuracy"]) == 2 and c["mean"] == pytest.approx(np.mean(c["accuracy"]), abs=1e-6)
         assert c["margin"] == pytest.approx(c["mean"] - rec["candidates"][0]["mean"], abs=2e-6)
+        assert c["threshold"] >= max(rec["seed_std"], 2 * c["paired_se"]) - 1e-6
+        assert c["mmd"] is not None and c["coverage"] is not None  # the no-training criteria, on proxy features
     assert rec["seed_std"] >= 0 and rec["seconds"] > 0 and rec["proxy_seconds"] > 0 and rec["cost_ratio"] > 0
     picked = [c for c in rec["candidates"] if c["name"] == rec["choice"]]
     assert picked and (rec["choice"] == "random") == (not picked[0]["beats_random"])
@@ -144,3 +146,13 @@ def test_validate_needs_select_and_the_trainer_keeps_the_table(tmp_path):
     plain = hf_coreset.CoresetTrainingArguments(output_dir=str(tmp_path), coreset_method="auto", coreset_fraction=0.1,
                                                 report_to="none")
     assert plain.coreset_method_and_options()[1]["validate"] is False
+
+
+def test_no_training_criteria_are_zero_for_the_slice_itself():
+    rng = np.random.default_rng(0)
+    held = rng.normal(size=(40, 5))
+    mmd, cover = auto_validation.criteria(held, held)
+    assert mmd == pytest.approx(0.0, abs=1e-12) and cover == pytest.approx(0.0, abs=1e-6)
+    far_mmd, far_cover = auto_validation.criteria(held[:4] + 10.0, held)
+    near_mmd, near_cover = auto_validation.criteria(held[::10], held)
+    assert far_mmd > near_mmd > 0 and far_cover > near_cover > 0

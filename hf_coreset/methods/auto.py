@@ -81,15 +81,14 @@ def auto(signals, budget, *, rng, epoch: int | None = None, validate: bool | Non
 
     With `validate` (the default under `hf_coreset.select`), for each validation seed a stratified
     `validation_share` of each class of the train split is held out (the seeds' slices disjoint where the
-    classes allow); candidate selections of the rest (random, kernel herding at
-    bandwidths 0.3, 1 and 3, k-center, prototypes and the table's pick) are built from the signals the
+    classes allow); candidate selections of the rest (random, kernel herding at bandwidths 0.3, 1 and 3, k-center, prototypes and the table's pick) are built from the signals the
     proxy collected, a copy of the model as given trains on each (the proxy's optimizer, cosine decay,
     the proxy's epochs and at least 100 steps) for each of `validation_seeds` seeds, and the one with
-    the best validation accuracy is picked if its margin over random exceeds both the pooled seed std
-    and twice the paired standard error of the difference over the rows scored; else random. The pick then
-    runs on the whole train split. `info["auto_validation"]` records every candidate's scores, the
-    noise, the choice and the cost (seconds, and as a ratio to the proxy's); see
-    `hf_coreset.auto_validation`.
+    the best validation accuracy is picked if its margin over random exceeds both the seed std of the
+    per-seed margins (pooled) and twice the paired standard error of the difference over the rows
+    scored; else random. The pick then runs on the whole train split. `info["auto_validation"]`
+    records every candidate's scores (and two no-training criteria, MMD and coverage), the noise, the
+    choice and the cost (seconds, and as a ratio to the proxy's); see `hf_coreset.auto_validation`.
 
     Without it (`validate=False`; `CoresetTrainer` and direct `methods.run` calls, where no data and
     model are at hand, leave None as False), the choice is a fixed table
