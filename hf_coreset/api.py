@@ -7,10 +7,11 @@ import logging
 import numbers
 import os
 import time
+from contextlib import nullcontext
 
 import numpy as np
 
-from . import methods
+from . import auto_validation, methods
 from .budget import check_bool, make_budget
 from .fingerprint import column_values, dataset_fingerprint, hash_parts, label_hash, model_fingerprint
 from .hub import HUB_ID
@@ -143,6 +144,8 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
     spec = methods.get(method)
     proxy_cfg = ProxyConfig.coerce(proxy, model)
     options = spec.check_options(options, last_epoch=proxy_cfg.last_epoch(spec, options))  # an unset epoch
+    if spec.name == "auto" and options["validate"] is None:
+        options["validate"] = True  # here the data and the model are at hand: auto chooses on them
     seed = _check_seed(seed)
     per_class = check_bool(per_class, "per_class")
     labels, num_classes = check_dataset(dataset, label_column)
@@ -163,10 +166,14 @@ def select(dataset, method: str, *, fraction: float | None = None, size: int | N
         signals = Signals(labels=labels, num_classes=num_classes)
     model_fp = model_fingerprint(model) if needs else None
     proxy_key = proxy_cfg.record(needs) if needs else None
-    return build_selection(dataset, spec, signals, budget, options=options, seed=seed, fraction=fraction, size=size,
-                           per_class=per_class, label_column=label_column, timings=timings, proxy_key=proxy_key,
-                           model=model if needs else None, model_fp=model_fp, head=signals.head,
-                           fingerprint_key=proxy_cfg.training_key() if needs else None)
+    validating = auto_validation.context(auto_validation.Context(
+        dataset=dataset, model=model, proxy=proxy_cfg, seed=seed, label_column=label_column, collate_fn=collate_fn,
+        head=head, accelerator=accelerator, progress=progress, timings=timings)) if needs else nullcontext()
+    with validating:
+        return build_selection(dataset, spec, signals, budget, options=options, seed=seed, fraction=fraction,
+                               size=size, per_class=per_class, label_column=label_column, timings=timings,
+                               proxy_key=proxy_key, model=model if needs else None, model_fp=model_fp,
+                               head=signals.head, fingerprint_key=proxy_cfg.training_key() if needs else None)
 
 
 def check_tokenized(model, dataset, label_column: str) -> None:

@@ -257,6 +257,7 @@ def dataset_card(selection: "CoresetSelection", dataset, repo_id: str, *, source
         model_md=model_md, library_version=selection.library_version, pushed_with=__version__,
         config_json=json.dumps(config, indent=2, sort_keys=True, default=repr), source_load=load,
         per_class=_per_class_rows(selection, dataset), benchmark=_benchmark_rows(config), plot=plot,
+        auto_validation=config.get("auto_validation"),
     ))
 
 

@@ -55,6 +55,15 @@ def test_auto_needs_cover_every_row_and_take_only_an_epoch():
             spec = methods.get(method)
             for e, fields in spec.needs(spec.check_options({"epoch": epoch, **options})).items():
                 assert fields <= needs[e]
-    assert auto.check_options({"epoch": 3}, last_epoch=2) == {"epoch": 3}  # a given epoch wins
+    assert auto.check_options({"epoch": 3}, last_epoch=2)["epoch"] == 3  # a given epoch wins
+    # Validating, the proxy also collects what every candidate reads, at the same single epoch.
+    from hf_coreset.auto_validation import CANDIDATES
+    needs = auto.needs(auto.check_options({"validate": True}, last_epoch=2))
+    assert sorted(needs) == [2]
+    for method, options in CANDIDATES:
+        spec = methods.get(method)
+        opts = {"epoch": 2, **options} if "epoch" in spec.defaults else dict(options)
+        for e, fields in spec.needs(spec.check_options(opts)).items():
+            assert fields <= needs[e]
     with pytest.raises(TypeError, match="unknown option"):
         auto.check_options({"easy": 0.9})

@@ -20,7 +20,10 @@ from hf_coreset.signals import Checkpoint, Signals
 # One or more bad values for every option of every registered method: (options, error, message).
 # A method registered without an entry here fails test_every_option_of_every_method_has_a_bad_value.
 BAD = {
-    "auto": [({"epoch": -3}, ValueError, r"epoch=-3; pass an integer proxy epoch >= 0")],
+    "auto": [({"epoch": -3}, ValueError, r"epoch=-3; pass an integer proxy epoch >= 0"),
+             ({"validate": 1}, TypeError, r"validate=1; pass True"),
+             ({"validation_seeds": 1}, ValueError, r"validation_seeds=1; pass an integer >= 2"),
+             ({"validation_share": 0.0}, ValueError, r"validation_share=0.0; pass the share")],
     "random": [({"k": 3}, TypeError, r"Method 'random' got unknown option\(s\) \['k'\]")],
     "ccs": [({"score": "loss"}, ValueError, r"score='loss'; pass one of"),
             ({"epoch": -1}, ValueError, r"epoch=-1; pass an integer proxy epoch >= 0"),

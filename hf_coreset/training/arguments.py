@@ -191,6 +191,12 @@ class CoresetTrainingArguments(TrainingArguments):
             return None, {}
         spec = methods.get(self.coreset_method)
         options = dict(self.coreset_method_options or {})
+        if spec.name == "auto":
+            if options.get("validate"):
+                raise ValueError("CoresetTrainer runs auto from its fixed table: its warm-up has no held-out slice "
+                                 "to validate candidates on; drop validate=True, or choose with "
+                                 "hf_coreset.select(ds, 'auto', model=...) and pass that selection to the trainer.")
+            options["validate"] = False
         if "epochs" in spec.defaults and "epochs" not in options:
             options["epochs"] = self.coreset_warmup_epochs
         # An unset `epoch`, also inside a wrapper's score_options, is the end of the warm-up.
