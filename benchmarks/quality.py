@@ -815,19 +815,24 @@ def _plot_spread(margin, sel, methods, fractions, nn, out_png) -> bool:
     for ax, f in zip(axes[0], fractions):
         r = nn("random", f)
         pts = [(m, nn(m, f) / r, np.mean(v)) for m in methods if r and nn(m, f) and (v := margin("steps", m, f))]
-        ax.axhline(0, color="black", linewidth=0.6)
         ax.axvline(1, color="black", linewidth=0.6)
-        for m, x, y in pts:
-            ax.scatter([x], [y], s=14, color="tab:red" if m in SEED_METHODS else "tab:blue")
-            ax.annotate(m, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        ax.set_title(f"{f:.0%} kept")
-        ax.set_xlabel("spread: nearest-kept distance / random's")
+        _labelled_points(ax, pts, f, "spread: nearest-kept distance / random's")
     axes[0][0].set_ylabel("margin over random, equal steps (points)")
-    fig.suptitle("Subsets that leave parts of their class uncovered lose (red: seed methods)", fontsize=9)
+    fig.suptitle("Subsets that leave parts of their class uncovered lose (red: seed methods, green: auto)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
     return True
+
+
+def _labelled_points(ax, pts, fraction, xlabel) -> None:
+    """One panel: a labelled point per (method, x, y), seed methods red, auto green; the y = 0 line."""
+    ax.axhline(0, color="black", linewidth=0.6)
+    for m, x, y in pts:
+        ax.scatter([x], [y], s=14, color="tab:red" if m in SEED_METHODS else ("tab:green" if m == "auto" else "tab:blue"))
+        ax.annotate(m, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    ax.set_title(f"{fraction:.0%} kept")
+    ax.set_xlabel(xlabel)
 
 
 def _plot_protocols(margin, methods, fractions, out_png) -> bool:
@@ -840,7 +845,6 @@ def _plot_protocols(margin, methods, fractions, out_png) -> bool:
         logger.warning("matplotlib is not installed (pip install hf-coreset[plots]); the plot is skipped.")
         return False
     fig, axes = plt.subplots(1, len(fractions), figsize=(3.6 * len(fractions), 3.8), squeeze=False)
-    seed_methods = {"nfg", "mrmc", "mrmc-r", "fdmat"}
     for ax, f in zip(axes[0], fractions):
         pts = [(m, np.mean(e), np.mean(s)) for m in methods
                if (e := margin("epochs", m, f)) and (s := margin("steps", m, f))]
@@ -849,14 +853,8 @@ def _plot_protocols(margin, methods, fractions, out_png) -> bool:
         lo = min(min(p[1], p[2]) for p in pts) - 1
         hi = max(max(p[1], p[2]) for p in pts) + 1
         ax.plot([lo, hi], [lo, hi], color="gray", linewidth=0.8, linestyle=":")
-        ax.axhline(0, color="black", linewidth=0.6)
         ax.axvline(0, color="black", linewidth=0.6)
-        for m, e, s in pts:
-            color = "tab:red" if m in seed_methods else ("tab:green" if m == "auto" else "tab:blue")
-            ax.scatter([e], [s], s=14, color=color)
-            ax.annotate(m, (e, s), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        ax.set_title(f"{f:.0%} kept")
-        ax.set_xlabel("margin, equal epochs (points)")
+        _labelled_points(ax, pts, f, "margin, equal epochs (points)")
     axes[0][0].set_ylabel("margin, equal steps (points)")
     fig.suptitle("Margin over random on the same selections (red: seed methods, green: auto)", fontsize=9)
     fig.tight_layout()
