@@ -124,8 +124,8 @@ class Cells:
 
     @staticmethod
     def key(rec: dict) -> str:
-        # "selection": a training cell is keyed by the fingerprint of the rows it trained on, so a
-        # re-made selection never reuses the accuracy of the one it replaced
+        # "selection": a training cell is keyed by the hash of the rows it trained on (before the hash, the
+        # selection's fingerprint), so a re-made selection never reuses the accuracy of the one it replaced
         fields = ("kind", "method", "version", "options", "fraction", "seed", "setup", "selection")
         return json.dumps({k: rec.get(k) for k in fields}, sort_keys=True)
 
@@ -317,37 +317,38 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
             key = sel_key(m, f)
             folder = selection_dir(cfg, m, specs[m].version, f)
             rec = cells.find(**key)
-            if m not in cfg.redo and (folder / "selection.json").is_file():
-                selections[m, f] = sel = hf_coreset.CoresetSelection.load(folder)
-                # made for the other protocol's cells file (its cost is recorded there), or changed on disk
-                if rec is None or rec["fingerprint"] != sel.fingerprint:
-                    cells.add({**key, "kept": len(sel), "fingerprint": sel.fingerprint, "rows": rows_hash(sel),
-                               "timings": None,
-                               "reused": str(folder), "date": now(), "machine": machine(), **stamp})
-                continue
-            t0 = time.perf_counter()
-            sel = hf_coreset.select(train, m, fraction=f, model=make_convnet(cfg.selection_seed), seed=cfg.selection_seed,
-                                    proxy=cfg.proxy, cache_dir=signal_dir, progress=False, **options)
-            wall = time.perf_counter() - t0
-            if folder.exists():
-                shutil.rmtree(folder)
-            sel.save(folder)
+            reused = m not in cfg.redo and (folder / "selection.json").is_file()
+            if reused:
+                sel = hf_coreset.CoresetSelection.load(folder)
+            else:
+                t0 = time.perf_counter()
+                sel = hf_coreset.select(train, m, fraction=f, model=make_convnet(cfg.selection_seed),
+                                        seed=cfg.selection_seed, proxy=cfg.proxy, cache_dir=signal_dir, progress=False,
+                                        **options)
+                wall = time.perf_counter() - t0
+                if folder.exists():
+                    shutil.rmtree(folder)
+                sel.save(folder)
             selections[m, f] = sel
-            if rec is None or m in cfg.redo or rec["fingerprint"] != sel.fingerprint:
-                last = max(needs[m] or [0])
+            rows = rows_hash(sel)
+            # A record per kept-rows hash: the same inputs (fingerprint) can keep other rows on another CPU.
+            if rec is not None and rec.get("rows") == rows and m not in cfg.redo:
+                continue
+            last = max(needs[m] or [0])
+            if not reused:
                 timings = {"proxy_training": sum(t["proxy_training"] for e, t in proxy_t.items() if e <= last),
                            "signals": sum(proxy_t[e]["signals"] for e in needs[m] if e in proxy_t),
                            "scoring": sel.timings["scoring"]}
                 timings = {k: round(v, 3) for k, v in timings.items()}
-                cells.add({**key, "kept": len(sel), "proxy_epochs": last, "fingerprint": sel.fingerprint,
-                           "rows": rows_hash(sel),
-                           "timings": timings, "select_call_s": round(wall, 3),
-                           "coverage": _coverage(train, sel.indices),
-                           "proxy_wrong": None if hard is None else {"epoch": hard[0],
-                                                                     "share": float(hard[1][sel.indices].mean())},
-                           "date": now(), "machine": machine(), **stamp})
-                log(f"selected {m} at {f:.0%}: {len(sel)} rows; "
-                    + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+                log(f"selected {m} at {f:.0%}: {len(sel)} rows; " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+            else:  # saved by an earlier run or the other protocol's grid: the cost of the same inputs, if recorded
+                timings = rec["timings"] if rec is not None and rec["fingerprint"] == sel.fingerprint else None
+            cells.add({**key, "kept": len(sel), "proxy_epochs": last, "fingerprint": sel.fingerprint, "rows": rows,
+                       "timings": timings, **({"reused": str(folder)} if reused else {"select_call_s": round(wall, 3)}),
+                       "coverage": _coverage(train, sel.indices),
+                       "proxy_wrong": None if hard is None else {"epoch": hard[0],
+                                                                 "share": float(hard[1][sel.indices].mean())},
+                       "date": now(), "machine": machine(), **stamp})
     if not cfg.keep_signals and signal_dir.exists():
         shutil.rmtree(signal_dir)
 
@@ -360,7 +361,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                 options = {} if m == FULL else cfg.method_options.get(m, {})
                 sel = None if m == FULL else selections[m, f]
                 key = dict(kind="train", method=m, version=version, options=options, fraction=f, seed=seed, setup=setup,
-                           selection=None if sel is None else sel.fingerprint)
+                           selection=None if sel is None else rows_hash(sel))
                 if m in cfg.redo or cells.find(**key) is None:
                     todo.append((key, {"num_samples": cfg.num_samples, "cache_dir": str(cfg.cache_dir), "seed": seed,
                                        "indices": None if sel is None else sel.indices,
@@ -427,9 +428,11 @@ def summarize(records: list[dict], setup: dict | None = None) -> dict:
     for r in same:
         latest[(r["kind"], r["method"], r["fraction"], r["seed"], None if r["kind"] != "proxy" else str(r["options"]))] = r
     sel = {(r["method"], r["fraction"]): r for r in latest.values() if r["kind"] == "selection"}
-    # only training on the latest selection counts (an earlier selection's cells are history)
+    # only training on the latest selection's rows counts (an earlier selection's cells are history); records
+    # from before the rows hash name the selection they trained by its fingerprint
     same = [r for r in latest.values() if r["kind"] != "train" or r["method"] == FULL
-            or ((s := sel.get((r["method"], r["fraction"]))) is not None and r.get("selection") == s["fingerprint"])]
+            or ((s := sel.get((r["method"], r["fraction"]))) is not None
+                and r.get("selection") == s.get("rows", s["fingerprint"]))]
     acc = {}
     for r in same:
         if r["kind"] == "train":
@@ -654,14 +657,10 @@ def protocol_comparison(epochs_results: str | os.PathLike, steps_results: str | 
     sels = {k: {key: r for key, r in g["selection"].items()} for k, g in grids.items()}
     both = [key for key in sels["epochs"] if key in sels["steps"]]
     same = [key for key in both if sels["epochs"][key]["fingerprint"] == sels["steps"][key]["fingerprint"]]
-    # a reused record has no coverage of its own: read it from the record of the grid that made the selection
-    made = {key: r for k in ("epochs", "steps") for key, r in sels[k].items()
-            if r.get("coverage") and r["fingerprint"] == sels["steps"].get(key, {}).get("fingerprint")}
-    rows = {key: same_rows(sels["epochs"][key] if sels["epochs"][key].get("coverage") else made.get(key, {}),
-                           sels["steps"][key] if sels["steps"][key].get("coverage") else made.get(key, {}))
-            for key in same}
-    if all(r is None for r in rows.values()):  # one grid reused the other's saved selections: hashes only
-        rows = {key: same_rows(sels["epochs"][key], sels["steps"][key]) for key in same}
+    rows = {key: same_rows(sels["epochs"][key], sels["steps"][key]) for key in same}
+    # the mechanism reads the equal-step grid's subsets; the hard share comes from the grid whose proxy ran
+    made = {key: sels["epochs"][key] if not r.get("proxy_wrong") and sels["epochs"].get(key, {}).get("proxy_wrong")
+            and same_rows(sels["epochs"][key], r) else r for key, r in sels["steps"].items()}
     dates = sorted(r["date"] for g in grids.values() for r in g["records"])
     revs = sorted({r["git"] for g in grids.values() for r in g["records"]})
     steps_proto = grids["steps"]["setup"]["protocol"]

@@ -170,7 +170,7 @@ def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
     # A selection that changed on disk (made again by other code) is trained again: a training cell
     # is keyed by the fingerprint of its rows, and the report drops the cells of the old selection.
     import hf_coreset
-    from benchmarks.quality import selection_dir, summarize
+    from benchmarks.quality import rows_hash, selection_dir, summarize
 
     folder = selection_dir(cfg, "el2n", hf_coreset.methods.get("el2n").version, 0.1)
     other = hf_coreset.select(load_mnist1d(num_samples=1250, cache_dir=tmp_path / "cache" / "data")["train"],
@@ -181,7 +181,7 @@ def test_quality_grid_runs_resumes_and_reports(tmp_path, offline):
     recs = Cells(cfg.results).records
     assert [r["fingerprint"] for r in recs if r["kind"] == "selection" and r["method"] == "el2n"][-1] == other.fingerprint
     new = [r for r in recs if r["kind"] == "train" and r["method"] == "el2n" and r["command"] == "changed"]
-    assert [r["selection"] for r in new] == [other.fingerprint]
+    assert [r["selection"] for r in new] == [rows_hash(other)]
     assert summarize(recs)["accuracy"]["el2n"][0.1] == {0: new[0]["accuracy"]}  # seed 1 trained the old rows
 
 
