@@ -8,7 +8,7 @@ table's pick), trains a short model on each (a copy of the user's model as given
 with cosine decay) and scores it on that seed's slice. A candidate replaces random only when its mean
 margin over random exceeds both the seed noise (the standard deviation across seeds of a candidate's
 per-seed margin, pooled over the candidates) and twice the paired standard error of the accuracy
-difference over every row scored (the slices' own sampling noise: 80 rows cannot tell 2 points apart).
+difference over every row scored (the slices' own sampling noise, large on a slice of a few dozen rows).
 The method picked then runs on the whole train split. Nothing of any test split is read.
 
 The proxy trained on every train row, the slices included, so the candidates' signals have seen the
