@@ -120,19 +120,21 @@ def subset_signals(signals: Signals, rows: np.ndarray) -> Signals:
 
 
 def candidates(table_pick: tuple[str, dict], epoch: int) -> list[tuple[str, str, dict]]:
-    """(label, method, options) of every candidate, the table's pick added unless it is already one."""
+    """(label, method, checked options) of every candidate, the table's pick added unless it is already one
+    (same method and options once defaults are filled in); labels name the options set here."""
     out, seen = [], set()
     for method, options in (*CANDIDATES, table_pick):
         spec = methods.get(method)
         opts = {k: v for k, v in options.items() if k != "epoch"}
         if "epoch" in spec.defaults:
             opts = {"epoch": epoch, **opts}
-        key = (method, tuple(sorted((k, v) for k, v in opts.items() if k != "epoch")))
+        checked = spec.check_options(opts, last_epoch=epoch)
+        key = (method, repr(sorted(checked.items())))
         if key in seen:
             continue
         seen.add(key)
         extra = ", ".join(f"{k}={v}" for k, v in opts.items() if k != "epoch")
-        out.append((f"{method}({extra})" if extra else method, method, spec.check_options(opts, last_epoch=epoch)))
+        out.append((f"{method}({extra})" if extra else method, method, checked))
     return out
 
 
