@@ -321,10 +321,11 @@ def report(cells: list[dict], path: Path) -> None:
              f"{git_revision()}.", "",
              "Datasets, models, proxies and protocols are described in `benchmarks/auto_datasets.py`. "
              "`auto-table` is `auto` with `validate=False` (the fixed MNIST-1D table, version 2's behaviour); "
-             "`auto-data` is `auto` version 3 with `validate=True`, its default under `select` (a stratified 10% "
-             "slice of the train split, 2 validation seeds, candidates random / kernel herding at bandwidths "
-             "0.3, 1, 3 / k-center / prototypes / the table's pick, random unless a candidate beats it by more than "
-             "both the pooled seed std and 2 paired standard errors on the slice). Test accuracy (%), mean +- std "
+             "`auto-data` is `auto` version 3 with `validate=True`, its default under `select` (2 validation seeds, "
+             "each with its own stratified 10% slice of the train split, disjoint; candidates random / kernel "
+             "herding at bandwidths 0.3, 1, 3 / k-center / prototypes / the table's pick, each trained briefly; "
+             "random unless a candidate beats it by more than both the pooled seed std of the per-seed margins and "
+             "2 paired standard errors over the rows scored). Test accuracy (%), mean +- std "
              "over seeds; margin = mean +- std of the per-seed difference to random (paired: same seed).", "",
              "Cut to fit the CPU time (2 shared cores, one thread): the MNIST-1D variants ran equal epochs only "
              "(equal steps trains every subset for 30 full-data epochs), and at 30% only the rows random, "
@@ -365,7 +366,7 @@ def report(cells: list[dict], path: Path) -> None:
                             if "auto-data" in by and "auto-table" in by else None))
     head = ["## Summary", "",
             "Per cell: the grid rows run (20 = every registered method, random included, and both `auto` rows; "
-            "fewer where the cell was cut to fit the CPU time, see the note below); the best registered method "
+            "fewer where the cell was cut to fit the CPU time, see the note above); the best registered method "
             "run (highest mean accuracy, random included) and its margin; "
             "`auto-table` and `auto-data` margins over random; what `auto-data` picked per seed; whether it is "
             "below random by more than one seed std (the std of random's accuracy over seeds, and of the paired "
