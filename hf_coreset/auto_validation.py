@@ -8,7 +8,7 @@ table's pick), trains a short model on each (a copy of the user's model as given
 with cosine decay) and scores it on that seed's slice. A candidate replaces random only when its mean
 margin over random exceeds both the seed noise (the standard deviation across seeds of a candidate's
 per-seed margin, pooled over the candidates) and twice the paired standard error of the accuracy
-difference over every row scored (the slices' own sampling noise: 80 rows cannot tell 2 points apart).
+difference over every row scored (the slices' own sampling noise, large on a slice of a few dozen rows).
 The method picked then runs on the whole train split. Nothing of any test split is read.
 
 The proxy trained on every train row, the slices included, so the candidates' signals have seen the
@@ -120,19 +120,21 @@ def subset_signals(signals: Signals, rows: np.ndarray) -> Signals:
 
 
 def candidates(table_pick: tuple[str, dict], epoch: int) -> list[tuple[str, str, dict]]:
-    """(label, method, options) of every candidate, the table's pick added unless it is already one."""
+    """(label, method, checked options) of every candidate, the table's pick added unless it is already one
+    (same method and options once defaults are filled in); labels name the options set here."""
     out, seen = [], set()
     for method, options in (*CANDIDATES, table_pick):
         spec = methods.get(method)
         opts = {k: v for k, v in options.items() if k != "epoch"}
         if "epoch" in spec.defaults:
             opts = {"epoch": epoch, **opts}
-        key = (method, tuple(sorted((k, v) for k, v in opts.items() if k != "epoch")))
+        checked = spec.check_options(opts, last_epoch=epoch)
+        key = (method, repr(sorted(checked.items())))
         if key in seen:
             continue
         seen.add(key)
         extra = ", ".join(f"{k}={v}" for k, v in opts.items() if k != "epoch")
-        out.append((f"{method}({extra})" if extra else method, method, spec.check_options(opts, last_epoch=epoch)))
+        out.append((f"{method}({extra})" if extra else method, method, checked))
     return out
 
 

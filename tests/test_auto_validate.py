@@ -156,3 +156,12 @@ def test_no_training_criteria_are_zero_for_the_slice_itself():
     far_mmd, far_cover = auto_validation.criteria(held[:4] + 10.0, held)
     near_mmd, near_cover = auto_validation.criteria(held[::10], held)
     assert far_mmd > near_mmd > 0 and far_cover > near_cover > 0
+
+
+def test_the_tables_pick_is_not_a_second_copy_of_a_candidate():
+    """At 1% the table picks prototypes with easy=0.9, the default: the same candidate, trained once."""
+    for fraction in (0.01, 0.1, 0.3):
+        cands = auto_validation.candidates(choice(fraction, 10), 10)
+        keys = [(m, repr(sorted(o.items()))) for _, m, o in cands]
+        assert len(keys) == len(set(keys))
+        assert choice(fraction, 10)[0] in {m for _, m, _ in cands}

@@ -111,8 +111,8 @@ def auto(signals, budget, *, rng, epoch: int | None = None, validate: bool | Non
     Example:
         ```python
         >>> sel = hf_coreset.select(ds, "auto", fraction=0.01, model=model)
-        >>> sel.config["auto_method"], sel.config["auto_validation"]["reason"]
-        ('prototypes', 'prototypes(easy=0.9) beat random by ...')
+        >>> sel.config["auto_method"], sel.config["auto_validation"]["choice"]
+        ('kernel-herding', 'kernel-herding(bandwidth=3.0)')
         ```
     """
     from .. import auto_validation
