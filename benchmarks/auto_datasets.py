@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -183,28 +182,9 @@ def train_and_test(task: Task, indices: np.ndarray, weights, *, seed: int, proto
     steps = protocol.steps(len(indices), len(task.y))
     idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
     x, y = task.x[idx], task.y[idx]
-    if task.convnet:
-        model = train_convnet(x, y, steps=steps, seed=seed, lr=task.lr, weights=weights)
-    else:
-        model = make_mlp(x.shape[1], task.classes, seed)
-        opt = torch.optim.Adam(model.parameters(), lr=task.lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-        w = None if weights is None else torch.as_tensor(weights / np.mean(weights), dtype=torch.float32)
-        g = torch.Generator().manual_seed(seed)
-        done = 0
-        while done < steps:
-            order = torch.randperm(len(y), generator=g)
-            for i in range(0, len(y), protocol.batch_size):
-                if done == steps:
-                    break
-                b = order[i:i + protocol.batch_size]
-                loss = nn.functional.cross_entropy(model(x[b]), y[b], reduction="none")
-                loss = (loss * w[b]).mean() if w is not None else loss.mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                done += 1
+    model = task.model(seed)
+    model = train_convnet(x, y, steps=steps, seed=seed, lr=task.lr, batch_size=protocol.batch_size, weights=weights,
+                          model=model)
     model.eval()
     with torch.no_grad():
         return float((model(task.xt).argmax(1) == task.yt).float().mean())

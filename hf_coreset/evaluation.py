@@ -60,15 +60,15 @@ def arrays(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 def train_convnet(x: torch.Tensor, y: torch.Tensor, *, epochs: int | None = None, seed: int, lr: float = 1e-2,
                   batch_size: int = 128, weights: np.ndarray | None = None, progress: str | None = None,
-                  steps: int | None = None) -> nn.Module:
-    """Train a fresh ConvNet (initialised from `seed`) with Adam and cosine decay to 0 for `epochs`
-    epochs or `steps` steps (the last epoch cut short); `progress` names the phase to show progress
-    for (None: silent)."""
+                  steps: int | None = None, model: nn.Module | None = None) -> nn.Module:
+    """Train a fresh ConvNet (initialised from `seed`; or `model`, a fresh model of another shape) with
+    Adam and cosine decay to 0 for `epochs` epochs or `steps` steps (the last epoch cut short), the
+    batch order drawn from `seed`; `progress` names the phase to show progress for (None: silent)."""
     from .signals.progress import Progress
 
     if (epochs is None) == (steps is None):
         raise ValueError("Pass exactly one of epochs= and steps= to train_convnet.")
-    model = make_convnet(seed)
+    model = make_convnet(seed) if model is None else model
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n = len(y)
     steps = steps if steps is not None else epochs * math.ceil(n / batch_size)
