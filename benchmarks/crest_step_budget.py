@@ -85,10 +85,23 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--from-jsonl", help="write the fragment from the runs a measuring invocation logged so far "
+                   "(benchmarks/results/crest_step_budget.partial.jsonl), whole seeds only")
+    p.add_argument("--run-command", help="with --from-jsonl: the measuring invocation's command")
+    p.add_argument("--revision", help="with --from-jsonl: the revision the measuring invocation ran")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     cmd = command(sys.argv[:1] + (argv if argv is not None else sys.argv[1:]))
     revision = git_revision()  # the code that runs: taken now, not when the fragment is written
+    if a.from_jsonl:
+        rows = [json.loads(line) for line in Path(a.from_jsonl).read_text().splitlines() if line.strip()]
+        per_seed = 1 + len(RUNS) * len(a.budgets)
+        done = [s for s in dict.fromkeys(r["seed"] for r in rows) if sum(r["seed"] == s for r in rows) == per_seed]
+        a.seeds = done
+        n_train = int(round(0.8 * a.num_samples))
+        write([r for r in rows if r["seed"] in done], a, f"{a.run_command} (the fragment written by `{cmd}` from the "
+              f"runs it had logged: seeds {', '.join(map(str, done))})", n_train, a.revision or "unknown")
+        return
     data = hf_coreset.data.load_mnist1d(num_samples=a.num_samples)
     train, test = data["train"], data["test"]
     rows = []
