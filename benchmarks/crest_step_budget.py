@@ -85,7 +85,9 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--from-jsonl", help="write the fragment from the runs a measuring invocation logged so far "
+    p.add_argument("--partial", help="where each run is logged as it ends (default: "
+                   "benchmarks/results/crest_step_budget.partial.jsonl); give seeds run in parallel their own")
+    p.add_argument("--from-jsonl", nargs="+", help="write the fragment from the runs a measuring invocation logged so far "
                    "(benchmarks/results/crest_step_budget.partial.jsonl), whole seeds only")
     p.add_argument("--run-command", help="with --from-jsonl: the measuring invocation's command")
     p.add_argument("--revision", help="with --from-jsonl: the revision the measuring invocation ran")
@@ -94,7 +96,7 @@ def main(argv=None) -> None:
     cmd = command(sys.argv[:1] + (argv if argv is not None else sys.argv[1:]))
     revision = git_revision()  # the code that runs: taken now, not when the fragment is written
     if a.from_jsonl:
-        rows = [json.loads(line) for line in Path(a.from_jsonl).read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for f in a.from_jsonl for line in Path(f).read_text().splitlines() if line.strip()]
         per_seed = 1 + len(RUNS) * len(a.budgets)
         done = [s for s in dict.fromkeys(r["seed"] for r in rows) if sum(r["seed"] == s for r in rows) == per_seed]
         a.seeds = done
@@ -105,7 +107,7 @@ def main(argv=None) -> None:
     data = hf_coreset.data.load_mnist1d(num_samples=a.num_samples)
     train, test = data["train"], data["test"]
     rows = []
-    partial = OUT / "crest_step_budget.partial.jsonl"
+    partial = Path(a.partial) if a.partial else OUT / "crest_step_budget.partial.jsonl"
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, partial.open("w") as log:
         for seed in a.seeds:
