@@ -31,6 +31,8 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("partitioned", "Partitioned k-center, facility location and kernel herding against exact"),
     ("out_of_core", "Selection from memory-mapped signals"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
+    ("crest_step_budget", "CREST at a fixed step budget (its own protocol)"),
+    ("crest_overhead", "CREST overhead per re-selection and per step"),
     ("seed_cost", "Seed methods: cost"),
     ("mrmc_spearman", "MRMC: Spearman study"),
     ("fdmat_reg_study", "FDMat: regularisation study"),

@@ -203,8 +203,11 @@ def report(a) -> None:
     from benchmarks.provenance import command
 
     docs = [json.loads(Path(p).read_text()) for p in a.measurements]
+    shown = command()
+    if a.note:  # the closing note is printed below, not repeated in the command
+        shown = shown.split(" --note ")[0] + " --note <the closing note below>"
     lines = ["## CREST overhead per re-selection and per step", "",
-             f"Command: `{command()}` on the measurements below (each made with "
+             f"Command: `{shown}` on the measurements below (each made with "
              "`python benchmarks/crest_overhead.py measure`).", ""]
     for d in docs:
         m = d["machine"]

@@ -85,14 +85,31 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--partial", help="where each run is logged as it ends (default: "
+                   "benchmarks/results/crest_step_budget.partial.jsonl); give seeds run in parallel their own")
+    p.add_argument("--from-jsonl", nargs="+", help="write the fragment from the runs a measuring invocation logged so far "
+                   "(benchmarks/results/crest_step_budget.partial.jsonl), whole seeds only")
+    p.add_argument("--note", default="", help="closing note, printed after the table")
+    p.add_argument("--run-command", help="with --from-jsonl: the measuring invocations' commands (markdown)")
+    p.add_argument("--revision", help="with --from-jsonl: the revision the measuring invocation ran")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     cmd = command(sys.argv[:1] + (argv if argv is not None else sys.argv[1:]))
     revision = git_revision()  # the code that runs: taken now, not when the fragment is written
+    if a.from_jsonl:
+        rows = [json.loads(line) for f in a.from_jsonl for line in Path(f).read_text().splitlines() if line.strip()]
+        per_seed = 1 + len(RUNS) * len(a.budgets)
+        done = [s for s in dict.fromkeys(r["seed"] for r in rows) if sum(r["seed"] == s for r in rows) == per_seed]
+        a.seeds = done
+        n_train = int(round(0.8 * a.num_samples))
+        shown = cmd.split(" --from-jsonl ")[0] + " --from-jsonl " + " ".join(a.from_jsonl)
+        write([r for r in rows if r["seed"] in done], a, f"{a.run_command}; this fragment written from their logs "
+              f"(seeds {', '.join(map(str, done))}) by `{shown}`", n_train, a.revision or "unknown")
+        return
     data = hf_coreset.data.load_mnist1d(num_samples=a.num_samples)
     train, test = data["train"], data["test"]
     rows = []
-    partial = OUT / "crest_step_budget.partial.jsonl"
+    partial = Path(a.partial) if a.partial else OUT / "crest_step_budget.partial.jsonl"
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, partial.open("w") as log:
         for seed in a.seeds:
@@ -124,7 +141,7 @@ def write(rows: list[dict], a, cmd: str, n_train: int, revision: str) -> None:
     lines = [
         "## CREST at a fixed step budget on MNIST-1D",
         "",
-        f"Command: `{cmd}`  ",
+        f"Command: {cmd if cmd.startswith('`') else f'`{cmd}`'}  ",
         f"Date: {now()}; machine: {mach['cpu_count']} CPU cores (shared), torch {mach['torch']} with {a.threads} "
         f"thread(s), Python {mach['python']}; git {revision}.",
         "",
@@ -166,11 +183,15 @@ def write(rows: list[dict], a, cmd: str, n_train: int, revision: str) -> None:
                      f"{ev:.0f}, {ck:.0f} |")
         tim = [cell[("CREST", b, s)]["timings"] for s in seeds]
         share = {k: statistics.mean(t[k] for t in tim) for k in tim[0]}
-        summary.append((b, m_rand, ratio, share))
+        summary.append((b, m_rand, cpu, share))
     lines += ["", "Per seed, CREST − random per epoch (points): " + "; ".join(
         f"{b:.0%}: " + ", ".join(f"{100 * m:+.2f}" for m in m_rand) for b, m_rand, _, _ in summary) + ".", ""]
+    lines += ["CPU time of CREST over random per epoch at the same budget (mean of the per-seed ratios to full data): "
+              + "; ".join(f"{b:.0%}: {c['CREST'] / c['random per epoch']:.1f}x" for b, _, c, _ in summary) + ".", ""]
     lines += ["CREST's wall time by phase (mean over seeds, seconds; `Crest.timings`): " + "; ".join(
         f"{b:.0%}: " + ", ".join(f"{k} {v:.1f}" for k, v in share.items()) for b, _, _, share in summary) + ".", ""]
+    if a.note:
+        lines += [a.note, ""]
     (OUT / "crest_step_budget.md").write_text("\n".join(lines))
     (OUT / "crest_step_budget.json").write_text(json.dumps({"command": cmd, "date": now(), "machine": mach,
                                                             "revision": revision, "runs": rows}, indent=1))

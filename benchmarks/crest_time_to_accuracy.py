@@ -17,11 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from transformers import TrainerCallback
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the repository root, where `benchmarks` is a package
+# The repository root, where `benchmarks` is a package; not this folder, whose kernels.py would shadow the
+# `kernels` package that transformers imports.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import torch  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
 
 import hf_coreset  # noqa: E402
 from benchmarks.provenance import command, git_revision, machine, now  # noqa: E402
