@@ -46,10 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-# Run as a script, this folder is sys.path[0], where benchmarks/kernels.py would shadow the `kernels`
-# package that transformers imports: put the repository root (where `benchmarks` is a package) there instead.
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
 from benchmarks.provenance import command, git_revision, machine, now  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

@@ -54,7 +54,7 @@ git revision. Reproduce everything from the repository root (`pip install -e ".[
 python -m benchmarks quality      # resumable; --quick for a smoke run
 python -m benchmarks cost
 python -m benchmarks scaling
-python benchmarks/kernels.py      # --device cuda on a GPU
+python benchmarks/kernel_rates.py      # --device cuda on a GPU
 python benchmarks/partitioned.py
 python benchmarks/out_of_core.py  # memory-mapped vs in-memory signals
 python benchmarks/tune_small_fractions.py --help   # validation studies (see their sections)

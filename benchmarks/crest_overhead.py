@@ -34,9 +34,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-# The repository root, where `benchmarks` is a package; not this folder, whose kernels.py would shadow the
-# `kernels` package that transformers imports.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))  # the repository root, where `benchmarks` is a package
 
 from transformers import TrainerCallback  # noqa: E402
 

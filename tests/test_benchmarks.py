@@ -411,7 +411,7 @@ def test_runner_says_which_extra_it_needs(tmp_path):
 
 def test_kernels_benchmark_compares_kcenter_with_numpy_and_skips_by_prediction(tmp_path):
     sys.path.insert(0, str(REPO))
-    from benchmarks import kernels
+    from benchmarks import kernel_rates as kernels
 
     x, _, _ = kernels.synthetic(400, 8)
     from hf_coreset.ops import kcenter_greedy
@@ -425,3 +425,15 @@ def test_kernels_benchmark_compares_kcenter_with_numpy_and_skips_by_prediction(t
     assert kc["agreement"] == 1.0 and kc["gemm_flops"] > 0
     md = kernels.write(rows, tmp_path / "kernels.md", "cpu", 1e-9)
     assert "| kcenter | 200 | 1 |" in md and "--device cuda" in md
+
+
+def test_no_benchmark_script_shadows_an_installed_package():
+    """Run as `python benchmarks/X.py`, the benchmarks folder is sys.path[0]: a script named like an
+    installed top-level package (benchmarks/kernels.py did, and transformers imports `kernels`) would
+    be imported in its place."""
+    import importlib.metadata
+    import sys
+
+    installed = set(importlib.metadata.packages_distributions()) | set(sys.stdlib_module_names)
+    stems = {p.stem for p in (Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py")} - {"__init__", "__main__"}
+    assert not stems & installed, f"rename benchmarks/{sorted(stems & installed)}.py"

@@ -1,7 +1,7 @@
 """Pairwise kernels against the machine's own GEMM rate, with k-center against a plain numpy loop.
 
 Usage (from the repository root):
-    python benchmarks/kernels.py [--sizes 10000,30000,100000] [--threads 1,2] [--device cpu]
+    python benchmarks/kernel_rates.py [--sizes 10000,30000,100000] [--threads 1,2] [--device cpu]
                                  [--budget-s 120] [--out benchmarks/results/kernels.md]
 
 Synthetic data: n rows x 512 float32 dims in 10 equal classes (Gaussian blobs around random class
@@ -180,7 +180,7 @@ def write(rows: list[dict], out: Path, device: str, budget_s: float) -> str:
              f"Synthetic data: n rows x {DIM} float32 dims, 10 equal classes (Gaussian blobs), each kernel per class "
              f"picking {FRACTION:.0%} of it, in a fresh process per row. \"GEMM\" is the fp32 rate of a 2048^3 "
              "`torch.matmul` measured in that process (same device, same threads); \"of GEMM\" is the kernel's "
-             "counted FLOP/s over it (counts in `benchmarks/kernels.py`; facility location counts only its dense "
+             "counted FLOP/s over it (counts in `benchmarks/kernel_rates.py`; facility location counts only its dense "
              "pass, a lower bound). k-center and herding are memory-bound matrix-vector products per pick, so a "
              "few percent is their physical ceiling; NFG and facility location are block GEMMs. `kcenter_numpy` "
              "is a plain numpy Gonzalez loop on the same data; agreement is the share of picks both make. "
