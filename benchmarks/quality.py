@@ -19,6 +19,7 @@ so an interrupted grid resumes where it stopped; `quality_report` rebuilds the t
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -299,13 +300,18 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                            "machine": machine(), **stamp})
                 log(f"proxy epoch {e}: training {timings['proxy_training']:.1f} s, signals "
                     f"({', '.join(sorted(union[e]))}) {timings['signals']:.1f} s")
-    hard = None  # which rows the proxy misclassifies at its last default-length epoch: what "hard" keeps
-    if proxy_needed:
-        hard_epoch = max([e for e in union if e <= HARD_EPOCH] or union)
-        signals, _ = run_proxy(make_convnet(cfg.selection_seed), train, labels, num_classes,
-                               {hard_epoch: frozenset({"correct"})}, config=proxy_config,
-                               seed=cfg.selection_seed, label_column="label", cache_dir=signal_dir, progress=False)
-        hard = (hard_epoch, ~signals.at(hard_epoch, "correct").correct)
+    @functools.cache
+    def hard():
+        """(epoch, rows the proxy misclassifies there): its last default-length epoch, what "hard" keeps.
+        Asked for when a selection record is written, saved selections too (the proxy trains again if
+        its signal cache is gone)."""
+        if not union:
+            return None
+        epoch = max([e for e in union if e <= HARD_EPOCH] or union)
+        signals, _ = run_proxy(make_convnet(cfg.selection_seed), train, *check_dataset(train, "label"),
+                               {epoch: frozenset({"correct"})}, config=proxy_config, seed=cfg.selection_seed,
+                               label_column="label", cache_dir=signal_dir, progress=False)
+        return epoch, ~signals.at(epoch, "correct").correct
     proxy_t = {e: rec["timings"] for e in union
                if (rec := cells.find(kind="proxy", method=None, version=None, options=sorted(union[e]), fraction=None,
                                      seed=e, setup=setup))}
@@ -346,8 +352,8 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
             cells.add({**key, "kept": len(sel), "proxy_epochs": last, "fingerprint": sel.fingerprint, "rows": rows,
                        "timings": timings, **({"reused": str(folder)} if reused else {"select_call_s": round(wall, 3)}),
                        "coverage": _coverage(train, sel.indices),
-                       "proxy_wrong": None if hard is None else {"epoch": hard[0],
-                                                                 "share": float(hard[1][sel.indices].mean())},
+                       "proxy_wrong": None if (h := hard()) is None else {"epoch": h[0],
+                                                                          "share": float(h[1][sel.indices].mean())},
                        "date": now(), "machine": machine(), **stamp})
     if not cfg.keep_signals and signal_dir.exists():
         shutil.rmtree(signal_dir)
