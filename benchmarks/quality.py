@@ -670,7 +670,7 @@ def protocol_comparison(epochs_results: str | os.PathLike, steps_results: str | 
     dates = sorted(r["date"] for g in grids.values() for r in g["records"])
     revs = sorted({r["git"] for g in grids.values() for r in g["records"]})
     steps_proto = grids["steps"]["setup"]["protocol"]
-    lines = ["## Equal epochs against equal steps, on the same selections", "",
+    lines = ["## Equal epochs against equal steps, on selections of the same inputs", "",
              f"Built by `quality.protocol_comparison` from `{Path(epochs_results).as_posix()}` (equal epochs: "
              f"{grids['epochs']['setup']['protocol']['epochs']} epochs over the subset) and "
              f"`{Path(steps_results).as_posix()}` (equal steps: the full-data run's steps, "
