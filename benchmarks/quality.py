@@ -350,6 +350,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
             else:  # saved by an earlier run or the other protocol's grid: the cost of the same inputs, if recorded
                 timings = rec["timings"] if rec is not None and rec["fingerprint"] == sel.fingerprint else None
             cells.add({**key, "kept": len(sel), "proxy_epochs": last, "fingerprint": sel.fingerprint, "rows": rows,
+                       **({"auto_method": sel.config["auto_method"]} if "auto_method" in sel.config else {}),
                        "timings": timings, **({"reused": str(folder)} if reused else {"select_call_s": round(wall, 3)}),
                        "coverage": _coverage(train, sel.indices),
                        "proxy_wrong": None if (h := hard()) is None else {"epoch": h[0],
@@ -723,7 +724,8 @@ def protocol_comparison(epochs_results: str | os.PathLike, steps_results: str | 
             if not ranked:
                 continue
             best = ranked[0]
-            picked = choice(f)[0]
+            # what auto ran: recorded by version 3 (chosen on the data), else the fixed table's row
+            picked = sels[k].get(("auto", f), {}).get("auto_method") or choice(f)[0]
             seed_ranks = ", ".join(str(ranked.index(m) + 1) if m in ranked else "-"
                                    for m in ("nfg", "mrmc", "mrmc-r", "fdmat"))
             auto = f"{scored['auto']:+.1f}" if "auto" in scored else "-"
