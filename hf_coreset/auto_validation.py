@@ -104,11 +104,6 @@ def stratified_slices(labels: np.ndarray, share: float, seed: int, count: int = 
     return [np.sort(np.concatenate(p)) if p else np.zeros(0, dtype=np.int64) for p in slices]
 
 
-def stratified_slice(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
-    """The first of :func:`stratified_slices`."""
-    return stratified_slices(labels, share, seed, 1)[0]
-
-
 def subset_signals(signals: Signals, rows: np.ndarray) -> Signals:
     """`signals` of `rows` only (arrays copied), in that order."""
     ckpts = {}
@@ -188,21 +183,30 @@ def _train(model: nn.Module, collector, rows: np.ndarray, labels: torch.Tensor, 
     return net
 
 
+def _sq_distances(x: np.ndarray, y: np.ndarray, block: int = 1024):
+    """Squared distances from the rows of `x` to those of `y`, one (block, len(y)) slab at a time: never a
+    len(x) x len(y) matrix (a slice of 10k rows against a 30% subset would be gigabytes)."""
+    yy = (y * y).sum(1)
+    for start in range(0, len(x), block):
+        xb = x[start:start + block]
+        yield np.maximum((xb * xb).sum(1)[:, None] + yy[None, :] - 2 * xb @ y.T, 0.0)
+
+
 def criteria(picked: np.ndarray, held_out: np.ndarray) -> tuple[float, float]:
     """(MMD^2, coverage) of a candidate's rows against the held-out slice, in proxy feature space; lower is
     closer. MMD under exp(-||x - y||^2 / D), D the slice's mean squared pairwise distance (kernel herding's
     bandwidth 1); coverage: the mean distance from a slice row to its nearest picked row, over sqrt(D)."""
     a = np.asarray(picked, dtype=np.float64)
     b = np.asarray(held_out, dtype=np.float64)
+    centred = b - b.mean(0)
+    d = max(2.0 * float((centred * centred).sum(1).mean()), 1e-12)  # the mean over all pairs, in closed form
 
-    def sq(x, y):
-        return np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T, 0.0)
+    def mean_kernel(x, y):
+        return sum(float(np.exp(-slab / d).sum()) for slab in _sq_distances(x, y)) / (len(x) * len(y))
 
-    bb = sq(b, b)
-    d = max(float(bb.mean()), 1e-12)
-    ab = sq(a, b)
-    mmd = np.exp(-sq(a, a) / d).mean() + np.exp(-bb / d).mean() - 2 * np.exp(-ab / d).mean()
-    return float(mmd), float(np.sqrt(ab.min(axis=0)).mean() / math.sqrt(d))
+    mmd = mean_kernel(a, a) + mean_kernel(b, b) - 2 * mean_kernel(a, b)
+    nearest = np.concatenate([slab.min(1) for slab in _sq_distances(b, a)])
+    return float(mmd), float(np.sqrt(nearest).mean() / math.sqrt(d))
 
 
 def _noise(acc: np.ndarray, correct: np.ndarray) -> tuple[float, np.ndarray]:
