@@ -316,7 +316,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                if (rec := cells.find(kind="proxy", method=None, version=None, options=sorted(union[e]), fraction=None,
                                      seed=e, setup=setup))}
 
-    selections = {}
+    selections, rows_of = {}, {}  # the saved selection of each (method, fraction), and its kept-rows hash
     for m in names:
         options = cfg.method_options.get(m, {})
         for f in cfg.fractions:
@@ -336,7 +336,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                     shutil.rmtree(folder)
                 sel.save(folder)
             selections[m, f] = sel
-            rows = rows_hash(sel)
+            rows_of[m, f] = rows = rows_hash(sel)
             # A record per kept-rows hash: the same inputs (fingerprint) can keep other rows on another CPU.
             if rec is not None and rec.get("rows") == rows and m not in cfg.redo:
                 continue
@@ -368,7 +368,7 @@ def run_quality(cfg: QualityConfig, *, log: Callable[[str], None] = logger.info,
                 options = {} if m == FULL else cfg.method_options.get(m, {})
                 sel = None if m == FULL else selections[m, f]
                 key = dict(kind="train", method=m, version=version, options=options, fraction=f, seed=seed, setup=setup,
-                           selection=None if sel is None else rows_hash(sel))
+                           selection=None if sel is None else rows_of[m, f])
                 if m in cfg.redo or cells.find(**key) is None:
                     todo.append((key, {"num_samples": cfg.num_samples, "cache_dir": str(cfg.cache_dir), "seed": seed,
                                        "indices": None if sel is None else sel.indices,
@@ -810,13 +810,22 @@ def _seed_mechanism(margin, sel, methods, fractions, out_png) -> list[str]:
     return lines
 
 
-def _plot_spread(margin, sel, methods, fractions, nn, out_png) -> bool:
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, or None (with a warning) when matplotlib is not installed."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        logger.warning("matplotlib is not installed (pip install hf-coreset[plots]); the plot is skipped.")
+        return None
+    return plt
+
+
+def _plot_spread(margin, sel, methods, fractions, nn, out_png) -> bool:
+    plt = _pyplot()
+    if plt is None:
         return False
     fig, axes = plt.subplots(1, len(fractions), figsize=(3.6 * len(fractions), 3.8), squeeze=False)
     for ax, f in zip(axes[0], fractions):
@@ -843,13 +852,8 @@ def _labelled_points(ax, pts, fraction, xlabel) -> None:
 
 
 def _plot_protocols(margin, methods, fractions, out_png) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib is not installed (pip install hf-coreset[plots]); the plot is skipped.")
+    plt = _pyplot()
+    if plt is None:
         return False
     fig, axes = plt.subplots(1, len(fractions), figsize=(3.6 * len(fractions), 3.8), squeeze=False)
     for ax, f in zip(axes[0], fractions):
@@ -863,7 +867,7 @@ def _plot_protocols(margin, methods, fractions, out_png) -> bool:
         ax.axvline(0, color="black", linewidth=0.6)
         _labelled_points(ax, pts, f, "margin, equal epochs (points)")
     axes[0][0].set_ylabel("margin, equal steps (points)")
-    fig.suptitle("Margin over random on the same selections (red: seed methods, green: auto)", fontsize=9)
+    fig.suptitle("Margin over random on selections of the same inputs (red: seed methods, green: auto)", fontsize=9)
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=120)
@@ -932,13 +936,8 @@ def _correlation(acc, sel, rand, fractions, value):
 
 
 def _plot(acc, methods, fractions, full, out_png, title) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib is not installed (pip install hf-coreset[plots]); the plot is skipped.")
+    plt = _pyplot()
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(8, 5.5))
     cmap = plt.get_cmap("tab20")
