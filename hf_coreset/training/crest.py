@@ -290,8 +290,6 @@ class Crest:
         self.loss0 = None
         self.last_rel_error = None
         self.timings = dict.fromkeys(PHASES, 0.0)
-        if hasattr(self.collector, "cache_rows"):
-            self.collector.cache_rows()  # checks and selections read rows at every step: keep them as tensors
         self._by_class: list | None = None  # the pool's rows per class, until the pool changes
         # Dropping never takes a class below its share of a random subset nor below min_pool_fraction of its
         # rows; one entry per class present, ascending.

@@ -389,6 +389,7 @@ class CoresetTrainer(Trainer, TrainerCallback):
     # ------------------------------------------------------------------ CREST
     def _start_crest(self) -> None:
         m, r = self.plan.crest_sizes
+        self._collector.cache_rows()  # CREST's checks and selections read rows at every step: keep them as tensors
         self.crest = Crest(self.args.crest_config(minibatch_size=m, random_subset_size=r), self.coreset_labels,
                            self.coreset_seed, self._collector)
         self._sampler.crest = self.crest
