@@ -55,9 +55,9 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     herding over the union of candidates picks the class's k, matching the whole class (mean kernel
     values to its anchors, the class's bandwidth). A first-round pick costs O(partition_size d) instead of
     O(n_c d), so the path divides the O(k n_c d) picking cost by about half the number of parts; the
-    second round costs O(k^2 d). Matching each part alone with k_p picks (one round) left the union's
-    MMD 1.5x exact's on a blobs test class; the second round brings it within 1.1x. A class that fits in
-    one part runs exact. The MMD of partitioned picks against exact's: BENCHMARKS.md ("Partitioned
+    second round costs O(k^2 d). The second round is what keeps the union's MMD close to exact's: each part
+    matched alone with its k_p picks leaves the sampling noise of the parts in the union. A class that fits
+    in one part runs exact. The MMD of partitioned picks against exact's: BENCHMARKS.md ("Partitioned
     k-center, facility location and kernel herding against exact"). The info records the parts.
 
     Args:
