@@ -9,9 +9,9 @@ Lazy greedy (Minoux 1978) keeps stale gains as upper bounds (F is submodular). C
 re-evaluated B at a time in one matrix product; the best fresh gain is taken when it beats every
 remaining bound, ties going to the lower row, exactly like naive greedy.
 
-Runs where the kernel's rows are (`kernel.device`): similarities in float32 blocks of `block` rows,
-gains accumulated in float64 there; the heap of stale bounds lives on the host (one transfer of
-EVAL_BATCH gains per evaluation). CPU and GPU picks differ only where two candidates' gains are
+Runs where the kernel's rows are (`kernel.device`): similarities in float32 blocks of `block` rows
+(a row's distance to itself set to exactly 0, see `sq_distances`), gains accumulated in float64
+there; the heap of stale bounds lives on the host (one transfer of EVAL_BATCH gains per evaluation). CPU and GPU picks differ only where two candidates' gains are
 within float32 rounding (the lower row wins each exact tie on both).
 """
 
