@@ -11,14 +11,16 @@ array, one after the other, with `threads` threads each: torch's, numpy's BLAS a
 
 Facility location, F(S) = sum_i max_{j in S} (c - d_ij), d Euclidean, c = 2 max ||x|| + 1e-6 (the
 similarity of `hf_coreset.ops.facility_location`, CRAIG's solver; any c >= max d gives the same greedy
-picks). Ours: `facility_location(FeatureKernel(x, device="cpu"), k)` (lazy greedy, float32 similarity
-blocks, float64 gains). Neither peer computes this similarity itself (apricot's `metric="euclidean"`
-uses squared distances, submodlib's a Gaussian kernel of the squared distance), so both get the same
-dense float64 matrix c - D, built by one numpy function whose time is added to each peer's:
-apricot `FacilityLocationSelection(k, metric="precomputed", optimizer="lazy")`, submodlib
-`FacilityLocationFunction(mode="dense", sijs=...)` maximised with `LazyGreedy`. All three are exact
-greedy on the same objective, so their picks may differ only where two candidates' gains are within
-rounding of each other.
+picks). Ours: `facility_location(FeatureKernel(x, device="cpu"), k)`: lazy greedy, float32 similarity
+blocks, float64 gains, keeping the n x n similarity matrix up to n = 16,384; the row `hf_coreset
+dense=False` times the path it takes above that size (columns recomputed per re-evaluation). Neither
+peer computes this similarity itself (apricot's `metric="euclidean"` uses squared distances,
+submodlib's a Gaussian kernel of the squared distance), so both get the same dense float64 matrix
+c - D, built by one numpy function whose time is added to each peer's: apricot
+`FacilityLocationSelection(k, metric="precomputed", optimizer="lazy")`, submodlib
+`FacilityLocationFunction(mode="dense", sijs=...)` maximised with `LazyGreedy` (its C++ side takes
+float32: the binding converts the matrix, within its time). All four are exact greedy on the same
+objective, so their picks may differ only where two candidates' gains are within rounding of each other.
 
 k-center (Gonzalez): ours `kcenter_greedy(x, k, first=0, device="cpu")` against `numpy_gonzalez` of
 benchmarks/kernel_rates.py (float32, lowest row on ties), same first center.
@@ -147,10 +149,10 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def ours_fl(x: np.ndarray, k: int) -> np.ndarray:
+def ours_fl(x: np.ndarray, k: int, dense: bool | None = None) -> np.ndarray:
     from hf_coreset.ops import FeatureKernel, facility_location
 
-    return facility_location(FeatureKernel(x, device="cpu"), k)[0]
+    return facility_location(FeatureKernel(x, device="cpu"), k, dense=dense)[0]
 
 
 def apricot_fl(s: np.ndarray, k: int) -> np.ndarray:
@@ -172,11 +174,16 @@ def submodlib_fl(s: np.ndarray, k: int) -> np.ndarray:
 PEER_FL = {"apricot": apricot_fl, "submodlib": submodlib_fl}
 
 
-def facility_rows(x: np.ndarray, k: int, peers) -> tuple[list[dict], dict]:
-    """One row per library (ours first), and the peers' agreement with each other."""
+def facility_rows(x: np.ndarray, k: int, peers, blocked: bool) -> tuple[list[dict], dict]:
+    """One row per library (ours first; with `blocked`, ours without the kept matrix next), and the
+    peers' agreement with each other."""
     ours, t_ours = timed(lambda: ours_fl(x, k))
     q_ours = quality(x, ours)
     rows = [{"library": "hf_coreset", "status": "ok", "seconds": t_ours, **q_ours, "picks": ours.tolist()}]
+    if blocked:
+        picks, t = timed(lambda: ours_fl(x, k, dense=False))
+        rows.append({"library": "hf_coreset dense=False", "status": "ok", "seconds": t, **quality(x, picks),
+                     **agreement(picks, ours), "picks": picks.tolist()})
     missing = {p: unavailable(p) for p in peers}
     s, t_build = (timed(lambda: similarity_matrix(x)) if any(v is None for v in missing.values())
                   else (None, None))
@@ -189,7 +196,7 @@ def facility_rows(x: np.ndarray, k: int, peers) -> tuple[list[dict], dict]:
         rows.append({"library": peer, "status": "ok", "seconds": t_build + t, "build_seconds": t_build,
                      **quality(x, picks), **agree, "gap": divergence_gap(s, picks, ours, agree["prefix"]),
                      "picks": picks.tolist()})
-    done = [r for r in rows[1:] if r["status"] == "ok"]
+    done = [r for r in rows if r["library"] in peers and r["status"] == "ok"]
     between = agreement(done[1]["picks"], done[0]["picks"]) if len(done) == 2 else {}
     return rows, between
 
@@ -204,10 +211,10 @@ def kcenter_rows(x: np.ndarray, k: int) -> list[dict]:
              **agreement(loop, ours), "picks": loop.tolist()}]
 
 
-def compare(x: np.ndarray, fraction: float = FRACTION, peers=PEERS) -> dict:
+def compare(x: np.ndarray, fraction: float = FRACTION, peers=PEERS, blocked: bool = True) -> dict:
     """Every library on the rows of `x`, keeping `fraction` of them (the script's core, one size)."""
     k = max(1, int(round(fraction * len(x))))
-    fl, between = facility_rows(x, k, peers)
+    fl, between = facility_rows(x, k, peers, blocked)
     kc = kcenter_rows(x, k)
     for rows in (fl, kc):
         for r in rows[1:]:
@@ -243,7 +250,7 @@ def markdown(results: list[dict], head: str, threads_note: str, warm: dict, dim:
     between = [f"{res['n']:,} rows: {b['shared']:.3f} shared, common prefix {b['prefix']}"
                for res in results if (b := res["peers_between"])]
     if between:
-        lines.append("\napricot against submodlib (same float64 matrix): " + "; ".join(between) + ".")
+        lines.append("\napricot against submodlib (the same matrix, float64 in apricot, float32 in submodlib): " + "; ".join(between) + ".")
     if warm.get("apricot") is not None:
         lines.append(f"\napricot builds and compiles its numba gain functions inside every `fit` (eager signatures "
                      f"in `_initialize`), so each fit pays a fixed cost: {warm['apricot']:.2f} s for the 200-row "

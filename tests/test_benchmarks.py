@@ -450,8 +450,9 @@ def test_peers_benchmark_core_without_the_peers(monkeypatch):
     res = peers.compare(x)
     assert res["k"] == 30
     fl, kc = res["facility_location"], res["kcenter"]
-    assert [r["library"] for r in fl] == ["hf_coreset", *peers.PEERS]
-    assert [r["status"] for r in fl[1:]] == ["not installed"] * len(peers.PEERS)
+    assert [r["library"] for r in fl] == ["hf_coreset", "hf_coreset dense=False", *peers.PEERS]
+    assert [r["status"] for r in fl[2:]] == ["not installed"] * len(peers.PEERS)
+    assert fl[1]["shared"] == 1.0 and fl[1]["prefix"] == 30  # ours without the kept matrix: same greedy
     from hf_coreset.ops import FeatureKernel, facility_location
 
     np.testing.assert_array_equal(fl[0]["picks"], facility_location(FeatureKernel(x), 30)[0])
@@ -479,7 +480,7 @@ def test_peer_reaches_our_facility_location_objective(peer):
     sys.path.insert(0, str(REPO))
     from benchmarks import peers
 
-    res = peers.compare(peers.blobs(400, 16), peers=(peer,))
+    res = peers.compare(peers.blobs(400, 16), peers=(peer,), blocked=False)
     row = res["facility_location"][1]
     assert row["status"] == "ok" and sorted(set(row["picks"])) == sorted(row["picks"]) and len(row["picks"]) == 40
     assert abs(row["cost_ratio"] - 1) < 1e-3 and abs(row["F_ratio"] - 1) < 1e-6
