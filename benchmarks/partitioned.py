@@ -35,14 +35,20 @@ FRACTION = 0.1
 BLOBS = 50
 
 
-def synthetic(n: int, dim: int, seed: int = 0):
-    import hf_coreset
-    from hf_coreset.signals import Checkpoint
-
+def blobs(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    """n rows x `dim` float32 dims around BLOBS random centres (also the data of benchmarks/peers.py)."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((BLOBS, dim), dtype=np.float32) * 1.5
     x = rng.standard_normal((n, dim), dtype=np.float32)
     x += centres[rng.integers(BLOBS, size=n)]
+    return x
+
+
+def synthetic(n: int, dim: int, seed: int = 0):
+    import hf_coreset
+    from hf_coreset.signals import Checkpoint
+
+    x = blobs(n, dim, seed)
     labels = np.zeros(n, dtype=np.int64)
     return hf_coreset.Signals(labels=labels, num_classes=1, checkpoints={1: Checkpoint(
         epoch=1, features=x, logits=np.zeros((n, 1), dtype=np.float32))}), x  # logits: craig reads them, space='features' ignores them

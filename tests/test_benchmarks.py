@@ -437,3 +437,51 @@ def test_no_benchmark_script_shadows_an_installed_package():
     installed = set(importlib.metadata.packages_distributions()) | set(sys.stdlib_module_names)
     stems = {p.stem for p in (Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py")} - {"__init__", "__main__"}
     assert not stems & installed, f"rename benchmarks/{sorted(stems & installed)}.py"
+
+
+def test_peers_benchmark_core_without_the_peers(monkeypatch):
+    """The script's core with only ours and the numpy loop: the peers' rows say why they are absent."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks import peers
+
+    for module in peers.PEERS:  # as if not installed, whether or not they are
+        monkeypatch.setitem(sys.modules, module, None)
+    x = peers.blobs(300, 16)
+    res = peers.compare(x)
+    assert res["k"] == 30
+    fl, kc = res["facility_location"], res["kcenter"]
+    assert [r["library"] for r in fl] == ["hf_coreset", "hf_coreset dense=False", *peers.PEERS]
+    assert [r["status"] for r in fl[2:]] == ["not installed"] * len(peers.PEERS)
+    assert fl[1]["shared"] == 1.0 and fl[1]["prefix"] == 30  # ours without the kept matrix: same greedy
+    from hf_coreset.ops import FeatureKernel, facility_location
+
+    np.testing.assert_array_equal(fl[0]["picks"], facility_location(FeatureKernel(x), 30)[0])
+    # The numpy loop and ours are the same greedy with the same first center.
+    assert kc[1]["shared"] == 1.0 and kc[1]["prefix"] == 30 and kc[1]["radius_ratio"] == 1.0
+    # The shared objective function against brute force.
+    d = np.sqrt(((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1))
+    near = d[:, fl[0]["picks"]].min(1)
+    q = peers.quality(x, fl[0]["picks"])
+    # (its ||a||^2 + ||b||^2 - 2 a.b leaves ~1e-7 of each pick's zero self-distance after the square root)
+    np.testing.assert_allclose([q["cost"], q["radius"]], [near.sum(), near.max()], rtol=1e-8)
+    c = 2 * np.sqrt((x.astype(np.float64) ** 2).sum(1).max()) + 1e-6
+    np.testing.assert_allclose(q["F"], (c - d[:, fl[0]["picks"]]).max(1).sum(), rtol=1e-8)
+    np.testing.assert_allclose(peers.similarity_matrix(x), c - d, atol=1e-5)
+    md = peers.markdown([res], "- command: `x`\n", "1 thread", {}, 16)
+    assert "| 300 | 30 | apricot | not installed |" in md and "| 300 | 30 | numpy loop |" in md
+
+
+@pytest.mark.parametrize("peer", ["apricot", "submodlib"])
+def test_peer_reaches_our_facility_location_objective(peer):
+    """Where a peer is installed (the bench extra), it maximises the same F as ours: on a small input its
+    greedy picks give the same nearest-pick distance sum within 1e-3 (the orders may part at near-ties:
+    our similarities are float32, the peers' float64)."""
+    pytest.importorskip(peer)
+    sys.path.insert(0, str(REPO))
+    from benchmarks import peers
+
+    res = peers.compare(peers.blobs(400, 16), peers=(peer,), blocked=False)
+    row = res["facility_location"][1]
+    assert row["status"] == "ok" and sorted(set(row["picks"])) == sorted(row["picks"]) and len(row["picks"]) == 40
+    assert abs(row["cost_ratio"] - 1) < 1e-3 and abs(row["F_ratio"] - 1) < 1e-6
+    assert row["shared"] >= 0.9

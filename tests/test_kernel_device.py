@@ -32,6 +32,7 @@ def run_all(device):
         "herding": herding(x, 30, device=device),
         "gaussian_herding": gaussian_herding(x, 30, block=64, device=device),
         "facility_location": facility_location(FeatureKernel(x, device=device), 20, block=64),
+        "facility_location_blocked": facility_location(FeatureKernel(x, device=device), 20, block=64, dense=False),
         "craig_gradient": facility_location(GradientKernel(e, x, device=device), 20, block=64),
         "nfg": radius_neighbour_counts(e, x, 0.3, block=64, device=device)[0],
     }
@@ -135,7 +136,7 @@ def test_cuda_picks_equal_cpu_picks():
             np.testing.assert_allclose(got[1][1:], want[1][1:], rtol=1e-5, err_msg=name)
         else:
             np.testing.assert_array_equal(got, want, err_msg=name)
-    for name in ("facility_location", "craig_gradient"):
+    for name in ("facility_location", "facility_location_blocked", "craig_gradient"):
         np.testing.assert_array_equal(cuda[name][0], cpu[name][0], err_msg=name)
         np.testing.assert_allclose(cuda[name][1], cpu[name][1], rtol=1e-5, err_msg=name)
 

@@ -6,13 +6,19 @@ greedy sequence (once S is non-empty, F(S) = n c - sum_i min_j d_ij); we use c =
 which bounds every distance and needs no pass over all pairs.
 
 Lazy greedy (Minoux 1978) keeps stale gains as upper bounds (F is submodular). Candidates are
-re-evaluated B at a time in one matrix product; the best fresh gain is taken when it beats every
-remaining bound, ties going to the lower row, exactly like naive greedy.
+re-evaluated a batch at a time; the best fresh gain is taken when it beats every remaining bound,
+ties going to the lower row, exactly like naive greedy.
 
-Runs where the kernel's rows are (`kernel.device`): similarities in float32 blocks of `block` rows,
-gains accumulated in float64 there; the heap of stale bounds lives on the host (one transfer of
-EVAL_BATCH gains per evaluation). CPU and GPU picks differ only where two candidates' gains are
-within float32 rounding (the lower row wins each exact tie on both).
+Where the n x n float32 similarity matrix fits in DENSE_MAX_BYTES (n <= 16,384; the per-class case
+up to ~160k rows in 10 classes), it is computed once, block by block at matrix-product speed, and
+kept: a re-evaluation reads candidates' columns. Above, each re-evaluation recomputes them with one
+matrix product per row block (O(n) memory). The two give the same picks up to float32 ties.
+
+Runs where the kernel's rows are (`kernel.device`): similarities in float32 blocks of `block` rows
+(a row's distance to itself set to exactly 0, see `sq_distances`), gains accumulated in float64
+there; the heap of stale bounds lives on the host (one transfer of a batch's gains per evaluation).
+CPU and GPU picks differ only where two candidates' gains are within float32 rounding (the lower row
+wins each exact tie on both).
 """
 
 from __future__ import annotations
@@ -25,14 +31,78 @@ import torch
 from .pairwise import DEFAULT_BLOCK, blocks, sq_distances
 
 EVAL_BATCH = 32  # candidates re-evaluated per matrix product
+DENSE_EVAL_BATCH = 8  # per read of the kept matrix: no product to fill, so fewer wasted re-evaluations
+DENSE_MAX_BYTES = 1 << 30  # up to this, the n x n float32 similarity is computed once and kept (n <= 16,384)
 
 
-def facility_location(kernel, k: int, *, block: int = DEFAULT_BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class _BlockedColumns:
+    """Similarity columns recomputed from the kernel on each use: O(n) memory, a matrix product per use."""
+
+    batch = EVAL_BATCH
+
+    def __init__(self, similarity, n: int, block: int, dev):
+        self.similarity, self.n, self.block, self.dev = similarity, n, block, dev
+
+    def initial_gains(self) -> torch.Tensor:
+        """Column sums of the similarity matrix (F of each single row), block by block."""
+        gains0 = torch.zeros(self.n, dtype=torch.float64, device=self.dev)
+        for rb in blocks(self.n, self.block):
+            for cb in blocks(self.n, self.block):
+                gains0[cb] += self.similarity(rb, cb).sum(0, dtype=torch.float64)
+        return gains0
+
+    def fresh_gains(self, cand: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        fresh = torch.zeros(len(cand), dtype=torch.float64, device=self.dev)
+        for rb in blocks(self.n, self.block):
+            s = self.similarity(rb, cand).double()
+            fresh += (s - current[rb, None]).clamp_(min=0).sum(0)
+        return fresh
+
+    def column(self, j: int) -> torch.Tensor:
+        return self.similarity(slice(0, self.n), torch.tensor([j], device=self.dev)).double()[:, 0]
+
+    def nearest(self, picks: torch.Tensor) -> torch.Tensor:
+        """Each row's most similar pick (the first on ties)."""
+        return torch.cat([self.similarity(rb, picks).argmax(dim=1) for rb in blocks(self.n, self.block)])
+
+
+class _DenseColumns(_BlockedColumns):
+    """The whole similarity matrix, computed once in the same blocks (so the same initial gains) and kept
+    transposed: a candidate's column is a contiguous row, and re-evaluating gains reads memory instead of
+    repeating a matrix product (apricot and submodlib work this way on a precomputed matrix)."""
+
+    batch = DENSE_EVAL_BATCH
+
+    def initial_gains(self) -> torch.Tensor:
+        self.t = torch.empty((self.n, self.n), dtype=torch.float32, device=self.dev)  # t[j] = column j
+        gains0 = torch.zeros(self.n, dtype=torch.float64, device=self.dev)
+        for rb in blocks(self.n, self.block):
+            for cb in blocks(self.n, self.block):
+                s = self.similarity(rb, cb)
+                gains0[cb] += s.sum(0, dtype=torch.float64)
+                self.t[cb, rb] = s.T
+        return gains0
+
+    def fresh_gains(self, cand: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        return (self.t[cand].double() - current[None, :]).clamp_(min=0).sum(1)
+
+    def column(self, j: int) -> torch.Tensor:
+        return self.t[j].double()
+
+    def nearest(self, picks: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.t[picks, rb].argmax(dim=0) for rb in blocks(self.n, self.block)])
+
+
+def facility_location(kernel, k: int, *, block: int = DEFAULT_BLOCK, dense: bool | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Greedy facility location on the rows of `kernel`.
 
     Args:
         kernel: a `FeatureKernel` or `GradientKernel` over n rows.
         k (`int`): number of rows to pick, 1 <= k <= n.
+        dense (`bool`, *optional*): keep the n x n float32 similarity matrix (computed once) instead of
+            recomputing candidates' columns; `None`: when it takes at most `DENSE_MAX_BYTES`. Both give
+            the same picks except where two gains are within float32 rounding.
 
     Returns:
         `(picks, gains, weights)`: positions in pick order, the marginal gain of each pick
@@ -47,40 +117,32 @@ def facility_location(kernel, k: int, *, block: int = DEFAULT_BLOCK) -> tuple[np
     def similarity(rows, cols):
         return c - sq_distances(kernel, rows, cols, norms).sqrt_()
 
-    # Initial gains: column sums of the similarity matrix, computed block by block.
     dev = kernel.device
-    gains0 = torch.zeros(n, dtype=torch.float64, device=dev)
-    for rb in blocks(n, block):
-        for cb in blocks(n, block):
-            gains0[cb] += similarity(rb, cb).sum(0, dtype=torch.float64)
-    heap = [(-float(g), j) for j, g in enumerate(gains0.tolist())]
+    if dense is None:
+        dense = 4 * n * n <= DENSE_MAX_BYTES
+    columns = (_DenseColumns if dense else _BlockedColumns)(similarity, n, block, dev)
+    heap = [(-float(g), j) for j, g in enumerate(columns.initial_gains().tolist())]
     heapq.heapify(heap)
     current = torch.zeros(n, dtype=torch.float64, device=dev)  # best similarity of each row to the picks so far
     picks, gains = [], []
     while len(picks) < k:
-        batch = [heapq.heappop(heap) for _ in range(min(EVAL_BATCH, len(heap)))]
+        batch = [heapq.heappop(heap) for _ in range(min(columns.batch, len(heap)))]
         cand = torch.tensor([j for _, j in batch], device=dev)
-        fresh = torch.zeros(len(cand), dtype=torch.float64, device=dev)
-        for rb in blocks(n, block):
-            s = similarity(rb, cand).double()
-            fresh += (s - current[rb, None]).clamp_(min=0).sum(0)
+        fresh = columns.fresh_gains(cand, current)
         order = sorted(zip((-fresh).tolist(), cand.tolist()))
         best = order[0]
         if not heap or best <= heap[0]:
             j = best[1]
             picks.append(j)
             gains.append(-best[0])
-            current = torch.maximum(current, similarity(slice(0, n), torch.tensor([j], device=dev)).double()[:, 0])
+            current = torch.maximum(current, columns.column(j))
             rest = order[1:]
         else:
             rest = order
         for item in rest:
             heapq.heappush(heap, item)
-    picks_t = torch.tensor(picks, device=dev)
-    weights = np.zeros(len(picks), dtype=np.float64)
-    for rb in blocks(n, block):
-        nearest = similarity(rb, picks_t).argmax(dim=1)
-        weights += np.bincount(nearest.cpu().numpy(), minlength=len(picks))
+    nearest = columns.nearest(torch.tensor(picks, device=dev))
+    weights = np.bincount(nearest.cpu().numpy(), minlength=len(picks)).astype(np.float64)
     return np.asarray(picks, dtype=np.int64), np.asarray(gains), weights
 
 

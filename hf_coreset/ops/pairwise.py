@@ -55,10 +55,35 @@ class GradientKernel:
 
 
 def sq_distances(kernel, a, b, norms: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances between the rows a and b of a kernel, clamped at 0."""
+    """Squared Euclidean distances between the rows a and b of a kernel, clamped at 0, and exactly 0
+    between a row and itself: in float32, ||x||^2 + ||x||^2 - 2 x.x leaves up to ~||x||^2 * 1e-7, i.e.
+    ~||x|| * 3e-4 after a square root, enough to reorder near-equal facility-location gains."""
     na = norms[a]
     nb = norms[b]
-    return (na[:, None] + nb[None, :] - 2.0 * kernel.dot(a, b)).clamp_(min=0.0)
+    d = (na[:, None] + nb[None, :] - 2.0 * kernel.dot(a, b)).clamp_(min=0.0)
+    return _zero_self_pairs(d, a, b, kernel.n)
+
+
+def _zero_self_pairs(d: torch.Tensor, a, b, n: int) -> torch.Tensor:
+    """Set d[i, j] = 0 where row a[i] is row b[j]: one diagonal when a and b are slices, O(len(b)) when a
+    is a slice (every caller's candidates and picks), no host sync either way."""
+    if not isinstance(a, slice):
+        cols = torch.arange(n, device=d.device)[b] if isinstance(b, slice) else b
+        return d.masked_fill_(a[:, None] == cols[None, :], 0.0)
+    start, stop, _ = a.indices(n)
+    if isinstance(b, slice):
+        b_start, b_stop, _ = b.indices(n)
+        if max(start, b_start) < min(stop, b_stop):  # the shared rows lie on one diagonal of d
+            d.diagonal(start - b_start).zero_()
+        return d
+    if stop <= start or not len(b):
+        return d
+    at = b - start  # the row of d holding each column's own entry, where that row is in a
+    hit = (at >= 0) & (at < stop - start)
+    at.clamp_(0, stop - start - 1)  # a dummy row for the others, left unchanged below
+    j = torch.arange(len(b), device=d.device)
+    d[at, j] = torch.where(hit, torch.zeros((), dtype=d.dtype, device=d.device), d[at, j])
+    return d
 
 
 def blocks(n: int, size: int = DEFAULT_BLOCK):
