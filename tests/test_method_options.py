@@ -67,7 +67,9 @@ BAD = {
             ({"checkpoints": []}, ValueError, r"checkpoints=\[\] must be a non-empty list of proxy epochs >= 0"),
             ({"checkpoints": [1.5]}, TypeError, r"checkpoints=\[1.5\] must be a non-empty list of proxy epochs"),
             ({"bias": 1}, TypeError, r"bias must be True or False, not int 1"),
-            ({"block": 0}, ValueError, r"block=0 must be a positive integer")],
+            ({"block": 0}, ValueError, r"block=0 must be a positive integer"),
+            ({"reference_size": "half"}, TypeError, r"reference_size='half' must be 'auto' \(exact up to 17,000 rows "
+                                                     r"per class, 8,500 sampled reference rows above\)")],
     "prototypes": [({"easy": 2}, ValueError, r"easy=2 must be in \(0, 1\]"),
                    ({"iters": -1}, ValueError, r"iters=-1 must be a non-negative integer"),
                    ({"normalize": "no"}, TypeError, r"normalize must be True or False, not str 'no'"),

@@ -79,12 +79,12 @@ def test_default_is_exact_up_to_the_threshold_and_partitioned_above(method, opti
 
 def test_threshold_follows_the_measured_cost():
     """An exact class costing 60 s at the measured size puts the threshold there; 4x the time halves it."""
-    assert ExactLimit(rows=30_000, seconds=60.0).threshold == 30_000
-    assert ExactLimit(rows=30_000, seconds=240.0).threshold == 15_000
+    assert ExactLimit(rows=30_000, seconds=60.0, size=2).threshold == 30_000
+    assert ExactLimit(rows=30_000, seconds=240.0, size=2).threshold == 15_000
+    assert ExactLimit(rows=30_000, seconds=61.0, size=2).threshold == 29_000  # two significant digits, rounded down
     limit = ExactLimit(rows=30_000, seconds=240.0, size=2_000)
     assert [limit.size_for("auto", n) for n in (15_000, 15_001)] == [None, 2_000]
     assert limit.size_for(None, 10**6) is None and limit.size_for(500, 100) == 500
-    assert ExactLimit(rows=30_000, seconds=240.0).size_for("auto", 20_000) == 15_000  # no size: the threshold
 
 
 @pytest.mark.parametrize("value,error", [("Auto", TypeError), (1, ValueError), (2.5, TypeError), (True, TypeError)])

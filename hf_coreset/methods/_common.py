@@ -151,11 +151,11 @@ class ExactLimit:
     `rows` rows (10% kept, 512 dims, one core) took `seconds`. The exact costs grow as n_c^2 (k = 10% of
     n_c greedy picks of O(n_c d) each, or n_c x n_c pairs), so the threshold is rows x sqrt(EXACT_SECONDS /
     seconds), rounded down to two significant digits. `size` is what the scalable path runs with above the
-    threshold (the partition size; None: the threshold itself, e.g. NFG's reference rows)."""
+    threshold (the partition size, NFG's reference rows)."""
 
     rows: int
     seconds: float
-    size: int | None = None
+    size: int
 
     @property
     def threshold(self) -> int:
@@ -166,8 +166,8 @@ class ExactLimit:
     def size_for(self, option, n: int) -> int | None:
         """The size a class of `n` rows runs with under `option` (checked by `check_scalable_size`): None
         (exact) for None, and for "auto" up to the threshold; else the option's or the limit's size."""
-        if option == AUTO:
-            return None if n <= self.threshold else (self.size or self.threshold)
+        if isinstance(option, str) and option == AUTO:
+            return None if n <= self.threshold else self.size
         return option
 
 
