@@ -29,6 +29,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("multiprocess_select", "Selection across processes: 1 vs 2 processes"),
     ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
     ("partitioned", "Partitioned k-center, facility location and kernel herding against exact"),
+    ("nfg_sampled", "NFG counts against a sample of reference rows"),
     ("out_of_core", "Selection from memory-mapped signals"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("crest_step_budget", "CREST at a fixed step budget (its own protocol)"),

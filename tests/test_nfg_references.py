@@ -102,8 +102,14 @@ def test_sampled_references_are_deterministic_and_rank_by_the_rectangular_counts
     ckpt = signals.at(1, "logits", "features")
     e = ckpt.logit_grad(signals.labels)
     rows = np.flatnonzero(signals.labels == 1)
-    refs = nfg_module.class_references(len(rows), 120, rng=np.random.default_rng(4), class_id=1)
+    refs = nfg_module.class_references(len(rows), 120, rng=np.random.default_rng(4), class_id=1, epoch=1)
     assert len(refs) == 120 and np.all(np.diff(refs) > 0)
+    # a new draw at each checkpoint and for each class, from the seed only (the method's generator is not advanced)
+    rng = np.random.default_rng(4)
+    draws = [nfg_module.class_references(len(rows), 120, rng=rng, class_id=c, epoch=t) for c, t in ((1, 1), (1, 2), (0, 1))]
+    np.testing.assert_array_equal(draws[0], refs)
+    assert not np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[0], draws[2])
+    assert rng.integers(1 << 30) == np.random.default_rng(4).integers(1 << 30)
     counts, _ = radius_neighbour_counts(e[rows], ckpt.features[rows], 0.5, references=refs)
     np.testing.assert_array_equal(out.scores[rows] * len(rows), nfg_module.density_ranks(counts))
 

@@ -194,12 +194,13 @@ def partition_count(n: int, k: int, partition_size: int | None) -> int:
     return max(1, min(-(-n // partition_size), k))
 
 
-def class_draw(rng: np.random.Generator, tag: int, class_id: int | None) -> np.random.Generator:
-    """A generator drawn from the selection seed (`rng`'s seed sequence, which is not advanced), `tag`
-    and the class id only, so that what it draws does not depend on how classes are spread over processes."""
+def class_draw(rng: np.random.Generator, tag: int, class_id: int | None, *more: int) -> np.random.Generator:
+    """A generator drawn from the selection seed (`rng`'s seed sequence, which is not advanced), `tag`,
+    the class id and `more` (e.g. a checkpoint) only, so that what it draws does not depend on how
+    classes are spread over processes."""
     seq = rng.bit_generator.seed_seq
     key = (0,) if class_id is None else (1, int(class_id))
-    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, tag, *key)))
+    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, tag, *key, *more)))
 
 
 def partition(n: int, k: int, partition_size: int | None, *, rng: np.random.Generator, class_id: int | None

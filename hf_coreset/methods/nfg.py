@@ -60,15 +60,18 @@ def _needs(options):
     return {e: frozenset({"logits", "features"}) for e in checkpoint_epochs(options)}
 
 
-def class_references(n: int, reference_size, *, rng: np.random.Generator, class_id: int) -> np.ndarray | None:
-    """The reference rows (ascending positions in the class) of a class of `n` rows, or None for all of
-    them: a uniform sample without replacement of R = `LIMIT.size_for(reference_size, n)` rows when
-    that is cheaper than exact counts (n > 2 R: n R pairs against n^2 / 2), drawn from the selection
-    seed and the class only (`class_draw`, `rng` not advanced)."""
+def class_references(n: int, reference_size, *, rng: np.random.Generator, class_id: int, epoch: int
+                     ) -> np.ndarray | None:
+    """The reference rows (ascending positions in the class) of a class of `n` rows at checkpoint
+    `epoch`, or None for all of them: a uniform sample without replacement of R =
+    `LIMIT.size_for(reference_size, n)` rows when that is cheaper than exact counts (n > 2 R: n R pairs
+    against n^2 / 2), drawn from the selection seed, the class and the checkpoint only (`class_draw`,
+    `rng` not advanced). A new draw at each checkpoint, so that the sampling noise of the counts
+    partly averages out in the rank sum instead of repeating at every checkpoint."""
     size = LIMIT.size_for(reference_size, n)
     if size is None or 2 * size >= n:
         return None
-    return np.sort(class_draw(rng, _REFERENCE_KEY, class_id).choice(n, size, replace=False))
+    return np.sort(class_draw(rng, _REFERENCE_KEY, class_id, epoch).choice(n, size, replace=False))
 
 
 def density_ranks(counts: np.ndarray) -> np.ndarray:
@@ -108,7 +111,7 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
         reference_size (`int`, `"auto"` or `None`, *optional*, defaults to `"auto"`): R; in a class of
             more than 2 R rows (where it is cheaper than exact, which counts each pair once), each row
             counts its neighbours among R reference rows of the class (a uniform sample drawn from the
-            seed and the class only, the same at every checkpoint), at O(n_c R (C + d)) instead of
+            seed, the class and the checkpoint only), at O(n_c R (C + d)) instead of
             O(n_c^2 (C + d) / 2). A sampled count estimates the exact one times R / n_c; only the
             within-class ranks are used, and how well they agree with the exact ones is measured in
             BENCHMARKS.md ("NFG counts against a sample of reference rows"). "auto": exact up to 17,000
@@ -137,8 +140,7 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
     rank_sum = np.zeros(len(labels), dtype=np.int64)
     stats = NeighbourStats()
     device = default_device()  # where, not what: the counts are the same up to float ties
-    references = {c: class_references(int(n), reference_size, rng=rng, class_id=int(c))
-                  for c, n in zip(*np.unique(labels, return_counts=True))}
+    sampled = {}  # class -> its number of reference rows at each checkpoint, or "all" (for the info)
     for t in epochs_used:
         ckpt = signals.at(t, "logits", "features")
         check_finite("logits", ckpt.logits, t)
@@ -147,8 +149,10 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
         h = ckpt.features.reshape(len(labels), -1)
         for c in np.unique(labels):
             rows = np.flatnonzero(labels == c)
+            refs = class_references(len(rows), reference_size, rng=rng, class_id=int(c), epoch=t)
+            sampled[int(c)] = "all" if refs is None else len(refs)
             counts, s = radius_neighbour_counts(e[rows], h[rows], float(radius), bias=bias, block=int(block),
-                                                references=references[c], device=device)
+                                                references=refs, device=device)
             rank_sum[rows] += density_ranks(counts)
             stats += s
     class_size = np.bincount(labels)[labels]
@@ -163,6 +167,6 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
     if reference_size is not None:
         info["nfg"]["references"] = {
             "reference_size": reference_size, **({"threshold": LIMIT.threshold} if reference_size == AUTO else {}),
-            "classes": {str(int(c)): "all" if r is None else len(r) for c, r in references.items()}}
+            "classes": {str(c): r for c, r in sampled.items()}}
     return MethodOutput(indices=np.concatenate(picked), scores=scores, info=info)
 
