@@ -30,6 +30,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
     ("partitioned", "Partitioned k-center, facility location and kernel herding against exact"),
     ("peers", "Facility location against apricot and submodlib, k-center against a numpy loop"),
+    ("nfg_sampled", "NFG counts against a sample of reference rows"),
     ("out_of_core", "Selection from memory-mapped signals"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("crest_step_budget", "CREST at a fixed step budget (its own protocol)"),

@@ -6,7 +6,8 @@ Usage (from the repository root):
 
 Synthetic data: one class of n rows x `dim` float32 dims, a mixture of 50 Gaussian blobs (so that a
 random split cuts clusters), 10% kept. Each method runs through `hf_coreset.methods.run` with its
-default options (exact) and with `partition_size` P, in this process, one after the other: `kcenter`,
+`partition_size=None` (exact; the default, "auto", would partition classes above the method's
+threshold) and with `partition_size` P, in this process, one after the other: `kcenter`,
 `craig` with `space="features"` (facility location on the same 512-dim rows) and `kernel-herding`. Reported:
 wall time of each, and the partitioned solution's quality against exact's, evaluated on the whole
 class: the facility-location objective F(S) = sum_i max_{j in S} (c - d_ij) (`hf_coreset.ops.facility_gains`,
@@ -112,7 +113,7 @@ def main(argv=None) -> None:
         budget = hf_coreset.make_budget(signals.labels, fraction=FRACTION)
         mmd = mmd_terms(x)
         for method, opts in (("kcenter", {}), ("craig", {"space": "features"}), ("kernel-herding", {})):
-            exact, t_exact = timed(lambda: methods.run(method, signals, budget, epoch=1, **opts))
+            exact, t_exact = timed(lambda: methods.run(method, signals, budget, epoch=1, partition_size=None, **opts))
             q_exact = {**quality(x, exact.indices), "mmd": mmd(exact.indices)}
             for size in (int(p) for p in args.parts.split(",")):
                 out, t = timed(lambda: methods.run(method, signals, budget, epoch=1, partition_size=size, **opts))

@@ -1,15 +1,17 @@
-"""The partitioned path of kcenter and craig: exact when one part holds the class, close to exact
-above it (objectives by brute force on a small class), and a split that depends only on the seed
-and the class."""
+"""The partitioned path of kcenter, craig and kernel herding: exact when one part holds the class,
+close to exact above it (objectives by brute force on a small class), a split that depends only on
+the seed and the class, and the default ("auto"): exact up to each method's threshold, partitioned above."""
 
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 import pytest
 
 from hf_coreset import Signals, methods
 from hf_coreset.budget import make_budget
-from hf_coreset.methods._common import only_classes, partition
+from hf_coreset.methods._common import ExactLimit, only_classes, partition
 from hf_coreset.signals import Checkpoint
 
 
@@ -37,15 +39,60 @@ CASES = [("kcenter", {"init": "mean"}), ("kcenter", {"init": "random"}),
 def test_one_partition_holding_the_class_is_exact(method, options):
     signals = _signals([300, 500, 200], 6)
     budget = make_budget(signals.labels, fraction=0.1)
-    exact = methods.run(method, signals, budget, seed=3, epoch=1, **options)
-    for size in (500, 10_000):  # the largest class exactly fills one part; far more room
+    exact = methods.run(method, signals, budget, seed=3, epoch=1, partition_size=None, **options)
+    assert exact.info == {}
+    # the largest class exactly fills one part; far more room; the default, far below every threshold
+    for size in (500, 10_000, "auto"):
         part = methods.run(method, signals, budget, seed=3, epoch=1, partition_size=size, **options)
         np.testing.assert_array_equal(part.indices, exact.indices)
         if exact.gains is not None:
             np.testing.assert_array_equal(part.gains, exact.gains)
         if exact.weights is not None:
             np.testing.assert_array_equal(part.weights, exact.weights)
-        assert part.info == exact.info == {}
+        threshold = {"threshold": _module(method).LIMIT.threshold} if size == "auto" else {}
+        assert part.info == {"partitioned": {"partition_size": size, **threshold, "parts": {"0": 1, "1": 1, "2": 1}}}
+    default = methods.run(method, signals, budget, seed=3, epoch=1, **options)
+    assert default.info == part.info  # the default is "auto"
+    np.testing.assert_array_equal(default.indices, exact.indices)
+
+
+def _module(method):
+    return importlib.import_module(f"hf_coreset.methods.{method.replace('-', '_')}")
+
+
+@pytest.mark.parametrize("method,options", CASES)
+def test_default_is_exact_up_to_the_threshold_and_partitioned_above(method, options, monkeypatch):
+    """With the threshold patched to 1,000 rows: the 1,300-row class takes the partitioned path with the
+    method's partition size, exactly as an explicit partition_size; the others run exact."""
+    monkeypatch.setattr(_module(method), "LIMIT", ExactLimit(rows=1000, seconds=60.0, size=400))
+    signals = _signals([900, 1300, 700], 6)
+    budget = make_budget(signals.labels, fraction=0.1)
+    auto = methods.run(method, signals, budget, seed=5, epoch=1, **options)
+    assert auto.info == {"partitioned": {"partition_size": "auto", "threshold": 1000, "parts": {"0": 1, "1": 4, "2": 1}}}
+    split = methods.run(method, signals, budget, seed=5, epoch=1, partition_size=400, **options)
+    exact = methods.run(method, signals, budget, seed=5, epoch=1, partition_size=None, **options)
+    big = signals.labels[auto.indices] == 1
+    np.testing.assert_array_equal(auto.indices[big], split.indices[signals.labels[split.indices] == 1])
+    np.testing.assert_array_equal(auto.indices[~big], exact.indices[signals.labels[exact.indices] != 1])
+    assert not np.array_equal(auto.indices[big], exact.indices[signals.labels[exact.indices] == 1])
+
+
+def test_threshold_follows_the_measured_cost():
+    """An exact class costing 60 s at the measured size puts the threshold there; 4x the time halves it."""
+    assert ExactLimit(rows=30_000, seconds=60.0, size=2).threshold == 30_000
+    assert ExactLimit(rows=30_000, seconds=240.0, size=2).threshold == 15_000
+    assert ExactLimit(rows=30_000, seconds=61.0, size=2).threshold == 29_000  # two significant digits, rounded down
+    limit = ExactLimit(rows=30_000, seconds=240.0, size=2_000)
+    assert [limit.size_for("auto", n) for n in (15_000, 15_001)] == [None, 2_000]
+    assert limit.size_for(None, 10**6) is None and limit.size_for(500, 100) == 500
+
+
+@pytest.mark.parametrize("value,error", [("Auto", TypeError), (1, ValueError), (2.5, TypeError), (True, TypeError)])
+def test_bad_partition_size_is_one_sentence(value, error):
+    signals = _signals([50], 3)
+    with pytest.raises(error, match=r"^partition_size=.* must be 'auto' \(exact up to 50,000 rows per class, parts "
+                                    r"of 5,000 above\), None \(exact on every class\) or an integer >= 2, e\.g\. 5000\.$"):
+        methods.run("kcenter", signals, make_budget(signals.labels, fraction=0.1), epoch=1, partition_size=value)
 
 
 def test_facility_location_partitioned_keeps_98_percent_of_the_objective():

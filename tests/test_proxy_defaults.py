@@ -40,7 +40,7 @@ def test_plain_module_keeps_the_old_defaults(ds):
     old = hf_coreset.select(ds, "kcenter", model=make_convnet(0), proxy=OLD_DEFAULTS, epoch=10, **kw)
     np.testing.assert_array_equal(new.indices, old.indices)
     assert new.fingerprint == old.fingerprint  # same options, same training key: the same selection identity
-    assert new.config["method_options"] == {"epoch": 10, "init": "mean", "partition_size": None}
+    assert new.config["method_options"] == {"epoch": 10, "init": "mean", "partition_size": "auto"}
     assert new.config["proxy"] == {**OLD_DEFAULTS, "warmup_steps": 0, "recipe": "scratch", "epochs": [10]}
     assert ProxyConfig().training_key() == OLD_DEFAULTS  # cache entries written before recipes still match
 

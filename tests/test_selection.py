@@ -64,7 +64,7 @@ def test_save_load_round_trip(mnist1d_small, mnist1d_proxy, tmp_path):
                  "library_version", "timings"):
         assert getattr(loaded, name) == getattr(sel, name), name
     assert loaded.config == json.loads(json.dumps(sel.config))
-    assert loaded.config["method_options"] == {"epoch": 2, "space": "gradient", "partition_size": None}
+    assert loaded.config["method_options"] == {"epoch": 2, "space": "gradient", "partition_size": "auto"}
     assert loaded.config["budget_total"] == 160 and loaded.config["proxy"]["lr"] == 0.01
     meta = json.loads((path / "selection.json").read_text())
     assert meta["format_version"] == 1 and meta["num_kept"] == 160 and meta["weighted"] is True

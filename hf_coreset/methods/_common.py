@@ -134,15 +134,56 @@ def last_epoch_needs(fields: tuple[str, ...]):
     return needs
 
 
-# The partitioned path of the greedy methods (kcenter, craig): exact within a class of at most
-# `partition_size` rows, and above it the exact method on seeded random parts of the class.
+# The partitioned path of the greedy methods (kcenter, craig, kernel-herding): exact within a class of at
+# most `partition_size` rows, and above it the exact method on seeded random parts of the class.
 _PARTITION_KEY = 0x9A27  # spawn-key tag: partition draws never coincide with the method's own
 
+# The default ("auto") of the scalable options (`partition_size`, NFG's `reference_size`): a method's exact
+# algorithm on a class of at most its threshold of rows, its scalable path above it. The threshold is
+# where one exact class costs about EXACT_SECONDS on one core, from one measurement per method.
+EXACT_SECONDS = 60.0
+AUTO = "auto"
 
-def check_partition_size(value) -> None:
-    """`partition_size`: None (exact on every class) or an integer >= 2."""
+
+@dataclass(frozen=True)
+class ExactLimit:
+    """Where a method's exact path stops being its default, from one measurement: an exact class of
+    `rows` rows (10% kept, 512 dims, one core) took `seconds`. The exact costs grow as n_c^2 (k = 10% of
+    n_c greedy picks of O(n_c d) each, or n_c x n_c pairs), so the threshold is rows x sqrt(EXACT_SECONDS /
+    seconds), rounded down to two significant digits. `size` is what the scalable path runs with above the
+    threshold (the partition size, NFG's reference rows)."""
+
+    rows: int
+    seconds: float
+    size: int
+
+    @property
+    def threshold(self) -> int:
+        rows = int(self.rows * math.sqrt(EXACT_SECONDS / self.seconds))
+        unit = 10 ** max(0, len(str(rows)) - 2)
+        return rows // unit * unit
+
+    def size_for(self, option, n: int) -> int | None:
+        """The size a class of `n` rows runs with under `option` (checked by `check_scalable_size`): None
+        (exact) for None, and for "auto" up to the threshold; else the option's or the limit's size."""
+        if isinstance(option, str) and option == AUTO:
+            return None if n <= self.threshold else self.size
+        return option
+
+
+def check_scalable_size(value, name: str, limit: ExactLimit, above: str, example: int) -> None:
+    """A scalable option: "auto" (exact up to the method's threshold, `above` beyond it), None (exact on
+    every class) or an integer >= 2."""
+    if isinstance(value, str) and value == AUTO:
+        return
     if value is not None:
-        check_int(value, "partition_size", 2, "None (exact on every class) or an integer >= 2, e.g. 50000")
+        check_int(value, name, 2, f"'auto' (exact up to {limit.threshold:,} rows per class, {above} above), "
+                                   f"None (exact on every class) or an integer >= 2, e.g. {example}")
+
+
+def check_partition_size(value, limit: ExactLimit) -> None:
+    """`partition_size`: "auto", None (exact on every class) or an integer >= 2."""
+    check_scalable_size(value, "partition_size", limit, f"parts of {limit.size:,}", limit.size)
 
 
 def partition_count(n: int, k: int, partition_size: int | None) -> int:
@@ -153,21 +194,28 @@ def partition_count(n: int, k: int, partition_size: int | None) -> int:
     return max(1, min(-(-n // partition_size), k))
 
 
+def class_draw(rng: np.random.Generator, tag: int, class_id: int | None, *more: int) -> np.random.Generator:
+    """A generator drawn from the selection seed (`rng`'s seed sequence, which is not advanced), `tag`,
+    the class id and `more` (e.g. a checkpoint) only, so that what it draws does not depend on how
+    classes are spread over processes."""
+    seq = rng.bit_generator.seed_seq
+    key = (0,) if class_id is None else (1, int(class_id))
+    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, tag, *key, *more)))
+
+
 def partition(n: int, k: int, partition_size: int | None, *, rng: np.random.Generator, class_id: int | None
               ) -> list[tuple[np.ndarray, int]]:
     """(positions in the class, budget) of each part of a class of `n` rows with budget `k`.
 
-    A random split into `partition_count` parts whose sizes differ by at most one, drawn from the
-    selection seed (`rng`'s seed sequence, which is not advanced) and the class id only, so it does
-    not depend on how classes are spread over processes. Positions are ascending within a part.
-    Budgets are proportional to part sizes by the library's one rounding rule (`budget_for`) and sum to k.
+    `partition_size` is the class's size (`ExactLimit.size_for`: None is exact). A random split into
+    `partition_count` parts whose sizes differ by at most one, drawn from the selection seed and the class
+    id only (`class_draw`). Positions are ascending within a part. Budgets are proportional to part
+    sizes by the library's one rounding rule (`budget_for`) and sum to k.
     """
     m = partition_count(n, k, partition_size)
     if m == 1:
         return [(np.arange(n), k)]
-    seq = rng.bit_generator.seed_seq
-    key = (0,) if class_id is None else (1, int(class_id))
-    draw = np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, _PARTITION_KEY, *key)))
+    draw = class_draw(rng, _PARTITION_KEY, class_id)
     parts = [np.sort(p) for p in np.array_split(draw.permutation(n), m)]
     part_of = np.repeat(np.arange(m), [len(p) for p in parts])
     from ..budget import budget_for
@@ -175,16 +223,17 @@ def partition(n: int, k: int, partition_size: int | None, *, rng: np.random.Gene
     return list(zip(parts, (int(b) for b in budget_for(part_of, k).per_class)))
 
 
-def partition_info(labels: np.ndarray, budget: Budget, partition_size: int | None) -> dict:
-    """What the selection info records about the partitioned path: the parts of every class it split
-    (all budgeted classes, whichever process ran them), or nothing when every class ran exact."""
-    if partition_size is None:
+def partition_info(labels: np.ndarray, budget: Budget, option, limit: ExactLimit) -> dict:
+    """What the selection info records about the path each budgeted class took (whichever process ran
+    it): {"partitioned": {"partition_size": option, "threshold": (with "auto"), "parts": {class: parts}}},
+    1 part being the exact path; nothing with `option` None (exact on every class)."""
+    if option is None:
         return {}
+    head = {"partition_size": option, **({"threshold": limit.threshold} if option == AUTO else {})}
     if not budget.per_class_mode:
-        m = partition_count(len(labels), budget.total, partition_size)
-        return {"partitioned": {"partition_size": int(partition_size), "parts": {"all": m}}} if m > 1 else {}
+        n = len(labels)
+        return {"partitioned": {**head, "parts": {"all": partition_count(n, budget.total, limit.size_for(option, n))}}}
     counts = np.bincount(np.searchsorted(budget.classes, labels), minlength=len(budget.classes))
-    parts = {str(int(c)): partition_count(int(n), int(k), partition_size)
+    parts = {str(int(c)): partition_count(int(n), int(k), limit.size_for(option, int(n)))
              for c, n, k in zip(budget.classes, counts, budget.per_class) if k > 0}
-    parts = {c: m for c, m in parts.items() if m > 1}
-    return {"partitioned": {"partition_size": int(partition_size), "parts": parts}} if parts else {}
+    return {"partitioned": {**head, "parts": parts}}

@@ -6,8 +6,13 @@ import numpy as np
 
 from ..ops import FeatureKernel, GradientKernel, default_device, facility_gains, facility_location
 from . import Keeps, register
-from ._common import (MethodOutput, check_epoch, check_partition_size, groups, last_epoch_needs, partition,
-                      partition_info)
+from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
+                      partition, partition_info)
+
+# The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
+# (benchmarks/results/partitioned.md, rows "30,000 | craig", column "exact s"); above it parts of 2,000, of the
+# two partition sizes measured there the faster at 30,000 rows (both well above the 0.98 F-ratio target).
+LIMIT = ExactLimit(rows=30_000, seconds=169.95, size=2_000)
 
 
 # GreeDi's first round runs each part's greedy to this multiple of its budget: its first k_p picks
@@ -17,7 +22,7 @@ ROUND1_OVERSAMPLE = 2
 
 def _check(*, epoch, space, partition_size):
     check_epoch(epoch)
-    check_partition_size(partition_size)
+    check_partition_size(partition_size, LIMIT)
     if space not in ("gradient", "features"):
         raise ValueError(f"space={space!r}; pass 'gradient' or 'features'.")
 
@@ -26,16 +31,18 @@ def _check(*, epoch, space, partition_size):
 @register("craig", needs=last_epoch_needs(("logits", "features")), check=_check, version=2, distributable=True,
           summary="Facility location on last-layer gradients; weights = cluster sizes.",
           paper="Mirzasoleiman et al., Coresets for Data-efficient Training of ML Models, ICML 2020",
-          signal="last-layer gradient (p - y) h^T at proxy epoch", cost="proxy epochs + O(n_c^2 (C + d)) per class",
+          signal="last-layer gradient (p - y) h^T at proxy epoch", cost="proxy epochs + O(n_c^2 (C + d)) per class; O(n_c P (C + d) + k^2 (C + d)) in parts of "
+               "P = 2,000 above 17,000 rows per class",
           keeps=Keeps.OTHER, keeps_note="greedy order", weighted=True)
 def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradient",
-          partition_size: int | None = None) -> MethodOutput:
+          partition_size: int | str | None = "auto") -> MethodOutput:
     """Per class, greedy facility location F(S) = sum_i max_{j in S} (c - ||g_i - g_j||) over the
     last-layer gradients g = (p - y) h^T + bias (never formed: their inner products factor), or over
     the features h with `space="features"`. Each pick's weight is the number of class rows it is
     most similar to. `gains` are the marginal objective gains (non-increasing within a class).
 
-    `partition_size` (default None: exact on every class): a class of more rows takes GreeDi's two
+    `partition_size` (default "auto": exact on a class of at most 17,000 rows, parts of 2,000 above; None:
+    exact on every class; an integer P: parts of at most P): a class of more rows takes GreeDi's two
     rounds (Mirzasoleiman et al., NeurIPS 2013) on a seeded random split (`_common.partition`: from
     the seed and the class only) into ceil(n_c / partition_size) parts with budgets k_p proportional
     to their sizes. Round 1 runs greedy on each part to `ROUND1_OVERSAMPLE` k_p picks; the parts'
@@ -43,7 +50,7 @@ def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradi
     picks: solution B. The one with the larger objective on the whole class (blocked,
     `ops.facility_gains`; A on ties) is kept, its weights and gains (in its pick order, not
     necessarily non-increasing) counted over the whole class. A class that fits in one part runs
-    exact. The info records the parts."""
+    exact. The info records each class's parts (1: exact)."""
     ckpt = signals.at(epoch, "logits", "features")
     e = ckpt.logit_grad(signals.labels)
     device = default_device()  # where, not what: the picks are the same up to float ties
@@ -55,7 +62,7 @@ def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradi
 
     for rows, k in groups(signals.labels, budget):
         class_id = int(signals.labels[rows[0]]) if budget.per_class_mode else None
-        parts = partition(len(rows), k, partition_size, rng=rng, class_id=class_id)
+        parts = partition(len(rows), k, LIMIT.size_for(partition_size, len(rows)), rng=rng, class_id=class_id)
         if len(parts) == 1:
             p, g, w = facility_location(kernel(rows), k)
         else:
@@ -64,7 +71,7 @@ def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradi
         gains.append(g)
         weights.append(w)
     return MethodOutput(indices=np.concatenate(picked), gains=np.concatenate(gains), weights=np.concatenate(weights),
-                        info=partition_info(signals.labels, budget, partition_size))
+                        info=partition_info(signals.labels, budget, partition_size, LIMIT))
 
 
 def _greedi(kernel, rows, k, parts):

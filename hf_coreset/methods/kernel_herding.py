@@ -11,8 +11,13 @@ import numpy as np
 
 from ..ops import default_device, gaussian_herding
 from . import Keeps, register
-from ._common import (MethodOutput, check_epoch, check_partition_size, groups, last_epoch_needs, partition,
-                      partition_info)
+from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
+                      partition, partition_info)
+
+# The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
+# (benchmarks/results/partitioned.md, rows "30,000 | kernel-herding", column "exact s"); above it parts of 2,000,
+# of the two partition sizes measured there the faster and the closer to exact's MMD at 30,000 rows.
+LIMIT = ExactLimit(rows=30_000, seconds=37.37, size=2_000)
 
 # Rows above which `gaussian_herding` draws its anchor rows from the selection's generator.
 ANCHORS = inspect.signature(gaussian_herding).parameters["anchors"].default
@@ -20,7 +25,7 @@ ANCHORS = inspect.signature(gaussian_herding).parameters["anchors"].default
 
 def _check(*, epoch, bandwidth, partition_size):
     check_epoch(epoch)
-    check_partition_size(partition_size)
+    check_partition_size(partition_size, LIMIT)
     message = (f"bandwidth={bandwidth!r} must be a number > 0, in units of the class's mean squared pairwise "
                "distance (1.0 is the default).")
     if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real):
@@ -33,9 +38,10 @@ def _check(*, epoch, bandwidth, partition_size):
           summary="Greedy MMD matching of each class's feature distribution with a Gaussian kernel (kernel herding).",
           paper="Chen, Welling & Smola, Super-Samples from Kernel Herding, UAI 2010",
           signal="classifier input at proxy epoch",
-          cost="proxy epochs + 1 forward pass + O(n min(n_c, 4096) d + k n d), blocked", keeps=Keeps.OTHER, keeps_note="greedy order")
+          cost="proxy epochs + 1 forward pass + O(n min(n_c, 4096) d + k n d), blocked; O(k (P + k) d) per class "
+               "in parts of P = 2,000 above 38,000 rows per class", keeps=Keeps.OTHER, keeps_note="greedy order")
 def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth: float = 1.0,
-                   partition_size: int | None = None) -> MethodOutput:
+                   partition_size: int | str | None = "auto") -> MethodOutput:
     """Per class, kernel herding on the classifier-input features at proxy epoch `epoch`: each pick is
     the row whose addition most reduces the maximum mean discrepancy between the picks and the class
     under k(x, y) = exp(-||x - y||^2 / (bandwidth * D)), D the class's mean squared pairwise distance
@@ -48,7 +54,8 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     `auto_validation`"). Classes of more than 4096 rows estimate each row's mean kernel value on
     4096 rows drawn with the selection seed.
 
-    `partition_size` (default None: exact on every class): a class of more rows is split by a seeded
+    `partition_size` (default "auto": exact on a class of at most 38,000 rows, parts of 2,000 above; None:
+    exact on every class; an integer P: parts of at most P): a class of more rows is split by a seeded
     random split (`_common.partition`: from the seed and the class only) into ceil(n_c / partition_size)
     parts with budgets k_p proportional to their sizes, in GreeDi's two rounds (Mirzasoleiman et al.,
     NeurIPS 2013): kernel herding picks 2 k_p candidates in each part (matching the part), then kernel
@@ -58,7 +65,8 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     second round costs O(k^2 d). The second round is what keeps the union's MMD close to exact's: each part
     matched alone with its k_p picks leaves the sampling noise of the parts in the union. A class that fits
     in one part runs exact. The MMD of partitioned picks against exact's: BENCHMARKS.md ("Partitioned
-    k-center, facility location and kernel herding against exact"). The info records the parts.
+    k-center, facility location and kernel herding against exact"). The info records each class's
+    parts (1: exact).
 
     Args:
         epoch (`int`, *optional*): proxy epoch of the features; unset, the proxy's last epoch
@@ -66,8 +74,9 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
         bandwidth (`float`, *optional*, defaults to `1.0`): kernel width in units of the class's mean
             squared pairwise distance; chosen over 0.3 and 3.0 on the MNIST-1D validation split at
             5% and 10% (benchmarks/results/auto_validation.md).
-        partition_size (`int`, *optional*): above this many rows a class is herded in seeded random
-            parts (see above); unset, exact.
+        partition_size (`int`, `"auto"` or `None`, *optional*, defaults to `"auto"`): above this many rows
+            a class is herded in seeded random parts (see above); "auto": exact up to 38,000 rows per
+            class, parts of 2,000 above; None: exact on every class.
 
     Returns:
         `MethodOutput` with the picks of each class in greedy order.
@@ -81,7 +90,7 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
 
     def parts(rows, k):
         class_id = int(signals.labels[rows[0]]) if budget.per_class_mode else None
-        return partition(len(rows), k, partition_size, rng=rng, class_id=class_id)
+        return partition(len(rows), k, LIMIT.size_for(partition_size, len(rows)), rng=rng, class_id=class_id)
 
     def skip(rows, k):  # split across processes, a skipped class still draws its anchors, as one process would
         split = parts(rows, k)
@@ -103,4 +112,4 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
         candidates = np.sort(np.concatenate([part[herd(feats[rows[part]], min(len(part), 2 * kp))]
                                              for part, kp in split]))
         picked.append(rows[candidates[herd(feats[rows[candidates]], k, target=feats[rows])]])
-    return MethodOutput(indices=np.concatenate(picked), info=partition_info(signals.labels, budget, partition_size))
+    return MethodOutput(indices=np.concatenate(picked), info=partition_info(signals.labels, budget, partition_size, LIMIT))

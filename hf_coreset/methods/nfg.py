@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import numbers
 
@@ -10,9 +11,18 @@ import numpy as np
 from ..ops.device import default_device
 from ..ops.nfg import NFG_BLOCK, NeighbourStats, radius_neighbour_counts
 from . import Keeps, register
-from ._common import MethodOutput, check_bool, check_int, check_real, groups
+from ._common import (AUTO, ExactLimit, MethodOutput, check_bool, check_int, check_real, check_scalable_size, class_draw,
+                      groups)
 
 logger = logging.getLogger(__name__)
+
+# The default ("auto"): exact counts up to LIMIT.threshold rows per class, from the time of one checkpoint's
+# counts on 10 classes of 30,000 rows (benchmarks/results/scaling.md, row "nfg_counts | 300,000"), per class and
+# times the default 10 checkpoints. Above it, half as many reference rows: R references cost n_c R pairs and
+# exact counts n_c^2 / 2 (each pair once), so a class just above the threshold costs what one at it does.
+LIMIT = ExactLimit(rows=30_000, seconds=174.0, size=0)
+LIMIT = dataclasses.replace(LIMIT, size=LIMIT.threshold // 2)
+_REFERENCE_KEY = 0x4EF6  # spawn-key tag of the reference draws
 
 
 def check_finite(name: str, array: np.ndarray, epoch: int) -> None:
@@ -31,7 +41,7 @@ def checkpoint_epochs(options: dict) -> list[int]:
     return list(range(1, int(options["epochs"]) + 1))
 
 
-def _check(*, radius, epochs, checkpoints, bias, block):
+def _check(*, radius, epochs, checkpoints, bias, block, reference_size):
     check_real(radius, "radius", "(0, 2]", ": it is a cosine distance 1 - cos (0.2 = cosine above 0.8, NFG's default)")
     check_int(epochs, "epochs", 1, "a positive integer (NFG's default is 10)")
     if checkpoints is not None:
@@ -43,10 +53,25 @@ def _check(*, radius, epochs, checkpoints, bias, block):
             raise ValueError(message)
     check_bool(bias, "bias")
     check_int(block, "block", 1, "a positive integer (rows per block, e.g. 2048)")
+    check_scalable_size(reference_size, "reference_size", LIMIT, f"{LIMIT.size:,} sampled reference rows", 10_000)
 
 
 def _needs(options):
     return {e: frozenset({"logits", "features"}) for e in checkpoint_epochs(options)}
+
+
+def class_references(n: int, reference_size, *, rng: np.random.Generator, class_id: int, epoch: int
+                     ) -> np.ndarray | None:
+    """The reference rows (ascending positions in the class) of a class of `n` rows at checkpoint
+    `epoch`, or None for all of them: a uniform sample without replacement of R =
+    `LIMIT.size_for(reference_size, n)` rows when that is cheaper than exact counts (n > 2 R: n R pairs
+    against n^2 / 2), drawn from the selection seed, the class and the checkpoint only (`class_draw`,
+    `rng` not advanced). A new draw at each checkpoint, so that the sampling noise of the counts
+    partly averages out in the rank sum instead of repeating at every checkpoint."""
+    size = LIMIT.size_for(reference_size, n)
+    if size is None or 2 * size >= n:
+        return None
+    return np.sort(class_draw(rng, _REFERENCE_KEY, class_id, epoch).choice(n, size, replace=False))
 
 
 def density_ranks(counts: np.ndarray) -> np.ndarray:
@@ -62,9 +87,10 @@ def density_ranks(counts: np.ndarray) -> np.ndarray:
           paper="Mohanty, Anudeep & Mopuri, Noise-free Loss Gradients: A Surprisingly Effective Baseline for "
                 "Coreset Selection, TMLR 2025",
           signal="last-layer gradient direction (p - y) h^T at proxy epochs 1..E",
-          cost="E proxy epochs + O(n_c^2 (C + d)) per class and epoch, blocked", keeps=Keeps.LOWEST, keeps_note="best summed rank")
+          cost="E proxy epochs + O(n_c^2 (C + d)) per class and epoch, blocked; O(n_c R (C + d)) against "
+               "R = 8,500 sampled reference rows above 17,000 rows per class", keeps=Keeps.LOWEST, keeps_note="best summed rank")
 def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoints: list | None = None,
-        bias: bool = False, block: int = NFG_BLOCK) -> MethodOutput:
+        bias: bool = False, block: int = NFG_BLOCK, reference_size: int | str | None = "auto") -> MethodOutput:
     """NFG: keep, per class, the rows whose loss gradient points where most of the class points.
 
     At each checkpoint t (the proxy after epochs 1..E), row i's neighbour count is the number of
@@ -82,6 +108,15 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
         checkpoints (`list[int]`, *optional*): explicit proxy epochs instead of 1..epochs.
         bias (`bool`, *optional*, defaults to `False`): include the bias gradient p - y (appends 1 to h).
         block (`int`, *optional*, defaults to `2048`): rows per block of the pairwise kernel.
+        reference_size (`int`, `"auto"` or `None`, *optional*, defaults to `"auto"`): R; in a class of
+            more than 2 R rows (where it is cheaper than exact, which counts each pair once), each row
+            counts its neighbours among R reference rows of the class (a uniform sample drawn from the
+            seed, the class and the checkpoint only), at O(n_c R (C + d)) instead of
+            O(n_c^2 (C + d) / 2). A sampled count estimates the exact one times R / n_c; only the
+            within-class ranks are used, and how well they agree with the exact ones is measured in
+            BENCHMARKS.md ("NFG counts against a sample of reference rows"). "auto": exact up to 17,000
+            rows per class (about a minute of counts on one core for 10 checkpoints), 8,500 references
+            above; None: exact on every class. The info records each class's references ("all": exact).
 
     Departures from the official code (ai23resch04001/Noise_free_gradient at 3449b51):
         - One radius. The official pipeline pre-filters at 0.8 and counts at the selection radius,
@@ -105,6 +140,7 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
     rank_sum = np.zeros(len(labels), dtype=np.int64)
     stats = NeighbourStats()
     device = default_device()  # where, not what: the counts are the same up to float ties
+    sampled = {}  # class -> its number of reference rows at each checkpoint, or "all" (for the info)
     for t in epochs_used:
         ckpt = signals.at(t, "logits", "features")
         check_finite("logits", ckpt.logits, t)
@@ -113,8 +149,10 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
         h = ckpt.features.reshape(len(labels), -1)
         for c in np.unique(labels):
             rows = np.flatnonzero(labels == c)
+            refs = class_references(len(rows), reference_size, rng=rng, class_id=int(c), epoch=t)
+            sampled[int(c)] = "all" if refs is None else len(refs)
             counts, s = radius_neighbour_counts(e[rows], h[rows], float(radius), bias=bias, block=int(block),
-                                                device=device)
+                                                references=refs, device=device)
             rank_sum[rows] += density_ranks(counts)
             stats += s
     class_size = np.bincount(labels)[labels]
@@ -126,5 +164,9 @@ def nfg(signals, budget, *, rng, radius: float = 0.2, epochs: int = 10, checkpoi
     logger.info("NFG: %.1f%% of same-class pairs decided by the logit-gradient prefilter.", 100 * stats.decided)
     info = {"nfg": {"checkpoints": epochs_used, "pairs": stats.pairs, "prefilter_decided": round(stats.decided, 6),
                     "feature_dots_per_pair": round(stats.dots_per_pair, 6)}}
+    if reference_size is not None:
+        info["nfg"]["references"] = {
+            "reference_size": reference_size, **({"threshold": LIMIT.threshold} if reference_size == AUTO else {}),
+            "classes": {str(c): r for c, r in sampled.items()}}
     return MethodOutput(indices=np.concatenate(picked), scores=scores, info=info)
 
