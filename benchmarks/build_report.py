@@ -28,6 +28,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("scaling", "Scaling of the pairwise kernels"),
     ("multiprocess_select", "Selection across processes: 1 vs 2 processes"),
     ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
+    ("million", "The pairwise methods at a million rows"),
     ("partitioned", "Partitioned k-center, facility location and kernel herding against exact"),
     ("out_of_core", "Selection from memory-mapped signals"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
@@ -56,6 +57,7 @@ python -m benchmarks cost
 python -m benchmarks scaling
 python benchmarks/kernel_rates.py      # --device cuda on a GPU
 python benchmarks/partitioned.py
+python benchmarks/million.py      # the methods at 1M x 512 (see its section for the per-method runs)
 python benchmarks/out_of_core.py  # memory-mapped vs in-memory signals
 python benchmarks/tune_small_fractions.py --help   # validation studies (see their sections)
 python benchmarks/epoch0_vs_proxy.py --part text     # and --part mnist1d
