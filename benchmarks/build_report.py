@@ -31,6 +31,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("million", "The pairwise methods at a million rows"),
     ("partitioned", "Partitioned k-center, facility location and kernel herding against exact"),
     ("out_of_core", "Selection from memory-mapped signals"),
+    ("collect_memory", "Peak memory of select, signal cache on and off"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("crest_step_budget", "CREST at a fixed step budget (its own protocol)"),
     ("crest_overhead", "CREST overhead per re-selection and per step"),
@@ -59,6 +60,7 @@ python benchmarks/kernel_rates.py      # --device cuda on a GPU
 python benchmarks/partitioned.py
 python benchmarks/million.py      # the methods at 1M x 512 (see its section for the per-method runs)
 python benchmarks/out_of_core.py  # memory-mapped vs in-memory signals
+python benchmarks/collect_memory.py  # a whole select's peak memory, signal cache on and off
 python benchmarks/tune_small_fractions.py --help   # validation studies (see their sections)
 python benchmarks/epoch0_vs_proxy.py --part text     # and --part mnist1d
 python benchmarks/auto_datasets.py   # auto v3 on digits, text and MNIST-1D variants (resumable)

@@ -442,6 +442,18 @@ def test_million_benchmark_projects_a_class_subset_and_counts_the_partitioned_wo
     assert json.loads((tmp_path / "million.json").read_text())[0]["method"] == "kcenter"
 
 
+def test_collect_memory_benchmark_selects_the_same_with_and_without_the_cache(tmp_path):
+    sys.path.insert(0, str(REPO))
+    from benchmarks import collect_memory
+
+    out = tmp_path / "collect_memory.md"
+    assert collect_memory.main(["--rows", "3000", "--dim", "8", "--fraction", "0.05", "--dir", str(tmp_path),
+                                "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "3,000 rows x 8" in text and "Same picks: yes" in text and "| cache (signals memory-mapped" in text
+    assert [p.name for p in tmp_path.iterdir()] == ["collect_memory.md"]  # the dataset and the cache are gone
+
+
 def test_no_benchmark_script_shadows_an_installed_package():
     """Run as `python benchmarks/X.py`, the benchmarks folder is sys.path[0]: a script named like an
     installed top-level package (benchmarks/kernels.py did, and transformers imports `kernels`) would
