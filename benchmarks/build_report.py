@@ -28,10 +28,12 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("scaling", "Scaling of the pairwise kernels"),
     ("multiprocess_select", "Selection across processes: 1 vs 2 processes"),
     ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
+    ("million", "The pairwise methods at a million rows"),
     ("partitioned", "Partitioned k-center, facility location and kernel herding against exact"),
     ("peers", "Facility location against apricot and submodlib, k-center against a numpy loop"),
     ("nfg_sampled", "NFG counts against a sample of reference rows"),
     ("out_of_core", "Selection from memory-mapped signals"),
+    ("collect_memory", "Peak memory of select, signal cache on and off"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("crest_step_budget", "CREST at a fixed step budget (its own protocol)"),
     ("crest_overhead", "CREST overhead per re-selection and per step"),
@@ -59,7 +61,9 @@ python -m benchmarks scaling
 python benchmarks/kernel_rates.py      # --device cuda on a GPU
 python benchmarks/partitioned.py
 python benchmarks/peers.py       # apricot-select and submodlib-py on the same data
+python benchmarks/million.py      # the methods at 1M x 512 (see its section for the per-method runs)
 python benchmarks/out_of_core.py  # memory-mapped vs in-memory signals
+python benchmarks/collect_memory.py  # a whole select's peak memory, signal cache on and off
 python benchmarks/tune_small_fractions.py --help   # validation studies (see their sections)
 python benchmarks/epoch0_vs_proxy.py --part text     # and --part mnist1d
 python benchmarks/auto_datasets.py   # auto v3 on digits, text and MNIST-1D variants (resumable)

@@ -11,6 +11,7 @@ methods that need different numbers of epochs.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import numbers
@@ -335,7 +336,9 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
             if f == "correct":
                 value = value.astype(np.uint8)
             collected[(epoch, f)] = value
-            if accelerator.is_main_process:
+            if isinstance(value, np.memmap):  # written into its cache file as it was collected
+                cache.commit(epoch, f, value)
+            elif accelerator.is_main_process:
                 cache.save(epoch, f, value)
 
     from accelerate.utils import send_to_device
@@ -360,9 +363,15 @@ def _train_and_collect(model, dataset, labels, missing, *, last_epoch, config, s
     def score(epoch, net):
         t0 = time.perf_counter()
         fields = frozenset(missing[epoch]) | CHEAP_FIELDS
-        with torch.random.fork_rng(devices=cuda):  # a signal pass leaves the training RNG stream as it was
-            ckpt = collector.checkpoint(net, epoch, fields, progress=progress)
-        store(epoch, ckpt, missing[epoch])
+        # The main process writes the per-row vectors (logits, features) straight into their cache files, so
+        # its memory does not grow with the rows x dims of the signals; the others keep them in memory.
+        allocate = functools.partial(cache.create, epoch) if accelerator.is_main_process else None
+        try:
+            with torch.random.fork_rng(devices=cuda):  # a signal pass leaves the training RNG stream as it was
+                ckpt = collector.checkpoint(net, epoch, fields, progress=progress, allocate=allocate)
+            store(epoch, ckpt, missing[epoch])
+        finally:
+            cache.discard()  # files of fields collected but already cached, or of a failed pass
         timings["signals"] += time.perf_counter() - t0
 
     with torch.random.fork_rng(devices=cuda):  # dropout draws from a seeded stream; the caller's RNG is untouched

@@ -427,6 +427,33 @@ def test_kernels_benchmark_compares_kcenter_with_numpy_and_skips_by_prediction(t
     assert "| kcenter | 200 | 1 |" in md and "--device cuda" in md
 
 
+def test_million_benchmark_projects_a_class_subset_and_counts_the_partitioned_work(tmp_path):
+    sys.path.insert(0, str(REPO))
+    from benchmarks import million
+
+    # k-center on 2 of 10 classes of 300 rows, partitioned at 5000: one part, so exact's 2 n_c d k
+    row = million.run_one("kcenter", 3000, 8, 2, 1, timeout_s=300)
+    assert row["status"] == "ok" and row["picks"] == 2 * 30
+    assert row["projected_s"] == pytest.approx(row["seconds"] * 5)
+    assert row["flops"] == 2 * (2.0 * 300 * 8 * 30)
+    assert million.parts(100_000, 10_000, 2000) == 50 and million.parts(1500, 150, 2000) == 1
+    md = million.write([row], tmp_path / "million.md")
+    assert "| kcenter | 3,000 x 8 | partition_size=5000 | 2 |" in md and "(projected)" in md
+    assert json.loads((tmp_path / "million.json").read_text())[0]["method"] == "kcenter"
+
+
+def test_collect_memory_benchmark_selects_the_same_with_and_without_the_cache(tmp_path):
+    sys.path.insert(0, str(REPO))
+    from benchmarks import collect_memory
+
+    out = tmp_path / "collect_memory.md"
+    assert collect_memory.main(["--rows", "3000", "--dim", "8", "--fraction", "0.05", "--dir", str(tmp_path),
+                                "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "3,000 rows x 8" in text and "Same picks: yes" in text and "| cache (signals memory-mapped" in text
+    assert [p.name for p in tmp_path.iterdir()] == ["collect_memory.md"]  # the dataset and the cache are gone
+
+
 def test_no_benchmark_script_shadows_an_installed_package():
     """Run as `python benchmarks/X.py`, the benchmarks folder is sys.path[0]: a script named like an
     installed top-level package (benchmarks/kernels.py did, and transformers imports `kernels`) would

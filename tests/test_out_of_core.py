@@ -100,3 +100,45 @@ def test_cache_finds_a_nan_in_the_last_block_and_serves_a_read_only_map(tmp_path
     cache.save(3, "features", bad)
     assert not _all_finite(cache.path(3, "features"), np.load(cache.path(3, "features"), mmap_mode="r"), block_bytes=100)
     assert cache.load(3, "features") is None and not cache.path(3, "features").exists()
+
+
+def test_moderate_reads_a_class_in_blocks_with_the_values_of_the_whole_class(tmp_path):
+    """Blocks of a few rows and columns (a 1M-row class would be a 1 GB float64 copy) give exactly the
+    distances to the coordinate-wise median computed on the whole class in float64, from a memory map too."""
+    from hf_coreset.methods.moderate import centre_distances
+
+    rng = np.random.default_rng(0)
+    feats = (rng.normal(size=(700, 37)) * 3).astype(np.float32)
+    np.save(tmp_path / "f.npy", feats)
+    mapped = np.load(tmp_path / "f.npy", mmap_mode="r")
+    members = np.sort(rng.choice(700, 501, replace=False))
+    x = feats[members].astype(np.float64)
+    want = np.linalg.norm(x - np.median(x, axis=0), axis=1)
+    for block_bytes in (1 << 28, 8 * 37 * 5, 8 * 501 * 3, 1):  # one block; 5-row blocks; 3-column blocks; 1 x 1
+        np.testing.assert_array_equal(centre_distances(feats, members, block_bytes=block_bytes), want)
+        np.testing.assert_array_equal(centre_distances(mapped, members, block_bytes=block_bytes), want)
+
+
+def test_collection_writes_vector_signals_straight_into_the_cache_files(ds, tmp_path, monkeypatch):
+    """With a cache, the proxy's logits and features are filled row by row in memory-mapped cache files (its
+    memory does not grow with rows x dims), hold what a run without a cache collects, and leave no temporary file."""
+    from hf_coreset.signals.cache import SignalCache
+
+    created = []
+    original = SignalCache.create
+
+    def spy(self, epoch, field, shape, dtype):
+        array = original(self, epoch, field, shape, dtype)
+        created.append((epoch, field, type(array)))
+        return array
+
+    monkeypatch.setattr(SignalCache, "create", spy)
+    kw = dict(fraction=0.2, epoch=1, model=make_convnet(0), progress=False,
+              proxy={"optimizer": "adam", "lr": 1e-2, "batch_size": 50})
+    mapped = hf_coreset.select(ds, "kcenter", cache_dir=tmp_path, **kw)
+    assert sorted(created) == [(1, "features", np.memmap), (1, "logits", np.memmap)]
+    plain = hf_coreset.select(ds, "kcenter", cache_dir=False, **kw)
+    np.testing.assert_array_equal(mapped.indices, plain.indices)
+    np.testing.assert_array_equal(mapped.gains, plain.gains)
+    files = sorted(p.name for p in (tmp_path / "signals").rglob("*") if p.is_file())
+    assert "epoch0001.features.npy" in files and not any("tmp" in f for f in files), files

@@ -168,6 +168,31 @@ class SignalCache:
         np.save(tmp, array, allow_pickle=False)
         os.replace(tmp, final)  # atomic: a killed run never leaves a truncated file
 
+    def _pending(self, epoch: int, field: str) -> Path:
+        # beside the entry, not in it: a collection that fails (non-finite signals) leaves no entry behind
+        return self.root.parent / f".{self.root.name}.{self.path(epoch, field).stem}.tmp{os.getpid()}.npy"
+
+    def create(self, epoch: int, field: str, shape: tuple, dtype) -> np.ndarray | None:
+        """A new .npy file for (epoch, field), memory-mapped for writing, that collection fills row by row
+        (so the collecting process never holds the array); `commit` puts it in place, `discard` drops it.
+        None without a cache folder."""
+        if self.root is None:
+            return None
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        return np.lib.format.open_memmap(self._pending(epoch, field), mode="w+", dtype=dtype, shape=shape)
+
+    def commit(self, epoch: int, field: str, array: np.memmap) -> None:
+        """Put a file from `create`, filled and checked, in the entry (atomically, like `save`)."""
+        array.flush()
+        self._create()
+        os.replace(self._pending(epoch, field), self.path(epoch, field))
+
+    def discard(self) -> None:
+        """Delete this process's files from `create` that were not committed (a failed or unused collection)."""
+        if self.root is not None and self.root.parent.is_dir():
+            for path in self.root.parent.glob(f".{self.root.name}.*.tmp{os.getpid()}.npy"):
+                path.unlink(missing_ok=True)
+
     def state_path(self) -> Path:
         return self.root / "proxy_state.pt"
 

@@ -34,10 +34,18 @@ def row_signals(logits: torch.Tensor, y: torch.Tensor, fields) -> dict[str, torc
 
 
 class _ByRow:
-    """Arrays of `n` rows filled by row index from gathered parts, checked complete and finite at the end."""
+    """Arrays of `n` rows filled by row index from gathered parts, checked complete and finite at the end.
 
-    def __init__(self, n: int):
+    `allocate(key, shape, dtype)`, when given, makes the array of a per-row vector field (logits,
+    features): a memory-mapped file that the rows are written into as they arrive (the signal cache),
+    so that the collecting process never holds the n x d array; None from it, or no `allocate`, means
+    an array in memory."""
+
+    CHECK_ROWS = 1 << 14  # rows per block of the finiteness check (no n x d temporary)
+
+    def __init__(self, n: int, allocate=None):
         self.n = n
+        self.allocate = allocate
         self.out: dict[str, np.ndarray] = {}
         self.filled = np.zeros(n, dtype=bool)
 
@@ -46,7 +54,9 @@ class _ByRow:
             value = value.cpu().numpy()
             if key not in self.out:
                 dtype = np.bool_ if key == "correct" else np.float32
-                self.out[key] = np.zeros((self.n,) + value.shape[1:], dtype=dtype)
+                shape = (self.n,) + value.shape[1:]
+                mapped = self.allocate(key, shape, dtype) if self.allocate is not None and len(shape) > 1 else None
+                self.out[key] = np.zeros(shape, dtype=dtype) if mapped is None else mapped
             self.out[key][idx] = value
         self.filled[idx] = True
 
@@ -56,8 +66,12 @@ class _ByRow:
             raise RuntimeError(f"Signals at {where} are missing {len(missing)} rows (first: {missing[:10].tolist()}); "
                                "the data loader did not visit every row once.")
         for key in ("loss", "logits", "features"):
-            if key in self.out and not np.all(np.isfinite(self.out[key])):
-                bad = np.flatnonzero(~np.isfinite(self.out[key].reshape(self.n, -1)).all(axis=1))
+            if key not in self.out:
+                continue
+            rows = self.out[key].reshape(self.n, -1)
+            bad = np.concatenate([start + np.flatnonzero(~np.isfinite(rows[start:start + self.CHECK_ROWS]).all(axis=1))
+                                  for start in range(0, self.n, self.CHECK_ROWS)] or [np.zeros(0, dtype=np.int64)])
+            if len(bad):
                 raise FloatingPointError(
                     f"Non-finite {key} for {len(bad)} rows at {where} (first rows {bad[:10].tolist()}); {hint}.")
         return self.out
@@ -72,12 +86,15 @@ def _hint(epoch: int, diverged: str) -> str:
 @torch.no_grad()
 def collect_checkpoint(model: nn.Module, loader, labels: torch.Tensor, *, epoch: int, fields: frozenset,
                        head: nn.Linear | None, accelerator, progress: bool = True, stage: str = "proxy epoch",
-                       diverged: str = PROXY_HINT) -> Checkpoint:
+                       diverged: str = PROXY_HINT, allocate=None) -> Checkpoint:
     """One eval-mode forward pass over `loader` (prepared by `accelerator`), placed by row index.
 
     Args:
         stage (`str`, *optional*): what `epoch` counts, in error messages ("proxy epoch", "warm-up epoch").
         diverged (`str`, *optional*): what to do when a trained model gives non-finite signals.
+        allocate (`Callable`, *optional*): `allocate(field, shape, dtype)` gives the array a per-row vector
+            field (logits, features) is written into, e.g. a memory-mapped cache file; None (or no
+            `allocate`): an array in memory.
 
     Note:
         Every process must call it; each ends up with the full arrays.
@@ -88,7 +105,7 @@ def collect_checkpoint(model: nn.Module, loader, labels: torch.Tensor, *, epoch:
         hook = head.register_forward_pre_hook(lambda mod, args: captured.__setitem__("h", args[0]))
     was_training = model.training
     model.eval()
-    out = _ByRow(len(labels))
+    out = _ByRow(len(labels), allocate)
     try:
         bar = Progress(f"signals @ {stage} {epoch}", len(labels), unit="rows", leave=False,
                        enabled=progress and accelerator.is_main_process)
@@ -158,8 +175,9 @@ class SignalCollector:
         return None if self.head is None else dict(model.named_modules())[self.head]
 
     # ------------------------------------------------------------------ eval pass
-    def checkpoint(self, model: nn.Module, epoch: int, fields, *, progress: bool = False) -> Checkpoint:
-        """One eval-mode pass of `model` over every row: the `fields` (see `FIELDS`) at `epoch`."""
+    def checkpoint(self, model: nn.Module, epoch: int, fields, *, progress: bool = False, allocate=None) -> Checkpoint:
+        """One eval-mode pass of `model` over every row: the `fields` (see `FIELDS`) at `epoch`; `allocate`:
+        see :func:`collect_checkpoint`."""
         if self._loader is None:  # prepared once: Accelerate keeps every loader it prepares
             self._loader = self.accelerator.prepare(torch.utils.data.DataLoader(
                 self.rows, batch_size=self.batch_size, shuffle=False, collate_fn=self.collator))
@@ -167,7 +185,7 @@ class SignalCollector:
         return collect_checkpoint(model, self._loader, self.labels, epoch=epoch, fields=fields,
                                   head=self.head_module(model) if "features" in fields else None,
                                   accelerator=self.accelerator, progress=progress, stage=self.stage,
-                                  diverged=self.diverged)
+                                  diverged=self.diverged, allocate=allocate)
 
     # ------------------------------------------------------------------ rows
     def cache_rows(self, limit_bytes: int = 256 * 2**20) -> None:
