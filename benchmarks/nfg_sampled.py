@@ -201,7 +201,7 @@ def report(records: list[dict], out: Path) -> None:
                   "status | command | date | revision |",
                   "|---:|---:|---:|---:|---:|---|---|---|---|---|"]
         for r in f:
-            refs = sorted(set(map(str, r["references"] or [])))
+            refs = sorted({v if isinstance(v, str) else f"{v:,}" for v in r["references"] or []})
             lines.append(f"| {r['rows']:,} | {r['threads']} | {', '.join(refs)} | "
                          f"{r['seconds'] if r['seconds'] is not None else '-'} | {r['peak_rss_gib']} | "
                          f"{r['load_before']} / {r['load_after']} | {r['status']} | `{r['command']}` | {r['date']} | "
