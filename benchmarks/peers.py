@@ -290,11 +290,13 @@ def main(argv=None) -> None:
                       ("seconds", "time_ratio", "shared", "prefix", "cost_ratio", "radius_ratio", "gap")
                       if r.get(m) is not None), flush=True)
     out = Path(args.out)
-    out.write_text(markdown(results, head, threads_note, warm, args.dim))
+    end_load = os.getloadavg()[0]  # the machine is shared: the load can change during the run
+    out.write_text(markdown(results, head, threads_note, warm, args.dim)
+                   + f"\nLoad average {end_load:.1f} at the end of the run (1 minute).\n")
     versions = {dist: peer_version(dist) for dist in ("apricot-select", "submodlib-py")}
     out.with_suffix(".json").write_text(json.dumps(
         {"command": provenance.command(), "date": provenance.now(), "git": provenance.git_revision(),
-         "machine": provenance.machine(), "threads": threads_note, "peer_versions": versions, "warm_up": warm,
+         "machine": provenance.machine(), "end_loadavg_1m": end_load, "threads": threads_note, "peer_versions": versions, "warm_up": warm,
          "results": results}, indent=1) + "\n")
     print(f"wrote {out} and {out.with_suffix('.json')}")
 
