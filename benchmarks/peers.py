@@ -269,7 +269,8 @@ def markdown(results: list[dict], head: str, threads_note: str, warm: dict, dim:
                          f"{_cell(r, 'time_ratio', '.2f')} | {_cell(r, 'shared', '.3f')} | {r.get('prefix', '')} | "
                          f"{_off_one(r, 'radius_ratio')} |")
     lines.append("\nTime / ours above 1 means the other library is slower. Objective ratios are printed as their "
-                 "distance from 1 (negative: a smaller distance sum or radius than ours, i.e. better). Ratios within "
+                 "distance from 1: F is maximised (positive: better than ours), the distance sum and the radius minimised "
+                 "(negative: better than ours). Ratios within "
                  "~1e-10 of 1 with agreement below 1 mean the selections part only at near-ties, as the gain gap at "
                  "the first divergence (relative, float64, positive: the peer's pick gains more) confirms.\n")
     return "\n".join(lines) + "\n"
