@@ -228,6 +228,11 @@ def _cell(r: dict, key: str, fmt: str) -> str:
     return format(r[key], fmt) if r.get(key) is not None else ""
 
 
+def _off_one(r: dict, key: str) -> str:
+    """A ratio as its distance from 1 (the objectives agree to ~1e-11, beyond a ratio's printed digits)."""
+    return "" if r.get(key) is None else "0" if r[key] == 1.0 else f"{r[key] - 1:+.1e}"
+
+
 def markdown(results: list[dict], head: str, threads_note: str, warm: dict, dim: int) -> str:
     lines = ["# Facility location and k-center against apricot, submodlib and a numpy loop", "",
              f"The same data for every library in one run: one class of n rows x {dim} float32 dims (a mixture of "
@@ -236,7 +241,7 @@ def markdown(results: list[dict], head: str, threads_note: str, warm: dict, dim:
              "Objectives by one shared float64 function; see the script's docstring.\n", head,
              "## Facility location\n",
              "| rows | k | library | time (s) | of which c - D build (s) | time / ours | shared picks | "
-             "common prefix | F / ours | nearest-pick distance sum / ours | gain gap at first divergence |",
+             "common prefix | F / ours - 1 | nearest-pick distance sum / ours - 1 | gain gap at first divergence |",
              "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for res in results:
         for r in res["facility_location"]:
@@ -245,8 +250,8 @@ def markdown(results: list[dict], head: str, threads_note: str, warm: dict, dim:
                 continue
             lines.append(f"| {res['n']:,} | {res['k']:,} | {r['library']} | {r['seconds']:.2f} | "
                          f"{_cell(r, 'build_seconds', '.2f')} | {_cell(r, 'time_ratio', '.2f')} | "
-                         f"{_cell(r, 'shared', '.3f')} | {r.get('prefix', '')} | {_cell(r, 'F_ratio', '.6f')} | "
-                         f"{_cell(r, 'cost_ratio', '.5f')} | {_cell(r, 'gap', '.1e')} |")
+                         f"{_cell(r, 'shared', '.3f')} | {r.get('prefix', '')} | {_off_one(r, 'F_ratio')} | "
+                         f"{_off_one(r, 'cost_ratio')} | {_cell(r, 'gap', '.1e')} |")
     between = [f"{res['n']:,} rows: {b['shared']:.3f} shared, common prefix {b['prefix']}"
                for res in results if (b := res["peers_between"])]
     if between:
@@ -256,16 +261,18 @@ def markdown(results: list[dict], head: str, threads_note: str, warm: dict, dim:
                      f"in `_initialize`), so each fit pays a fixed cost: {warm['apricot']:.2f} s for the 200-row "
                      "warm-up fit of this run.")
     lines += ["\n## k-center\n",
-              "| rows | k | library | time (s) | time / ours | shared picks | common prefix | covering radius / ours |",
+              "| rows | k | library | time (s) | time / ours | shared picks | common prefix | covering radius / ours - 1 |",
               "|---:|---:|---|---:|---:|---:|---:|---:|"]
     for res in results:
         for r in res["kcenter"]:
             lines.append(f"| {res['n']:,} | {res['k']:,} | {r['library']} | {r['seconds']:.2f} | "
                          f"{_cell(r, 'time_ratio', '.2f')} | {_cell(r, 'shared', '.3f')} | {r.get('prefix', '')} | "
-                         f"{_cell(r, 'radius_ratio', '.4f')} |")
-    lines.append("\nTime / ours above 1 means the other library is slower. A ratio of objectives of 1 with agreement "
-                 "below 1 means the selections differ only at near-ties; lower nearest-pick distance sums and "
-                 "radii are better.\n")
+                         f"{_off_one(r, 'radius_ratio')} |")
+    lines.append("\nTime / ours above 1 means the other library is slower. Objective ratios are printed as their "
+                 "distance from 1: F is maximised (positive: better than ours), the distance sum and the radius minimised "
+                 "(negative: better than ours). Ratios within "
+                 "~1e-10 of 1 with agreement below 1 mean the selections part only at near-ties, as the gain gap at "
+                 "the first divergence (relative, float64, positive: the peer's pick gains more) confirms.\n")
     return "\n".join(lines) + "\n"
 
 
@@ -290,11 +297,13 @@ def main(argv=None) -> None:
                       ("seconds", "time_ratio", "shared", "prefix", "cost_ratio", "radius_ratio", "gap")
                       if r.get(m) is not None), flush=True)
     out = Path(args.out)
-    out.write_text(markdown(results, head, threads_note, warm, args.dim))
+    end_load = os.getloadavg()[0]  # the machine is shared: the load can change during the run
+    out.write_text(markdown(results, head, threads_note, warm, args.dim)
+                   + f"\nLoad average {end_load:.1f} at the end of the run (1 minute).\n")
     versions = {dist: peer_version(dist) for dist in ("apricot-select", "submodlib-py")}
     out.with_suffix(".json").write_text(json.dumps(
         {"command": provenance.command(), "date": provenance.now(), "git": provenance.git_revision(),
-         "machine": provenance.machine(), "threads": threads_note, "peer_versions": versions, "warm_up": warm,
+         "machine": provenance.machine(), "end_loadavg_1m": end_load, "threads": threads_note, "peer_versions": versions, "warm_up": warm,
          "results": results}, indent=1) + "\n")
     print(f"wrote {out} and {out.with_suffix('.json')}")
 
