@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import resource
 import sys
@@ -105,7 +106,8 @@ def _child(method: str, n: int, dim: int, classes: int, threads: int, queue) -> 
 
 def run_one(method: str, n: int, dim: int, classes: int, threads: int, timeout_s: float) -> dict:
     row = {"method": method, "n": n, "dim": dim, "classes_run": classes, "options": SETTINGS[method],
-           "git": provenance.git_revision(), "date": provenance.now(), "command": provenance.command()}
+           "git": provenance.git_revision(), "date": provenance.now(), "command": provenance.command(),
+           "load": os.getloadavg()[0]}  # other jobs on a shared machine slow the run and its GEMM alike
     row.update(in_fresh_process(_child, (method, n, dim, classes, threads), timeout_s,
                                 env={v: str(threads) for v in THREAD_VARS}))
     if row["status"] == "ok":
@@ -181,23 +183,26 @@ def write(rows: list[dict], out: Path) -> str:
              "2048^3 fp32 matmul in the same process; \"of GEMM\": counted FLOPs (dense terms only, "
              "`benchmarks/million.py`) per second over it. Quality: the partitioned path's objective against "
              "exact, read from the partitioned section (exact does not run at 100,000 rows per class in "
-             "minutes).", "",
+             "minutes). Load at start: the 1-minute load average when the run began (this machine has 2 cores; "
+             "other jobs slow a run and its GEMM measurement alike, so compare a row's GEMM rate with a quiet "
+             "run's).", "",
              "| method | rows x dims | options | classes timed | 10 classes (s) | <= 600 s | peak RSS (GiB) | "
-             "GEMM (GFLOP/s) | of GEMM | quality vs exact | status |",
-             "|---|---|---|---:|---:|---|---:|---:|---:|---|---|"]
+             "GEMM (GFLOP/s) | of GEMM | quality vs exact | status | load at start |",
+             "|---|---|---|---:|---:|---|---:|---:|---:|---|---|---:|"]
     for r in rows:
         opts = ", ".join(f"{k}={v!r}" for k, v in r["options"].items()) or "exact"
         ratio = ratio_cell(r["method"], r["options"], refs)
         head = f"| {r['method']} | {r['n']:,} x {r['dim']} | {opts} | {r['classes_run']} |"
+        load = f" {r['load']:.1f} |" if "load" in r else " - |"
         if r["status"] != "ok":
-            lines.append(f"{head} - | no | - | - | - | {ratio} | {r['status']} |")
+            lines.append(f"{head} - | no | - | - | - | {ratio} | {r['status']} |{load}")
             continue
         t = r["projected_s"]
         timed = (f"{t:,.0f}" if t >= 100 else f"{t:.3g}") + ("" if r["classes_run"] == scaling.NUM_CLASSES
                                                           else " (projected)")
         share = "" if r.get("flops") is None else f"{r['flops'] / r['seconds'] / r['gemm_flops']:.1%}"
         lines.append(f"{head} {timed} | {'yes' if t <= 600 else 'no'} | {r['peak_rss'] / 2**30:.2f} | "
-                     f"{r['gemm_flops'] / 1e9:.0f} | {share} | {ratio} | ok |")
+                     f"{r['gemm_flops'] / 1e9:.0f} | {share} | {ratio} | ok |{load}")
     md = "\n".join(lines) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(md)
