@@ -19,11 +19,9 @@ Only public imports of hf_coreset.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,7 +31,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
 from benchmarks import provenance  # noqa: E402
-from benchmarks.out_of_core import _anon_kb, gb  # noqa: E402
+from benchmarks.out_of_core import TIMEOUT_S, AnonPeak, add_data_args, gb, write_report  # noqa: E402
+from benchmarks.seed_utils import in_fresh_process  # noqa: E402
 
 NUM_CLASSES = 10
 
@@ -72,46 +71,27 @@ def run_variant(path: str, cache_dir, dim: int, method: str, fraction: float, qu
     import hf_coreset
 
     torch.set_num_threads(1)
-    peak, stop = [0], threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak[0] = max(peak[0], _anon_kb())
-            stop.wait(0.01)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    ds = datasets.Dataset.from_file(path)
-    torch.manual_seed(0)
-    model = MLP(dim)
-    t0 = time.perf_counter()
-    out = hf_coreset.select(ds, method, fraction=fraction, model=model, epoch=0, progress=False,
-                            cache_dir=cache_dir if cache_dir else False)
-    seconds = time.perf_counter() - t0
-    stop.set()
-    sampler.join()
-    peak[0] = max(peak[0], _anon_kb())
-    queue.put({"seconds": seconds, "peak_anon": peak[0] * 1024, "indices": np.asarray(out.indices)})
+    with AnonPeak() as peak:
+        ds = datasets.Dataset.from_file(path)
+        torch.manual_seed(0)
+        model = MLP(dim)
+        t0 = time.perf_counter()
+        out = hf_coreset.select(ds, method, fraction=fraction, model=model, epoch=0, progress=False,
+                                cache_dir=cache_dir if cache_dir else False)
+        seconds = time.perf_counter() - t0
+    queue.put({"seconds": seconds, "peak_anon": peak.bytes, "indices": np.asarray(out.indices)})
 
 
 def measure(path: Path, cache_dir, dim: int, method: str, fraction: float) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=run_variant, args=(str(path), cache_dir, dim, method, fraction, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    out = in_fresh_process(run_variant, (str(path), cache_dir, dim, method, fraction), timeout_s=TIMEOUT_S)
+    if out["status"] != "ok":
+        raise RuntimeError(f"The {method} variant {out['status']}; run it alone to see its error.")
+    return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--method", default="moderate")
-    parser.add_argument("--fraction", type=float, default=0.01)
-    parser.add_argument("--dir", type=Path, default=None, help="where the dataset and cache go (default: a temporary folder)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "collect_memory.md")
+    add_data_args(parser, out="collect_memory.md", dir_help="where the dataset and cache go (default: a temporary folder)")
     args = parser.parse_args(argv)
     header = provenance.header()  # the machine's load before the run
     folder = Path(tempfile.mkdtemp(prefix="collect_memory_", dir=args.dir))
@@ -137,10 +117,7 @@ def main(argv=None) -> int:
     lines += ["", "Peak anonymous RSS is the memory the process owns (sampled every 10 ms); the dataset's and the "
               "cache's file pages are page cache, which the kernel drops under memory pressure. The first run "
               "with a cache collects the signals (nothing cached yet), so both variants run the same signal pass."]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0 if same else 1
+    return write_report(args.out, lines, same)
 
 
 if __name__ == "__main__":

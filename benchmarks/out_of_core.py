@@ -19,7 +19,6 @@ times are those of a warm cache. Only public imports of hf_coreset.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import resource
 import shutil
 import sys
@@ -32,9 +31,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
 from benchmarks import provenance  # noqa: E402
+from benchmarks.seed_utils import in_fresh_process  # noqa: E402
 
 NUM_CLASSES = 10
 VARIANTS = (("in memory", None), ("memory-mapped", "r"))
+TIMEOUT_S = 3 * 3600  # a variant at 10M rows takes minutes; a hung child must not hang the run
 
 
 def write_signals(folder: Path, n: int, dim: int, seed: int = 0, chunk: int = 1 << 18) -> None:
@@ -62,58 +63,81 @@ def _anon_kb() -> int:
     return 0
 
 
+class AnonPeak:
+    """Peak anonymous RSS (bytes) of this process while the block runs, sampled every 10 ms."""
+
+    def __enter__(self) -> "AnonPeak":
+        self.kb, self._stop = _anon_kb(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.kb = max(self.kb, _anon_kb())
+            self._stop.wait(0.01)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.kb = max(self.kb, _anon_kb())
+
+    @property
+    def bytes(self) -> int:
+        return self.kb * 1024
+
+
+def add_data_args(parser: argparse.ArgumentParser, *, out: str, dir_help: str) -> None:
+    """The options this script and collect_memory.py share: data size, method, where files and the report go."""
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--method", default="moderate")
+    parser.add_argument("--fraction", type=float, default=0.01)
+    parser.add_argument("--dir", type=Path, default=None, help=dir_help)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / out)
+
+
 def run_variant(folder: str, mmap_mode, method: str, fraction: float, queue) -> None:
     """In a fresh process: load the signals one way, select, report times, peak RSS and the picks."""
     import hf_coreset
     from hf_coreset.signals import Checkpoint, Signals
 
-    peak_anon, stop = [0], threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            peak_anon[0] = max(peak_anon[0], _anon_kb())
-            stop.wait(0.01)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     folder = Path(folder)
-    t0 = time.perf_counter()
-    labels = np.load(folder / "labels.npy")
-    ckpt = Checkpoint(epoch=1, features=np.load(folder / "features.npy", mmap_mode=mmap_mode),
-                      logits=np.load(folder / "logits.npy", mmap_mode=mmap_mode))
-    signals = Signals(labels=labels, num_classes=NUM_CLASSES, checkpoints={1: ckpt})
-    t1 = time.perf_counter()
-    out = hf_coreset.methods.run(method, signals, hf_coreset.make_budget(labels, fraction=fraction), seed=0, epoch=1)
-    t2 = time.perf_counter()
-    stop.set()
-    sampler.join()
-    peak_anon[0] = max(peak_anon[0], _anon_kb())
+    with AnonPeak() as peak:
+        t0 = time.perf_counter()
+        labels = np.load(folder / "labels.npy")
+        ckpt = Checkpoint(epoch=1, features=np.load(folder / "features.npy", mmap_mode=mmap_mode),
+                          logits=np.load(folder / "logits.npy", mmap_mode=mmap_mode))
+        signals = Signals(labels=labels, num_classes=NUM_CLASSES, checkpoints={1: ckpt})
+        t1 = time.perf_counter()
+        out = hf_coreset.methods.run(method, signals, hf_coreset.make_budget(labels, fraction=fraction), seed=0, epoch=1)
+        t2 = time.perf_counter()
     queue.put({"load_s": t1 - t0, "select_s": t2 - t1, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-               "peak_anon": peak_anon[0] * 1024, "indices": np.asarray(out.indices)})
+               "peak_anon": peak.bytes, "indices": np.asarray(out.indices)})
 
 
 def measure(folder: Path, mmap_mode, method: str, fraction: float) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=run_variant, args=(str(folder), mmap_mode, method, fraction, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    out = in_fresh_process(run_variant, (str(folder), mmap_mode, method, fraction), timeout_s=TIMEOUT_S)
+    if out["status"] != "ok":
+        raise RuntimeError(f"The {method} variant {out['status']}; run it alone to see its error.")
+    return out
 
 
 def gb(x: float) -> str:
     return f"{x / 1e9:.2f} GB"
 
 
+def write_report(out: Path, lines: list[str], same: bool) -> int:
+    """Write and print the fragment; the exit status says whether both variants picked the same rows."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0 if same else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--method", default="moderate")
-    parser.add_argument("--fraction", type=float, default=0.01)
-    parser.add_argument("--dir", type=Path, default=None, help="where the .npy files go (default: a temporary folder)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "out_of_core.md")
+    add_data_args(parser, out="out_of_core.md", dir_help="where the .npy files go (default: a temporary folder)")
     args = parser.parse_args(argv)
     header = provenance.header()  # the machine's load before the run
     folder = Path(tempfile.mkdtemp(prefix="out_of_core_", dir=args.dir))
@@ -137,10 +161,7 @@ def main(argv=None) -> int:
     lines += ["", "Peak RSS counts file pages the method's reads mapped in (the page cache, which the kernel drops "
               "under memory pressure); peak anonymous RSS is the memory the process owns. The files were in "
               "the page cache (just written), so memory-mapped times are warm-cache times."]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0 if same else 1
+    return write_report(args.out, lines, same)
 
 
 if __name__ == "__main__":
