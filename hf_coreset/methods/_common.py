@@ -223,6 +223,14 @@ def partition(n: int, k: int, partition_size: int | None, *, rng: np.random.Gene
     return list(zip(parts, (int(b) for b in budget_for(part_of, k).per_class)))
 
 
+def class_partition(rows: np.ndarray, k: int, option, limit: ExactLimit, *, rng: np.random.Generator,
+                    labels: np.ndarray, budget: Budget) -> list[tuple[np.ndarray, int]]:
+    """`partition` of one class from `groups` (its rows, its budget k) under a method's `partition_size`
+    option and `limit`: the class's size by `ExactLimit.size_for`, its id when the budget is per class."""
+    class_id = int(labels[rows[0]]) if budget.per_class_mode else None
+    return partition(len(rows), k, limit.size_for(option, len(rows)), rng=rng, class_id=class_id)
+
+
 def partition_info(labels: np.ndarray, budget: Budget, option, limit: ExactLimit) -> dict:
     """What the selection info records about the path each budgeted class took (whichever process ran
     it): {"partitioned": {"partition_size": option, "threshold": (with "auto"), "parts": {class: parts}}},

@@ -7,7 +7,7 @@ import numpy as np
 from ..ops import FeatureKernel, GradientKernel, default_device, facility_gains, facility_location
 from . import Keeps, register
 from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
-                      partition, partition_info)
+                      class_partition, partition_info)
 
 # The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
 # (benchmarks/results/partitioned.md at revision 8a2ccc6, rows "30,000 | craig", column "exact s"); above it
@@ -63,8 +63,7 @@ def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradi
                 else FeatureKernel(ckpt.features[rows], device=device))
 
     for rows, k in groups(signals.labels, budget):
-        class_id = int(signals.labels[rows[0]]) if budget.per_class_mode else None
-        parts = partition(len(rows), k, LIMIT.size_for(partition_size, len(rows)), rng=rng, class_id=class_id)
+        parts = class_partition(rows, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget)
         if len(parts) == 1:
             p, g, w = facility_location(kernel(rows), k)
         else:

@@ -7,7 +7,7 @@ import numpy as np
 from ..ops import default_device, kcenter_greedy
 from . import Keeps, register
 from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
-                      partition, partition_info)
+                      class_partition, partition_info)
 
 # The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
 # (benchmarks/results/partitioned.md at revision 8a2ccc6, rows "30,000 | kcenter", column "exact s"); above it
@@ -51,9 +51,7 @@ def kcenter(signals, budget, *, rng, epoch: int | None = None, init: str = "mean
     skip = (lambda rows, k: rng.integers(len(rows))) if init == "random" else None
     for rows, k in groups(signals.labels, budget, skip=skip):
         drawn = int(rng.integers(len(rows))) if init == "random" else -1  # one draw per class, as skip
-        class_id = int(signals.labels[rows[0]]) if budget.per_class_mode else None
-        size = LIMIT.size_for(partition_size, len(rows))
-        for part, kp in partition(len(rows), k, size, rng=rng, class_id=class_id):
+        for part, kp in class_partition(rows, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget):
             x = feats[rows[part]]
             at = np.flatnonzero(part == drawn)
             first = int(at[0]) if len(at) else int(np.argmin(((x - x.mean(0)) ** 2).sum(1)))

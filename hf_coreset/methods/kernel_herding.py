@@ -12,7 +12,7 @@ import numpy as np
 from ..ops import default_device, gaussian_herding
 from . import Keeps, register
 from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
-                      partition, partition_info)
+                      class_partition, partition_info)
 
 # The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
 # (benchmarks/results/partitioned.md at revision 8a2ccc6, rows "30,000 | kernel-herding", column "exact s");
@@ -91,8 +91,7 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     feats = signals.at(epoch, "features").features
 
     def parts(rows, k):
-        class_id = int(signals.labels[rows[0]]) if budget.per_class_mode else None
-        return partition(len(rows), k, LIMIT.size_for(partition_size, len(rows)), rng=rng, class_id=class_id)
+        return class_partition(rows, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget)
 
     def skip(rows, k):  # split across processes, a skipped class still draws its anchors, as one process would
         split = parts(rows, k)
