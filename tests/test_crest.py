@@ -9,9 +9,8 @@ import pytest
 import torch
 
 import hf_coreset
-from hf_coreset.ops import FeatureKernel, facility_location
-from hf_coreset.training.crest import (PHASES, facility_location_batch, hutchinson_diag, minibatch_coreset,
-                                      minibatch_coresets)
+from hf_coreset.ops import FeatureKernel, facility_location, facility_location_batch
+from hf_coreset.training.crest import PHASES, hutchinson_diag, minibatch_coreset, minibatch_coresets
 from hf_coreset.data.mnist1d import make_convnet
 from hf_coreset.signals import ROW_KEY
 

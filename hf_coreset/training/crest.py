@@ -9,7 +9,7 @@ this module holds the method itself:
 2. From each V_p, pick a mini-batch coreset of m rows by facility location on the logit gradient
    e = p - y (a C-vector from one eval forward pass), per class, with the CRAIG objective
    sum_i max_{j in S} (c - ||e_i - e_j||) (that of `hf_coreset.ops.facility_location`). All P x C
-   (subset, class) problems of a selection are solved at once (`facility_location_batch`: one
+   (subset, class) problems of a selection are solved at once (`hf_coreset.ops.facility_location_batch`: one
    batched float64 Gram matrix, an exact greedy vectorised over problems and candidates). Each
    pick's weight is its cluster size (rows of V_p it is closest to), normalised to mean 1 within
    the coreset.
@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from ..budget import make_budget
+from ..ops import facility_location_batch
 from ..signals import CREST_STREAM, generator, logit_grad, permutation
 
 logger = logging.getLogger(__name__)
@@ -136,74 +137,6 @@ def minibatch_coresets(logit_grads: list[np.ndarray], labels: list[np.ndarray], 
     for p, w in zip(picked, sizes):
         w = np.concatenate(w)
         out.append((np.concatenate(p), w * (len(w) / w.sum())))
-    return out
-def facility_location_batch(points: list[np.ndarray], ks: list[int], *, max_elements: int = 1 << 24
-                            ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Greedy facility location on many small problems at once (CREST's random subset x class problems).
-
-    Problem b picks ``ks[b]`` of the rows of ``points[b]`` with the objective of
-    `hf_coreset.ops.facility_location` (CRAIG's sum_i max_{j in S} (c - ||x_i - x_j||), c = 2 max ||x||):
-    the problems are padded to one size and stacked, their float64 distances come from one batched Gram
-    matrix, and every greedy step scores every candidate of every problem in one vectorised reduction
-    (the exact greedy, where `facility_location` is the lazy one; both take the first row on exact ties).
-    Problems are taken in chunks of at most `max_elements` distance entries, so memory stays bounded.
-
-    Returns:
-        One `(picks, cluster_sizes)` per problem: positions into ``points[b]`` in pick order, and how many of
-        its rows have each pick as their nearest (the earlier pick on ties).
-    """
-    if len(points) != len(ks):
-        raise ValueError(f"{len(points)} problems but {len(ks)} budgets; pass one budget per problem.")
-    for x, k in zip(points, ks):
-        if not 1 <= int(k) <= len(x):
-            raise ValueError(f"k={k} must be in [1, {len(x)}] (the rows of its problem).")
-    order = sorted(range(len(points)), key=lambda b: len(points[b]))  # similar sizes share a chunk: less padding
-    out: list = [None] * len(points)
-    start = 0
-    while start < len(order):
-        stop = start + 1
-        while stop < len(order) and (stop + 1 - start) * len(points[order[stop]]) ** 2 <= max_elements:
-            stop += 1
-        chunk = order[start:stop]
-        for b, result in zip(chunk, _greedy_chunk([points[b] for b in chunk], [int(ks[b]) for b in chunk])):
-            out[b] = result
-        start = stop
-    return out
-
-
-def _greedy_chunk(points: list[np.ndarray], ks: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`facility_location_batch` on one chunk of problems, padded to its largest."""
-    B, N = len(points), max(len(x) for x in points)
-    x = torch.zeros((B, N, points[0].shape[1]), dtype=torch.float64)
-    valid = torch.zeros((B, N), dtype=torch.bool)
-    for b, p in enumerate(points):
-        x[b, :len(p)] = torch.as_tensor(p, dtype=torch.float64)
-        valid[b, :len(p)] = True
-    gram = x @ x.transpose(1, 2)
-    sq = gram.diagonal(dim1=1, dim2=2)
-    dist = (sq[:, :, None] + sq[:, None, :] - 2.0 * gram).clamp_(min=0.0).sqrt_()
-    # With c = 2 max ||x|| + 1e-6 >= every distance, the gain of j is sum_i max(near_i - d_ij, 0), where
-    # near_i is row i's distance to its nearest pick (c before the first pick): the similarity form
-    # c - d minus the similarity covered so far. Padding rows cover nothing (near = 0).
-    c = 2.0 * sq.amax(1).sqrt() + 1e-6
-    near = torch.where(valid, c[:, None], torch.zeros(()))
-    k = torch.as_tensor(ks)
-    picks = torch.zeros((B, int(k.max())), dtype=torch.long)
-    blocked = ~valid
-    rows = torch.arange(B)
-    for t in range(int(k.max())):
-        gains = (near[:, :, None] - dist).clamp_(min=0.0).sum(1)
-        gains.masked_fill_(blocked, -math.inf)
-        j = gains.argmax(1)  # the first maximum: the lowest position on exact ties
-        active = t < k
-        picks[:, t] = j
-        near = torch.where(active[:, None], torch.minimum(near, dist[rows, :, j]), near)
-        blocked[rows[active], j[active]] = True
-    out = []
-    for b, p in enumerate(points):
-        chosen = picks[b, :ks[b]]
-        nearest = dist[b, :len(p)][:, chosen].argmin(1)  # the first minimum: the earlier pick on ties
-        out.append((chosen.numpy().astype(np.int64), np.bincount(nearest.numpy(), minlength=ks[b]).astype(np.float64)))
     return out
 
 
