@@ -48,10 +48,7 @@ def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, 
     """Features (n, dim) float32 sorted by class, labels, and logit gradients p - y (n, 10)."""
     rng = np.random.default_rng(seed)
     x, labels = scaling.synthetic(n, dim, rng=rng)  # the scaling benchmark's features; logits drawn after them
-    z = rng.standard_normal((len(x), NUM_CLASSES)) + 3.0 * np.eye(NUM_CLASSES)[labels]
-    p = np.exp(z - z.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    return x, labels, p - np.eye(NUM_CLASSES)[labels]
+    return x, labels, scaling.logit_grads(rng, labels)
 
 
 def numpy_gonzalez(x: np.ndarray, k: int, first: int) -> np.ndarray:

@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, where `benchmarks` is a package
 from benchmarks import provenance  # noqa: E402
-from benchmarks.scaling import NFG_RADIUS, NUM_CLASSES, synthetic  # noqa: E402
+from benchmarks.scaling import NFG_RADIUS, NUM_CLASSES, logit_grads, synthetic  # noqa: E402
 from benchmarks.seed_utils import in_fresh_process  # noqa: E402
 
 RESULTS = Path("benchmarks/results")
@@ -55,15 +55,7 @@ def one_class(n: int, kind: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     if kind == "mixture":
         x += (rng.standard_normal((BLOBS, DIM), dtype=np.float32) * 1.5)[rng.integers(BLOBS, size=n)]
     x += rng.standard_normal(DIM, dtype=np.float32) * 2.0  # the class centre, as scaling.synthetic
-    return logit_grads(rng, np.zeros(n, dtype=np.int64)), x
-
-
-def logit_grads(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
-    """p - y from random logits with +3 on the label (benchmarks/scaling.py's NFG signal)."""
-    z = rng.standard_normal((len(labels), NUM_CLASSES)) + 3.0 * np.eye(NUM_CLASSES)[labels]
-    p = np.exp(z - z.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    return (p - np.eye(NUM_CLASSES)[labels]).astype(np.float32)
+    return logit_grads(rng, np.zeros(n, dtype=np.int64)).astype(np.float32), x
 
 
 def kept(counts: np.ndarray, share: float) -> set:
@@ -118,7 +110,7 @@ def _full_child(rows: int, threads: int, queue) -> None:
     from hf_coreset.ops.nfg import radius_neighbour_counts
 
     x, labels = synthetic(rows, DIM)
-    e = logit_grads(np.random.default_rng(1), labels)
+    e = logit_grads(np.random.default_rng(1), labels).astype(np.float32)
     per = rows // NUM_CLASSES
     start = time.perf_counter()
     used = []

@@ -51,6 +51,15 @@ def lookup(name: str):
         return None
 
 
+def logit_grads(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
+    """p - y (float64, (n, 10)) from random logits with +3 on the label: the NFG and CRAIG signal of the
+    synthetic benchmarks."""
+    z = rng.standard_normal((len(labels), NUM_CLASSES)) + 3.0 * np.eye(NUM_CLASSES)[labels]
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    return p - np.eye(NUM_CLASSES)[labels]
+
+
 def synthetic(n: int, dim: int, seed: int = 0, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features (n, dim) float32 sorted by class, and labels; classes of n // 10 rows. Drawn from `rng`
     when given (a caller that draws more data after them), else from `seed`."""
@@ -75,11 +84,7 @@ def _run_one(name: str, n: int, dim: int, fraction: float, threads: int | None, 
     per = n // NUM_CLASSES
     e = None
     if name == "nfg_counts":
-        rng = np.random.default_rng(1)
-        z = rng.standard_normal((len(x), NUM_CLASSES)) + 3.0 * np.eye(NUM_CLASSES)[labels]
-        p = np.exp(z - z.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
-        e = (p - np.eye(NUM_CLASSES)[labels]).astype(np.float32)
+        e = logit_grads(np.random.default_rng(1), labels).astype(np.float32)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     fn = lookup(name)
     k = max(1, int(round(fraction * per)))
