@@ -11,7 +11,8 @@ import torch
 import hf_coreset
 from hf_coreset.budget import make_budget
 from hf_coreset.data.mnist1d import make_convnet
-from hf_coreset.ops import FeatureKernel, GradientKernel, facility_location, gaussian_herding, herding, kcenter_greedy
+from hf_coreset.ops import (FeatureKernel, GradientKernel, facility_gains, facility_location, facility_objective,
+                            gaussian_herding, herding, kcenter_greedy)
 from hf_coreset.signals import Checkpoint, Signals
 
 # forgetting first: it fills epochs 1 and 2 of the signal cache, which the others then reuse.
@@ -234,6 +235,17 @@ def test_facility_location_matches_naive(n, d, k, dense):
     np.testing.assert_array_equal(picks, naive_facility_location(x.astype(np.float64), k)[0])  # no near-ties here
 
 
+def test_facility_objective_is_the_sum_of_the_gains():
+    x = np.random.default_rng(2).normal(size=(300, 5)).astype(np.float32)
+    picks = np.random.default_rng(3).choice(300, 40, replace=False)
+    kernel = FeatureKernel(x)
+    gains, _ = facility_gains(kernel, picks, block=64, chunk=16)
+    c = 2.0 * np.sqrt((x.astype(np.float64) ** 2).sum(1).max())
+    brute = (c - np.sqrt(((x[:, None, :].astype(np.float64) - x[None, picks, :]) ** 2).sum(-1))).max(1).sum()
+    np.testing.assert_allclose(facility_objective(kernel, picks, block=64, chunk=16), gains.sum(), rtol=1e-12)
+    np.testing.assert_allclose(facility_objective(kernel, picks), brute, rtol=1e-5)  # float32 distances
+
+
 def test_gradient_kernel_facility_location_matches_explicit_gradients():
     rng = np.random.default_rng(0)
     n, c, h = 80, 4, 6
@@ -266,10 +278,25 @@ def test_facility_location_dense_and_blocked_agree():
         np.testing.assert_array_equal(out[2], blocked[2])
 
 
+@pytest.mark.parametrize("dense", [False, True])  # a matrix-vector product per pick, or the Gram matrix kept
 @pytest.mark.parametrize("n,d,k", [(50, 3, 10), (150, 8, 40)])
-def test_herding_matches_naive(n, d, k):
+def test_herding_matches_naive(n, d, k, dense):
     x = np.random.default_rng(k).normal(size=(n, d))
-    np.testing.assert_array_equal(herding(x, k), naive_herding(x, k))
+    np.testing.assert_array_equal(herding(x, k, dense=dense), naive_herding(x, k))  # naive asserts no near-ties
+
+
+@pytest.mark.parametrize("greedy", [herding, gaussian_herding])
+@pytest.mark.parametrize("dense", [False, True])
+def test_herding_goes_on_from_earlier_picks(greedy, dense):
+    """Herding the rows left after a run's first 12 picks, matching all rows and going on from those picks,
+    gives the run's next 18 picks: the second round in groups is one herding whose candidates open in turn.
+    The pull of the earlier picks is summed in another order than the run's, so equal up to float64 ties
+    (none on this data)."""
+    x = np.random.default_rng(3).normal(size=(200, 6)) * np.arange(1, 7)
+    run = greedy(x, 30, dense=dense)
+    rest = np.setdiff1d(np.arange(200), run[:12])
+    later = greedy(x[rest], 18, target=x, picked=x[run[:12]], dense=dense)
+    np.testing.assert_array_equal(rest[later], run[12:])
 
 
 def mmd2(x, picks, scale):
@@ -287,6 +314,7 @@ def test_gaussian_herding_is_greedy_mmd_against_brute_force(n, d, k, bandwidth):
     scale = bandwidth * ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1).mean()  # mean squared pairwise distance
     picks = gaussian_herding(x, k, bandwidth=bandwidth, block=16)  # several blocks
     assert len(set(picks.tolist())) == k
+    np.testing.assert_array_equal(gaussian_herding(x, k, bandwidth=bandwidth, block=16, dense=False), picks)
     for t in range(k):  # each pick is the unpicked row whose addition gives the smallest MMD
         trial = [mmd2(x, list(picks[:t]) + [i], scale) if i not in picks[:t] else np.inf for i in range(n)]
         assert trial[picks[t]] <= min(trial) + 1e-9

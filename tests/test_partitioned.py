@@ -1,4 +1,4 @@
-"""The partitioned path of kcenter, craig and kernel herding: exact when one part holds the class,
+"""The partitioned path of kcenter, craig, kernel herding and herding: exact when one part holds the class,
 close to exact above it (objectives by brute force on a small class), a split that depends only on
 the seed and the class, and the default ("auto"): exact up to each method's threshold, partitioned above."""
 
@@ -11,7 +11,8 @@ import pytest
 
 from hf_coreset import Signals, methods
 from hf_coreset.budget import make_budget
-from hf_coreset.methods._common import ExactLimit, only_classes, partition
+from hf_coreset.methods import _common
+from hf_coreset.methods._common import ExactLimit, only_classes, partition, round2_groups
 from hf_coreset.signals import Checkpoint
 
 
@@ -32,7 +33,7 @@ def _distances(x, picks):
 
 
 CASES = [("kcenter", {"init": "mean"}), ("kcenter", {"init": "random"}),
-         ("craig", {"space": "gradient"}), ("craig", {"space": "features"}), ("kernel-herding", {})]
+         ("craig", {"space": "gradient"}), ("craig", {"space": "features"}), ("kernel-herding", {}), ("herding", {})]
 
 
 @pytest.mark.parametrize("method,options", CASES)
@@ -187,4 +188,79 @@ def test_partitioned_kernel_herding_draws_the_same_anchors_whichever_classes_a_p
     assert whole.info == {"partitioned": {"partition_size": 4500, "parts": {"0": 2, "1": 2}}}
     with only_classes([1]):
         out = methods.run("kernel-herding", signals, budget, seed=5, epoch=1, partition_size=4500)
+    np.testing.assert_array_equal(out.indices, whole.indices[signals.labels[whole.indices] == 1])
+
+
+def _gram(x):
+    x = x.astype(np.float64)
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    return np.exp(-d2 / d2.mean())  # bandwidth 1 in units of the mean squared pairwise distance
+
+
+def _mmd(gram, picks):
+    return float(np.sqrt(gram[np.ix_(picks, picks)].mean() - 2 * gram[picks].mean() + gram.mean()))
+
+
+def test_round2_groups_bound_the_candidates_of_one_second_round(monkeypatch):
+    monkeypatch.setattr(_common, "ROUND2_ROWS", 300)
+    split = partition(3000, 300, 500, rng=np.random.default_rng(0), class_id=0)  # 6 parts, 100 candidates each
+    assert round2_groups(split) == [[0, 1, 2], [3, 4, 5]]
+    assert round2_groups(split[:3]) == [[0, 1, 2]]  # 300 candidates: one group
+    monkeypatch.setattr(_common, "ROUND2_ROWS", 1)
+    assert round2_groups(split) == [[i] for i in range(6)]  # never more groups than parts
+
+
+@pytest.mark.parametrize("method,options", [("kernel-herding", {}), ("herding", {}), ("craig", {"space": "features"})])
+def test_second_round_in_groups_stays_close_to_exact(method, options, monkeypatch):
+    """6 parts whose 600 candidates exceed a patched ROUND2_ROWS of 300: round 2 runs on two groups of three
+    parts, each picking its parts' share. Each method's objective, by brute force, against one round 2 over
+    all candidates (what grouping costs), exact and random."""
+    signals = _signals([3000], 16)
+    budget = make_budget(signals.labels, fraction=0.1)
+    x = signals.at(1, "features").features.astype(np.float64)
+    exact = methods.run(method, signals, budget, epoch=1, **options).indices
+    one_group = methods.run(method, signals, budget, epoch=1, partition_size=500, **options)
+    monkeypatch.setattr(_common, "ROUND2_ROWS", 300)
+    grouped = methods.run(method, signals, budget, epoch=1, partition_size=500, **options)
+    assert grouped.info == {"partitioned": {"partition_size": 500, "parts": {"0": 6}}}
+    picks = grouped.indices
+    assert len(picks) == len(set(picks)) == 300
+    if method != "craig":  # craig keeps the parts' proportional picks (A) in both groups here, as in one
+        assert not np.array_equal(picks, one_group.indices)
+    # each group's picks come from its own parts, in its parts' share of the budget
+    split = partition(3000, 300, 500, rng=np.random.default_rng(0), class_id=0)
+    halves = [np.concatenate([split[i][0] for i in g]) for g in round2_groups(split)]
+    assert [np.isin(picks, h).sum() for h in halves] == [sum(split[i][1] for i in g) for g in round2_groups(split)]
+    random = np.random.default_rng(0).choice(3000, 300, replace=False)
+    if method == "kernel-herding":
+        gram = _gram(x)
+        mmd = {name: _mmd(gram, p) for name, p in (("grouped", picks), ("one", one_group.indices), ("exact", exact))}
+        assert mmd["grouped"] <= 1.1 * mmd["one"] and mmd["grouped"] <= 1.3 * mmd["exact"]
+        assert mmd["grouped"] < 0.2 * _mmd(gram, random)
+    elif method == "herding":
+        def gap(p):  # distance between the picks' mean and the class's
+            return float(np.linalg.norm(x[p].mean(0) - x.mean(0)))
+        assert gap(picks) <= 1.3 * gap(one_group.indices) and gap(picks) <= 2 * gap(exact)
+        assert gap(picks) < 0.2 * gap(random)
+    else:
+        c = 2.0 * np.sqrt((x ** 2).sum(1).max())
+
+        def objective(p):
+            return float((c - _distances(x, p)).max(1).sum())
+        assert objective(picks) / objective(exact) >= 0.98
+        np.testing.assert_allclose(grouped.gains.sum(), objective(picks), rtol=1e-4)  # over the whole class
+        np.testing.assert_allclose(one_group.gains.sum(), objective(one_group.indices), rtol=1e-4)
+        assert grouped.weights.sum() == 3000
+
+
+def test_grouped_kernel_herding_draws_the_same_anchors_whichever_classes_a_process_runs(monkeypatch):
+    """Each round-2 group above the 4096 anchors draws them; a process that skips the class draws them too."""
+    monkeypatch.setattr(_common, "ROUND2_ROWS", 100)
+    signals = _signals([9000, 5000], 3, blobs=5)
+    budget = make_budget(signals.labels, fraction=0.01)
+    split = partition(9000, 90, 2250, rng=np.random.default_rng(5), class_id=0)
+    assert [sum(len(split[i][0]) for i in g) for g in round2_groups(split)] == [4500, 4500]  # both above 4096
+    whole = methods.run("kernel-herding", signals, budget, seed=5, epoch=1, partition_size=2250)
+    with only_classes([1]):
+        out = methods.run("kernel-herding", signals, budget, seed=5, epoch=1, partition_size=2250)
     np.testing.assert_array_equal(out.indices, whole.indices[signals.labels[whole.indices] == 1])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import FeatureKernel, GradientKernel, default_device, facility_gains, facility_location
+from ..ops import FeatureKernel, GradientKernel, default_device, facility_gains, facility_location, facility_objective
 from . import Keeps, register
-from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
-                      class_partition, partition_info)
+from ._common import (MethodOutput, ExactLimit, ROUND1_OVERSAMPLE, check_epoch, check_partition_size, groups,
+                      last_epoch_needs, class_partition, partition_info, round2_groups)
 
 # The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
 # (benchmarks/results/partitioned.md at revision 8a2ccc6, rows "30,000 | craig", column "exact s"); above it
@@ -15,11 +15,6 @@ from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_siz
 # F-ratio target). A quieter re-run at b8bd837 measured 116.6 s there; the threshold stays on the slower run
 # (lower: exact stays within a minute on a busier core).
 LIMIT = ExactLimit(rows=30_000, seconds=169.95, size=2_000)
-
-
-# GreeDi's first round runs each part's greedy to this multiple of its budget: its first k_p picks
-# are the proportional solution (greedy is prefix-stable), the rest give the second round a choice.
-ROUND1_OVERSAMPLE = 2
 
 
 def _check(*, epoch, space, partition_size):
@@ -33,7 +28,7 @@ def _check(*, epoch, space, partition_size):
 @register("craig", needs=last_epoch_needs(("logits", "features")), check=_check, version=2, distributable=True,
           summary="Facility location on last-layer gradients; weights = cluster sizes.",
           paper="Mirzasoleiman et al., Coresets for Data-efficient Training of ML Models, ICML 2020",
-          signal="last-layer gradient (p - y) h^T at proxy epoch", cost="proxy epochs + O(n_c^2 (C + d)) per class; O(n_c P (C + d) + k^2 (C + d)) in parts of "
+          signal="last-layer gradient (p - y) h^T at proxy epoch", cost="proxy epochs + O(n_c^2 (C + d)) per class; O(n_c (P + k) (C + d)) in parts of "
                "P = 2,000 above 17,000 rows per class",
           keeps=Keeps.OTHER, keeps_note="greedy order", weighted=True)
 def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradient",
@@ -50,8 +45,11 @@ def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradi
     to their sizes. Round 1 runs greedy on each part to `ROUND1_OVERSAMPLE` k_p picks; the parts'
     first k_p picks form solution A. Round 2 runs greedy on the union of all round-1 picks for k_c
     picks: solution B. The one with the larger objective on the whole class (blocked,
-    `ops.facility_gains`; A on ties) is kept, its weights and gains (in its pick order, not
-    necessarily non-increasing) counted over the whole class. A class that fits in one part runs
+    `ops.facility_objective`; A on ties) is kept, its weights and gains (in its pick order, not
+    necessarily non-increasing) counted over the whole class. When the round-1 picks number more than
+    about 4,096 (`_common.ROUND2_ROWS`: k_c above ~2,000), round 2 runs on consecutive groups of parts
+    instead, each choosing between its A and B on its own rows for its parts' share of the budget, so
+    that round 2's cost does not grow as k_c^2. A class that fits in one part runs
     exact. The info records each class's parts (1: exact)."""
     ckpt = signals.at(epoch, "logits", "features")
     e = ckpt.logit_grad(signals.labels)
@@ -76,19 +74,17 @@ def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradi
 
 
 def _greedi(kernel, rows, k, parts):
-    """(positions in the class, gains, weights): GreeDi's better solution (see `craig`)."""
-    proportional, pool = [], []
-    for part, kp in parts:
-        p, _, _ = facility_location(kernel(rows[part]), min(len(part), ROUND1_OVERSAMPLE * kp))
-        proportional.append(part[p[:kp]])
-        pool.append(part[p])
-    a = np.concatenate(proportional)
-    pool = np.sort(np.concatenate(pool))
-    b = pool[facility_location(kernel(rows[pool]), k)[0]]
-    whole = kernel(rows)
-    best = None
-    for picks in (a, b):
-        g, w = facility_gains(whole, picks)
-        if best is None or g.sum() > best[1].sum():
-            best = (picks, g, w)
-    return best
+    """(positions in the class, gains, weights): per round-2 group, GreeDi's better solution (see `craig`)."""
+    pools = [part[facility_location(kernel(rows[part]), min(len(part), ROUND1_OVERSAMPLE * kp))[0]]
+             for part, kp in parts]
+    chosen = []
+    for group in round2_groups(parts):
+        a = np.concatenate([pools[i][:parts[i][1]] for i in group])
+        pool = np.sort(np.concatenate([pools[i] for i in group]))
+        b = pool[facility_location(kernel(rows[pool]), sum(parts[i][1] for i in group))[0]]
+        target = np.sort(np.concatenate([parts[i][0] for i in group]))  # the group's rows: the class for one group
+        covered = kernel(rows[target])
+        value_a, value_b = (facility_objective(covered, np.searchsorted(target, p)) for p in (a, b))
+        chosen.append(b if value_b > value_a else a)
+    picks = np.concatenate(chosen)
+    return (picks, *facility_gains(kernel(rows), picks))  # gains and weights over the whole class

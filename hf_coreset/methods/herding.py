@@ -1,4 +1,4 @@
-"""Herding: greedy mean matching in the proxy's feature space (Welling, ICML 2009)."""
+"""Herding (Welling, ICML 2009): greedy mean matching of classifier-input features, per class."""
 
 from __future__ import annotations
 
@@ -6,17 +6,52 @@ import numpy as np
 
 from ..ops import default_device, herding as herding_greedy
 from . import Keeps, register
-from ._common import MethodOutput, groups, epoch_only, last_epoch_needs
+from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, class_partition, groups,
+                      last_epoch_needs, partition_info, two_rounds)
+
+# The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 100,000-row class
+# (benchmarks/results/million.md, row "herding | 1,000,000 x 512", one of ten classes timed); above it parts of
+# 2,000, as kernel herding.
+LIMIT = ExactLimit(rows=100_000, seconds=259.0, size=2_000)
 
 
-@register("herding", needs=last_epoch_needs(("features",)), check=epoch_only, version=1, distributable=True,
+def _check(*, epoch, partition_size):
+    check_epoch(epoch)
+    check_partition_size(partition_size, LIMIT)
+
+
+@register("herding", needs=last_epoch_needs(("features",)), check=_check, version=1, distributable=True,
           summary="Greedy mean matching of classifier-input features, per class.",
           paper="Welling, Herding Dynamical Weights to Learn, ICML 2009", signal="classifier input at proxy epoch",
-          cost="proxy epochs + 1 forward pass + O(k n d)", keeps=Keeps.OTHER, keeps_note="greedy order")
-def herding(signals, budget, *, rng, epoch: int | None = None) -> MethodOutput:
+          cost="proxy epochs + 1 forward pass + O(k n d); O(k P d) per class in parts of P = 2,000 above "
+               "48,000 rows per class", keeps=Keeps.OTHER, keeps_note="greedy order")
+def herding(signals, budget, *, rng, epoch: int | None = None, partition_size: int | str | None = "auto"
+            ) -> MethodOutput:
     """Per class, pick the row that brings the mean of the picks closest to the class mean, until
-    the budget is spent. Picks the nearest row (DeepCore's herding picks the farthest, a bug)."""
+    the budget is spent (`hf_coreset.ops.herding`). Picks the nearest row (DeepCore's herding picks the
+    farthest, a bug).
+
+    `partition_size` (default "auto": exact on a class of at most 48,000 rows, parts of 2,000 above; None:
+    exact on every class; an integer P: parts of at most P): a class of more rows takes the two rounds of
+    `kernel-herding`'s partitioned path (`_common.two_rounds`) with the linear kernel: 2 k_p candidates per
+    seeded random part matching the part's mean, then the class's k among them matching the class's mean
+    (per group of about 4,096 candidates, each matching its parts' mean, when there are more). Each pick
+    costs O(partition_size d) or less instead of O(n_c d). The info records each class's parts (1: exact).
+    """
     feats = signals.at(epoch, "features").features
     device = default_device()  # where, not what: the picks are the same up to float ties
-    picked = [rows[herding_greedy(feats[rows], k, device=device)] for rows, k in groups(signals.labels, budget)]
-    return MethodOutput(indices=np.concatenate(picked))
+    picked = []
+    for rows, k in groups(signals.labels, budget):
+        split = class_partition(rows, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget)
+        if len(split) == 1:
+            picked.append(rows[herding_greedy(feats[rows], k, device=device)])
+            continue
+
+        def choose(candidates, count, target, before):
+            return herding_greedy(feats[rows[candidates]], count, device=device,
+                                  target=None if target is None else feats[rows[target]],
+                                  picked=None if before is None else feats[rows[before]])
+
+        picked.append(rows[two_rounds(choose, split, len(rows))])
+    return MethodOutput(indices=np.concatenate(picked),
+                        info=partition_info(signals.labels, budget, partition_size, LIMIT))

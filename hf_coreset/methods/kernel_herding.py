@@ -12,7 +12,7 @@ import numpy as np
 from ..ops import default_device, gaussian_herding
 from . import Keeps, register
 from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
-                      class_partition, partition_info)
+                      class_partition, partition_info, round2_groups, two_rounds)
 
 # The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
 # (benchmarks/results/partitioned.md at revision 8a2ccc6, rows "30,000 | kernel-herding", column "exact s");
@@ -40,7 +40,7 @@ def _check(*, epoch, bandwidth, partition_size):
           summary="Greedy MMD matching of each class's feature distribution with a Gaussian kernel (kernel herding).",
           paper="Chen, Welling & Smola, Super-Samples from Kernel Herding, UAI 2010",
           signal="classifier input at proxy epoch",
-          cost="proxy epochs + 1 forward pass + O(n min(n_c, 4096) d + k n d), blocked; O(k (P + k) d) per class "
+          cost="proxy epochs + 1 forward pass + O(n min(n_c, 4096) d + k n d), blocked; O(k P d) per class "
                "in parts of P = 2,000 above 38,000 rows per class", keeps=Keeps.OTHER, keeps_note="greedy order")
 def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth: float = 1.0,
                    partition_size: int | str | None = "auto") -> MethodOutput:
@@ -60,13 +60,15 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     exact on every class; an integer P: parts of at most P): a class of more rows is split by a seeded
     random split (`_common.partition`: from the seed and the class only) into ceil(n_c / partition_size)
     parts with budgets k_p proportional to their sizes, in GreeDi's two rounds (Mirzasoleiman et al.,
-    NeurIPS 2013): kernel herding picks 2 k_p candidates in each part (matching the part), then kernel
-    herding over the union of candidates picks the class's k, matching the whole class (mean kernel
-    values to its anchors, the class's bandwidth). A first-round pick costs O(partition_size d) instead of
-    O(n_c d), so the path divides the O(k n_c d) picking cost by about half the number of parts; the
-    second round costs O(k^2 d). The second round is what keeps the union's MMD close to exact's: each part
-    matched alone with its k_p picks leaves the sampling noise of the parts in the union. A class that fits
-    in one part runs exact. The MMD of partitioned picks against exact's: BENCHMARKS.md ("Partitioned
+    NeurIPS 2013; `_common.two_rounds`): kernel herding picks 2 k_p candidates in each part (matching the
+    part), then kernel herding over the candidates picks the class's k, matching the whole class (mean
+    kernel values to its anchors, the class's bandwidth). When the candidates number more than about 4,096
+    (`_common.ROUND2_ROWS`: k above ~2,000), round 2 runs on consecutive groups of parts, each picking its
+    parts' share among their candidates and matching their rows, so that a pick's cost does not grow with
+    k. A first-round pick costs O(partition_size d) instead of O(n_c d), and a round-2 pick O(4,096) once
+    the group's kernel is built. Round 2 is what keeps the union's MMD close to exact's: each part matched
+    alone with its k_p picks leaves the sampling noise of the parts in the union. A class that fits in one
+    part runs exact. The MMD of partitioned picks against exact's: BENCHMARKS.md ("Partitioned
     k-center, facility location and kernel herding against exact"). The info records each class's
     parts (1: exact).
 
@@ -98,8 +100,9 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
         for part, _ in split:
             if len(part) > ANCHORS:
                 rng.choice(len(part), ANCHORS, replace=False)
-        if len(split) > 1 and len(rows) > ANCHORS:
-            rng.choice(len(rows), ANCHORS, replace=False)
+        if len(split) > 1 and len(rows) > ANCHORS:  # each round-2 group matches the class
+            for _ in round2_groups(split):
+                rng.choice(len(rows), ANCHORS, replace=False)
 
     device = default_device()  # where, not what: the picks are the same up to float ties
     herd = functools.partial(gaussian_herding, bandwidth=float(bandwidth), rng=rng, device=device)
@@ -109,8 +112,10 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
         if len(split) == 1:
             picked.append(rows[herd(feats[rows], k)])
             continue
-        # round 1: 2 k_p candidates per part; round 2: the class's k among them, matching the class
-        candidates = np.sort(np.concatenate([part[herd(feats[rows[part]], min(len(part), 2 * kp))]
-                                             for part, kp in split]))
-        picked.append(rows[candidates[herd(feats[rows[candidates]], k, target=feats[rows])]])
+
+        def choose(candidates, count, target, before):
+            return herd(feats[rows[candidates]], count, target=None if target is None else feats[rows[target]],
+                        picked=None if before is None else feats[rows[before]])
+
+        picked.append(rows[two_rounds(choose, split, len(rows))])
     return MethodOutput(indices=np.concatenate(picked), info=partition_info(signals.labels, budget, partition_size, LIMIT))

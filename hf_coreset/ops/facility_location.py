@@ -177,6 +177,22 @@ def facility_gains(kernel, picks, *, block: int = DEFAULT_BLOCK, chunk: int = DE
     return gains.cpu().numpy(), weights
 
 
+def facility_objective(kernel, picks, *, block: int = DEFAULT_BLOCK, chunk: int = DEFAULT_BLOCK) -> float:
+    """F(picks) = sum_i max_{j in picks} s_ij on all rows of `kernel`, under the objective of
+    `facility_location` (same c = 2 max ||x||): what `facility_gains` sums to, without the per-pick
+    running maximum (a third of its cost), to compare solutions (the partitioned path)."""
+    norms = kernel.sq_norms().double().float()
+    c = 2.0 * float(norms.max().sqrt()) + 1e-6
+    picks_t = torch.as_tensor(np.asarray(picks, dtype=np.int64), device=kernel.device)
+    total = 0.0
+    for rb in blocks(kernel.n, block):
+        best = torch.zeros(rb.stop - rb.start, dtype=torch.float32, device=kernel.device)  # similarities are >= 0
+        for cb in blocks(len(picks_t), chunk):
+            torch.maximum(best, (c - sq_distances(kernel, rb, picks_t[cb], norms).sqrt_()).amax(1), out=best)
+        total += float(best.sum(dtype=torch.float64))
+    return total
+
+
 def facility_location_batch(points: list[np.ndarray], ks: list[int], *, max_elements: int = 1 << 24
                             ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Greedy facility location on many small problems at once (CREST's random subset x class problems).

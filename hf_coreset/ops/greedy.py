@@ -58,7 +58,8 @@ def kcenter_greedy(features, k: int, *, first: int, device: torch.device | str |
     return picks.cpu().numpy(), radii
 
 
-def herding(features, k: int, *, device: torch.device | str | None = None) -> np.ndarray:
+def herding(features, k: int, *, target=None, picked=None, dense: bool | None = None,
+            device: torch.device | str | None = None) -> np.ndarray:
     """Kernel herding (Welling 2009; Chen et al. 2010) with the linear kernel: at step t pick the
     unpicked row that brings the mean of the picks closest to the mean of all rows, i.e.
     argmin_i || t * mu - S_{t-1} - x_i ||, S the sum of earlier picks. Ties go to the lower row.
@@ -66,32 +67,82 @@ def herding(features, k: int, *, device: torch.device | str | None = None) -> np
     DeepCore's herding takes the argmax of that distance (the farthest row) and collapses on our
     benchmark; this is the nearest-row version the method describes.
 
+    `target` (default: `features` themselves): the rows whose mean mu the picks match, when the
+    candidates are only some of them (the second round of the partitioned path). `picked` (default: none):
+    rows chosen before, from other candidates: the greedy goes on from them (S starts at their sum, t at
+    their count), as one herding over all candidates whose earlier steps could only pick those rows.
+
     Runs on `device` (`None`: `hf_coreset.ops.device.default_device`) without host synchronisation
     inside the loop, in float64: the target t mu - S grows with t while the candidates' distances
     to it differ by little, and float32 flips picks there. The same float64 expression on every
     device, so CPU and GPU picks differ only on float64 ties.
+
+    `dense` (`None`: when the n x n float64 Gram matrix takes at most `DENSE_MAX_BYTES`, n <= 4,096):
+    compute X X^T once at matrix-product speed and read one row of it per pick, instead of a
+    matrix-vector product over all rows per pick (memory-bound: O(n d) bytes read per pick). The
+    distances are then sq_i - 2 t x_i.mu + 2 sum_s x_i.x_s, the same quantity summed in another order,
+    so the picks are the same except on float64 near-ties.
     """
     dev = resolve_device(device)
     x = on_device(features, dev, torch.float64)
-    mu = x.mean(0)
+    mu = (x if target is None else on_device(target, dev, torch.float64)).mean(0)
+    n = x.shape[0]
     sq = (x * x).sum(1)
-    total = torch.zeros_like(mu)
-    taken = torch.zeros(x.shape[0], dtype=torch.bool, device=dev)
+    taken = torch.zeros(n, dtype=torch.bool, device=dev)
     picks = torch.empty(k, dtype=torch.int64, device=dev)
-    for t in range(1, k + 1):
-        target = t * mu - total
-        d = sq - 2.0 * (x @ target)  # ||target - x_i||^2 minus a constant
+    before = 0 if picked is None else len(picked)
+    total = torch.zeros_like(mu) if not before else on_device(picked, dev, torch.float64).sum(0)
+    if _dense(n, dense):
+        gram = _blocked_gram(lambda cols: x @ x[cols].T, n, dev)
+        to_mean = x @ mu
+        pulled = x @ total if before else torch.zeros(n, dtype=torch.float64, device=dev)  # sum of x_i.x_s over picks s
+        for t in range(before + 1, before + k + 1):
+            d = sq - 2.0 * (t * to_mean - pulled)
+            d.masked_fill_(taken, float("inf"))
+            j = torch.argmin(d).view(1)  # first minimum -> lowest row on ties
+            picks[t - before - 1:t - before] = j
+            taken.index_fill_(0, j, True)
+            pulled += gram.index_select(0, j)[0]
+        return picks.cpu().numpy()
+    for t in range(before + 1, before + k + 1):
+        target_t = t * mu - total
+        d = sq - 2.0 * (x @ target_t)  # ||target_t - x_i||^2 minus a constant
         d.masked_fill_(taken, float("inf"))
         j = torch.argmin(d).view(1)  # first minimum -> lowest row on ties
-        picks[t - 1:t] = j
+        picks[t - before - 1:t - before] = j
         taken.index_fill_(0, j, True)
         total += x.index_select(0, j)[0]
     return picks.cpu().numpy()
 
 
+# Up to this, the herding greedies keep the n x n float64 kernel (n <= 4,096) and read a row per pick: below
+# it, filling the matrix costs less than k matrix-vector products once k >= n / 10 (measured at 2,000-8,000 rows).
+DENSE_MAX_BYTES = 1 << 27
+DENSE_BLOCK = 1024  # columns per product when filling it
+
+
+def _dense(n: int, dense: bool | None) -> bool:
+    return 8 * n * n <= DENSE_MAX_BYTES if dense is None else dense
+
+
+def _blocked_gram(columns, n: int, dev, sums: torch.Tensor | None = None, block: int = DENSE_BLOCK) -> torch.Tensor:
+    """The n x n float64 matrix whose row j is `columns(j)` (`columns(idx)`: an (n, len(idx)) block, e.g.
+    kernel values to rows idx), filled a block of columns at a time; `sums`, if given, gets each block's
+    row sums added (the mean kernel values, in the blocks they are summed in anyway)."""
+    out = torch.empty((n, n), dtype=torch.float64, device=dev)
+    for start in range(0, n, block):
+        cols = torch.arange(start, min(start + block, n), device=dev)
+        values = columns(cols)
+        if sums is not None:
+            sums += values.sum(1)
+        out[start:start + len(cols)] = values.T
+    return out
+
+
 def gaussian_herding(features, k: int, *, bandwidth: float = 1.0, anchors: int = 4096,
                      rng: np.random.Generator | None = None, block: int = 2048,
-                     device: torch.device | str | None = None, target=None) -> np.ndarray:
+                     device: torch.device | str | None = None, target=None, picked=None,
+                     dense: bool | None = None) -> np.ndarray:
     """Kernel herding with a Gaussian kernel (Chen, Welling & Smola, UAI 2010), as greedy MMD
     minimisation: at step t pick the unpicked row i maximising mu_i - (1/t) sum_{s<t} k(x_i, x_s),
     mu_i = mean_j k(x_i, x_j), which is the row whose addition brings the maximum mean discrepancy
@@ -108,6 +159,15 @@ def gaussian_herding(features, k: int, *, bandwidth: float = 1.0, anchors: int =
     `target` (default: `features` themselves): the rows whose distribution the picks match, when the
     candidates are only some of them (the second round of the partitioned path); mu_i is then the mean
     kernel value from candidate i to the target rows (or `anchors` of them) and D is the target's.
+    `picked` (default: none): rows chosen before, from other candidates: the greedy goes on from them
+    (each candidate's pull starts at its kernel values to them, t at their count), as one herding over all
+    candidates whose earlier steps could only pick those rows (the second round in groups).
+
+    `dense` (`None`: when the n x n float64 kernel takes at most `DENSE_MAX_BYTES`, n <= 4,096): compute
+    the candidates' kernel matrix once, a block of columns per matrix product (when mu is exact, the same
+    blocks that sum to it), and read one row of it per pick instead of a matrix-vector product over all
+    rows per pick. The same values from another product shape, so the same picks except on float64
+    near-ties.
 
     Runs on `device` (`None`: `hf_coreset.ops.device.default_device`) in float64 (the gains
     mu_i - pulled_i / t of close rows differ by less than float32 resolves), without host
@@ -138,17 +198,29 @@ def gaussian_herding(features, k: int, *, bandwidth: float = 1.0, anchors: int =
         reference = torch.as_tensor(np.sort(rng.choice(n_target, anchors, replace=False)), device=dev)
     mu = torch.zeros(n, dtype=torch.float64, device=dev)
     block = max(1, min(block, (1 << 24) // max(n, 1)))  # a few (n, block) float64 temporaries of <= 128 MiB each
-    for i in range(0, len(reference), block):
-        mu += kernel_to(reference[i:i + block], centred_t, sq_t).sum(1)
+    gram = None
+    if _dense(n, dense) and target is None and n <= anchors:  # the reference rows are the candidates
+        gram = _blocked_gram(kernel_to, n, dev, sums=mu, block=block)
+    else:
+        for i in range(0, len(reference), block):
+            mu += kernel_to(reference[i:i + block], centred_t, sq_t).sum(1)
+        if _dense(n, dense):
+            gram = _blocked_gram(kernel_to, n, dev, block=block)
     mu /= len(reference)
     pulled = torch.zeros(n, dtype=torch.float64, device=dev)  # sum of k(x_i, x_s) over picks s
+    before = 0 if picked is None else len(picked)
+    if before:
+        p = on_device(picked, dev, torch.float64) - mean
+        sq_p = (p * p).sum(1)
+        for i in range(0, before, block):
+            pulled += kernel_to(torch.arange(i, min(i + block, before), device=dev), p, sq_p).sum(1)
     taken = torch.zeros(n, dtype=torch.bool, device=dev)
     picks = torch.empty(k, dtype=torch.int64, device=dev)
-    for t in range(1, k + 1):
+    for t in range(before + 1, before + k + 1):
         gain = mu - pulled / t
         gain.masked_fill_(taken, -float("inf"))
         j = torch.argmax(gain).view(1)  # first maximum -> lowest row on ties
-        picks[t - 1:t] = j
+        picks[t - before - 1:t - before] = j
         taken.index_fill_(0, j, True)
-        pulled += kernel_to(j)[:, 0]
+        pulled += kernel_to(j)[:, 0] if gram is None else gram.index_select(0, j)[0]
     return picks.cpu().numpy()
