@@ -11,7 +11,8 @@ candidates outnumber `ROUND2_ROWS` and round 2 runs in groups). Each method runs
 `hf_coreset.methods.run` with its `partition_size=None` (exact; the default, "auto", would partition
 classes above the method's threshold) and with `partition_size` P, in this process, one after the
 other: `kcenter`, `craig` with `space="features"` (facility location on the same 512-dim rows),
-`kernel-herding` and `herding`. Reported:
+`kernel-herding`, `herding` and `prototypes` (k-means over every row: `easy=1.0`). Rows of a method
+not run this time are kept from the previous run's JSON beside the table. Reported:
 wall time of each, and the partitioned solution's quality against exact's, evaluated on the whole
 class: the facility-location objective F(S) = sum_i max_{j in S} (c - d_ij) (`hf_coreset.ops.facility_gains`,
 c = 2 max ||x||, as CRAIG's solver), the sum of each row's distance to its nearest pick (the part
@@ -19,13 +20,15 @@ of F that S changes, 1 - the F ratio magnified), the k-center covering radius ma
 the maximum mean discrepancy between picks and class under kernel herding's Gaussian kernel
 (bandwidth 1: exp(-d^2 / D), D the class's mean squared pairwise distance; float64 sums of float32
 kernel blocks, the class-class term computed once per size), and the distance between the picks' mean
-and the class's (herding's objective), with a random subset's for scale.
+and the class's (herding's objective), with a random subset's for scale. Prototypes' own objective is the
+k-medoid one: the nearest-pick distance ratio.
 Only public imports of hf_coreset.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -37,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from benchmarks import provenance  # noqa: E402
 
 BLOBS = 50
-METHODS = {"kcenter": {}, "craig": {"space": "features"}, "kernel-herding": {}, "herding": {}}
+METHODS = {"kcenter": {}, "craig": {"space": "features"}, "kernel-herding": {}, "herding": {}, "prototypes": {"easy": 1.0}}
 
 
 def blobs(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -130,17 +133,26 @@ def main(argv=None) -> None:
                     q = {**quality(x, out.indices), "mmd": mmd(out.indices)}
                     rows.append((n, fraction, method, size, out.info["partitioned"]["parts"]["0"], t_exact, t,
                                  q["F"] / q_exact["F"], q["cost"] / q_exact["cost"], q["radius"] / q_exact["radius"],
-                                 q["mmd"] / q_exact["mmd"], q["gap"] / q_exact["gap"], random_gap / q_exact["gap"]))
+                                 q["mmd"] / q_exact["mmd"], q["gap"] / q_exact["gap"], random_gap / q_exact["gap"], head))
                     print(*rows[-1], flush=True)
-    lines = ["# Partitioned k-center, facility location, kernel herding and herding against exact", "",
+    out_json = Path(args.out).with_suffix(".json")
+    if out_json.is_file():  # keep the rows of what this run did not measure
+        ran = {(r[0], r[1], r[2], r[3]) for r in rows}
+        rows = [tuple(r) for r in json.loads(out_json.read_text()) if (r[0], r[1], r[2], r[3]) not in ran] + rows
+    order = list(METHODS)
+    rows.sort(key=lambda r: (r[0], r[1], order.index(r[2]), r[3]))
+    out_json.write_text(json.dumps(rows))
+    lines = ["# Partitioned k-center, facility location, kernel herding, herding and prototypes against exact", "",
              "The partitioned path (`partition_size`) against exact greedy on one class of n rows x "
              f"{args.dim} dims (a mixture of {BLOBS} Gaussian blobs), the kept fraction in its column, "
-             f"{args.threads} torch thread(s), CPU. Objectives on the whole class; see the script's docstring.\n",
-             head,
+             f"{args.threads} torch thread(s), CPU. Objectives on the whole class; see the script's docstring.\n"]
+    for run in dict.fromkeys(r[-1] for r in rows):
+        lines += [f"Rows of {', '.join(dict.fromkeys(r[2] for r in rows if r[-1] == run))}:", "", run]
+    lines += [
              "| rows | kept | method | partition_size | parts | exact s | partitioned s | speed-up | F ratio | "
              "nearest-pick distance ratio | radius ratio | MMD ratio | mean-gap ratio (random's) |",
              "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for n, fraction, method, size, m, te, tp, f, cost, rad, mm, gap, random_gap in rows:
+    for n, fraction, method, size, m, te, tp, f, cost, rad, mm, gap, random_gap, _ in rows:
         lines.append(f"| {n:,} | {fraction:.0%} | {method} | {size:,} | {m} | {te:.2f} | {tp:.2f} | {te / tp:.1f}x | "
                      f"{f:.4f} | {cost:.4f} | {rad:.3f} | {mm:.3f} | {gap:.3f} ({random_gap:.1f}) |")
     lines.append("\nTargets (issue 13): F ratio >= 0.98 for facility location (craig), radius ratio <= 1.1 for "
@@ -150,7 +162,7 @@ def main(argv=None) -> None:
                  "column shows the mean gap against exact's, and a random subset's in brackets for scale. Each "
                  "method optimises only its own objective; the other columns show what it does to the others. The "
                  "F ratio is near 1 by construction (c n dominates F); the nearest-pick distance ratio (lower is "
-                 "better, exact = 1) is the sharper comparison.\n")
+                 "better, exact = 1) is the sharper comparison, and prototypes' own objective (k-medoid).\n")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

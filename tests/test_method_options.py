@@ -72,6 +72,7 @@ BAD = {
             ({"reference_size": "half"}, TypeError, r"reference_size='half' must be 'auto' \(exact up to 17,000 rows "
                                                      r"per class, 8,500 sampled reference rows above\)")],
     "prototypes": [({"easy": 2}, ValueError, r"easy=2 must be in \(0, 1\]"),
+                   ({"partition_size": -3}, ValueError, r"partition_size=-3 must be 'auto' \(exact up to 30,000 rows per class, parts of 2,000 above\)"),
                    ({"iters": -1}, ValueError, r"iters=-1 must be a non-negative integer"),
                    ({"normalize": "no"}, TypeError, r"normalize must be True or False, not str 'no'"),
                    ({"keep": "middle"}, ValueError, r"keep='middle' must be 'nearest'"),

@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import Keeps, register
-from ._common import MethodOutput, check_bool, check_epoch, check_int, check_real, groups, last_epoch_needs
+from ._common import (MethodOutput, ExactLimit, check_bool, check_epoch, check_int, check_partition_size, check_real,
+                      class_partition, groups, last_epoch_needs, partition_info)
 from .el2n import el2n_scores
 
 BLOCK = 4096  # rows per distance block: memory O(BLOCK * k), never n x n
+
+# The default ("auto"): exact k-means up to LIMIT.threshold clustered rows per class, from the exact time of a
+# 30,000-row class (benchmarks/results/partitioned.md, rows "30,000 | 10% | prototypes", column "exact s");
+# above it parts of 2,000 rows, as the other greedy methods.
+LIMIT = ExactLimit(rows=30_000, seconds=60.0, size=2_000)
 
 
 def _sq_dists(x: np.ndarray, centres: np.ndarray, xn: np.ndarray | None = None) -> np.ndarray:
@@ -20,6 +26,12 @@ def _sq_dists(x: np.ndarray, centres: np.ndarray, xn: np.ndarray | None = None) 
     for i in range(0, len(x), BLOCK):
         out[i:i + BLOCK] = np.maximum(xn[i:i + BLOCK, None] - 2.0 * x[i:i + BLOCK] @ centres.T + cn[None, :], 0.0)
     return out
+
+
+def _nearest_centre(x: np.ndarray, centres: np.ndarray, xn: np.ndarray) -> np.ndarray:
+    """Each row's nearest centre (the first on ties), a block of rows at a time: memory O(BLOCK k)."""
+    return np.concatenate([_sq_dists(x[i:i + BLOCK], centres, xn[i:i + BLOCK]).argmin(1)
+                           for i in range(0, len(x), BLOCK)]) if len(x) else np.zeros(0, dtype=np.int64)
 
 
 def kmeans(x: np.ndarray, k: int, *, iters: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +49,7 @@ def kmeans(x: np.ndarray, k: int, *, iters: int, rng: np.random.Generator) -> tu
         centres.append(x[j])
         d2 = np.minimum(d2, _sq_dists(x, x[j][None], xn)[:, 0])
     centres = np.stack(centres)
-    assign = _sq_dists(x, centres, xn).argmin(1)
+    assign = _nearest_centre(x, centres, xn)
     for _ in range(iters):
         # cluster sums by one sorted pass (np.add.at is ~100x slower on wide rows)
         order = np.argsort(assign, kind="stable")
@@ -45,7 +57,7 @@ def kmeans(x: np.ndarray, k: int, *, iters: int, rng: np.random.Generator) -> tu
         full = counts > 0
         starts = (np.cumsum(counts) - counts)[full]
         centres[full] = np.add.reduceat(x[order], starts, axis=0) / counts[full, None]
-        new = _sq_dists(x, centres, xn).argmin(1)
+        new = _nearest_centre(x, centres, xn)
         if np.array_equal(new, assign):
             break
         assign = new
@@ -80,8 +92,9 @@ def random_members(assign: np.ndarray, centres: np.ndarray, x: np.ndarray, rng: 
     return out
 
 
-def _check(*, epoch, easy, iters, normalize, keep):
+def _check(*, epoch, easy, iters, normalize, keep, partition_size):
     check_epoch(epoch)
+    check_partition_size(partition_size, LIMIT)
     check_real(easy, "easy", "(0, 1]", ": the share of easiest rows clustered (1.0 = all)")
     check_int(iters, "iters", 0, "a non-negative integer")
     check_bool(normalize, "normalize")
@@ -94,10 +107,12 @@ def _check(*, epoch, easy, iters, normalize, keep):
           summary="Per-class k-means on proxy features with the class budget as k; keeps the row nearest each centre.",
           paper="k-medoid-style prototypes; cf. Sorscher et al., Beyond neural scaling laws, NeurIPS 2022",
           signal="classifier input (and EL2N for `easy`) at proxy epoch",
-          cost="proxy epochs + 1 forward pass + O(iters n k d)", keeps=Keeps.OTHER,
+          cost="proxy epochs + 1 forward pass + O(iters n k d); O(iters n P k d / n_c) in parts of P = 2,000 above "
+               "30,000 clustered rows per class", keeps=Keeps.OTHER,
           keeps_note="one row per centre (the nearest, or a random member)")
 def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 0.9, iters: int = 20,
-               normalize: bool = False, keep: str = "nearest") -> MethodOutput:
+               normalize: bool = False, keep: str = "nearest", partition_size: int | str | None = "auto"
+               ) -> MethodOutput:
     """Class-conditional prototypes: for each class with budget k, k-means (k-means++ seeding from
     the selection seed, `iters` Lloyd steps, distances in row blocks) on the classifier-input
     features at proxy epoch `epoch`, then the distinct row nearest each centre.
@@ -105,6 +120,15 @@ def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 
     With `easy < 1` only the `easy` share of each class with the lowest EL2N (the easiest rows at
     the same epoch) is clustered: representative and easy rows, the regime Sorscher et al. find
     best when little data is kept. `normalize=True` clusters unit-norm features (cosine geometry).
+
+    `partition_size` (default "auto": exact on a class of at most 30,000 clustered rows, parts of 2,000
+    above; None: exact on every class; an integer P: parts of at most P): the clustered rows of a larger
+    class are split by a seeded random split (`_common.partition`: from the seed and the class only) into
+    ceil(rows / P) parts with budgets k_p proportional to their sizes, and each part runs its own k-means
+    with k_p centres. Lloyd's iterations then cost O(P k_p d) per part instead of O(n_c k d) per class
+    (ratio about the number of parts), at a measured cost in the k-medoid objective (BENCHMARKS.md,
+    "Partitioned k-center, facility location, kernel herding and herding against exact"). A class that
+    fits in one part runs exact. The info records each class's parts (1: exact).
 
     Args:
         epoch (`int`, *optional*): proxy epoch of the features; unset, the proxy's last epoch
@@ -121,6 +145,9 @@ def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 
             `"nearest"` the row nearest its centre (a prototype), `"random"` a uniformly random
             member (cluster-stratified sampling: one draw per cluster, so the subset covers every
             cluster yet keeps the within-cluster variety that nearest rows lose at larger budgets).
+        partition_size (`int`, `"auto"` or `None`, *optional*, defaults to `"auto"`): above this many
+            clustered rows a class is clustered in seeded random parts (see above); "auto": exact up to
+            30,000 rows per class, parts of 2,000 above; None: exact on every class.
 
     Returns:
         `MethodOutput` with `gains` = the size of each kept row's cluster, and `scores` = EL2N.
@@ -134,13 +161,18 @@ def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 
     if normalize:
         feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
     difficulty = el2n_scores(signals, epoch)
-    picked, sizes = [], []
+    picked, sizes, clustered = [], [], np.zeros(len(signals.labels), dtype=bool)
     for rows, k in groups(signals.labels, budget):
         m = max(k, int(np.ceil(easy * len(rows))))
         pool = rows[np.lexsort((rows, difficulty[rows]))[:m]] if m < len(rows) else rows
-        centres, assign = kmeans(feats[pool], k, iters=iters, rng=rng)
-        picked.append(pool[nearest_rows(feats[pool], centres) if keep == "nearest"
-                           else random_members(assign, centres, feats[pool], rng)])
-        sizes.append(np.bincount(assign, minlength=k))
+        clustered[pool] = True
+        for part, kp in class_partition(pool, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget):
+            sub = pool[part]
+            centres, assign = kmeans(feats[sub], kp, iters=iters, rng=rng)
+            picked.append(sub[nearest_rows(feats[sub], centres) if keep == "nearest"
+                              else random_members(assign, centres, feats[sub], rng)])
+            sizes.append(np.bincount(assign, minlength=kp))
+    # the path each class took, counted on its clustered rows (what the threshold applies to)
+    info = partition_info(signals.labels[clustered], budget, partition_size, LIMIT)
     return MethodOutput(indices=np.concatenate(picked), scores=difficulty,
-                        gains=np.concatenate(sizes).astype(np.float64))
+                        gains=np.concatenate(sizes).astype(np.float64), info=info)
