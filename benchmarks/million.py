@@ -51,7 +51,7 @@ SETTINGS = {  # method -> options; partition sizes: the faster one meeting the t
     "craig": {"space": "features", "partition_size": 2000},
     "kernel-herding": {"partition_size": 2000},
     "herding": {"partition_size": 2000},
-    "prototypes": {},
+    "prototypes": {"partition_size": 2000},
 }
 
 

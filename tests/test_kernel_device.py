@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hf_coreset.ops import (FeatureKernel, GradientKernel, default_device, facility_location, gaussian_herding,
-                            herding, kcenter_greedy, resolve_device)
+from hf_coreset.ops import (FeatureKernel, GradientKernel, default_device, facility_location, facility_location_batch,
+                            gaussian_herding, herding, kcenter_greedy, resolve_device)
 from hf_coreset.ops.nfg import radius_neighbour_counts
 
 
@@ -29,8 +29,12 @@ def run_all(device):
     e = logit_grad(len(x))
     return {
         "kcenter": kcenter_greedy(x, 30, first=4, device=device),
-        "herding": herding(x, 30, device=device),
+        "herding": herding(x, 30, device=device),  # the kept Gram matrix (300 rows)
+        "herding_matvec": herding(x, 30, dense=False, device=device),
         "gaussian_herding": gaussian_herding(x, 30, block=64, device=device),
+        "gaussian_herding_matvec": gaussian_herding(x, 30, block=64, dense=False, device=device),
+        "facility_location_batch": tuple(np.concatenate(a) for a in zip(*facility_location_batch(
+            [e[:40], e[40:100]], [5, 8], device=device))),  # CREST's (subset x class) problems
         "facility_location": facility_location(FeatureKernel(x, device=device), 20, block=64),
         "facility_location_blocked": facility_location(FeatureKernel(x, device=device), 20, block=64, dense=False),
         "craig_gradient": facility_location(GradientKernel(e, x, device=device), 20, block=64),
@@ -128,8 +132,9 @@ def test_default_device_is_the_accelerate_state_device_else_cpu(monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_picks_equal_cpu_picks():
     cpu, cuda = run_all("cpu"), run_all("cuda")
-    # k-center, herding and the NFG counts: no near-ties on these data, so equal outright
-    for name in ("kcenter", "herding", "gaussian_herding", "nfg"):
+    # k-center, herding, CREST's batched facility location and the NFG counts: no near-ties on these data
+    for name in ("kcenter", "herding", "herding_matvec", "gaussian_herding", "gaussian_herding_matvec",
+                 "facility_location_batch", "nfg"):
         got, want = cuda[name], cpu[name]
         if isinstance(got, tuple):
             np.testing.assert_array_equal(got[0], want[0], err_msg=name)

@@ -30,6 +30,7 @@ import math
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .pairwise import DEFAULT_BLOCK, blocks, sq_distances
 
 EVAL_BATCH = 32  # candidates re-evaluated per matrix product
@@ -193,8 +194,8 @@ def facility_objective(kernel, picks, *, block: int = DEFAULT_BLOCK, chunk: int 
     return total
 
 
-def facility_location_batch(points: list[np.ndarray], ks: list[int], *, max_elements: int = 1 << 24
-                            ) -> list[tuple[np.ndarray, np.ndarray]]:
+def facility_location_batch(points: list[np.ndarray], ks: list[int], *, max_elements: int = 1 << 24,
+                            device: torch.device | str | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Greedy facility location on many small problems at once (CREST's random subset x class problems).
 
     Problem b picks ``ks[b]`` of the rows of ``points[b]`` with the objective of
@@ -203,6 +204,8 @@ def facility_location_batch(points: list[np.ndarray], ks: list[int], *, max_elem
     matrix, and every greedy step scores every candidate of every problem in one vectorised reduction
     (the exact greedy, where `facility_location` is the lazy one; both take the first row on exact ties).
     Problems are taken in chunks of at most `max_elements` distance entries, so memory stays bounded.
+    Runs on `device` (`None`: `hf_coreset.ops.device.default_device`), in float64 there; the same
+    expression on every device, so picks differ only on float64 ties.
 
     Returns:
         One `(picks, cluster_sizes)` per problem: positions into ``points[b]`` in pick order, and how many of
@@ -213,6 +216,7 @@ def facility_location_batch(points: list[np.ndarray], ks: list[int], *, max_elem
     for x, k in zip(points, ks):
         if not 1 <= int(k) <= len(x):
             raise ValueError(f"k={k} must be in [1, {len(x)}] (the rows of its problem).")
+    dev = resolve_device(device)
     order = sorted(range(len(points)), key=lambda b: len(points[b]))  # similar sizes share a chunk: less padding
     out: list = [None] * len(points)
     start = 0
@@ -221,19 +225,19 @@ def facility_location_batch(points: list[np.ndarray], ks: list[int], *, max_elem
         while stop < len(order) and (stop + 1 - start) * len(points[order[stop]]) ** 2 <= max_elements:
             stop += 1
         chunk = order[start:stop]
-        for b, result in zip(chunk, _greedy_chunk([points[b] for b in chunk], [int(ks[b]) for b in chunk])):
+        for b, result in zip(chunk, _greedy_chunk([points[b] for b in chunk], [int(ks[b]) for b in chunk], dev)):
             out[b] = result
         start = stop
     return out
 
 
-def _greedy_chunk(points: list[np.ndarray], ks: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+def _greedy_chunk(points: list[np.ndarray], ks: list[int], dev: torch.device) -> list[tuple[np.ndarray, np.ndarray]]:
     """`facility_location_batch` on one chunk of problems, padded to its largest."""
     B, N = len(points), max(len(x) for x in points)
-    x = torch.zeros((B, N, points[0].shape[1]), dtype=torch.float64)
-    valid = torch.zeros((B, N), dtype=torch.bool)
+    x = torch.zeros((B, N, points[0].shape[1]), dtype=torch.float64, device=dev)
+    valid = torch.zeros((B, N), dtype=torch.bool, device=dev)
     for b, p in enumerate(points):
-        x[b, :len(p)] = torch.as_tensor(p, dtype=torch.float64)
+        x[b, :len(p)] = torch.as_tensor(p, dtype=torch.float64, device=dev)
         valid[b, :len(p)] = True
     gram = x @ x.transpose(1, 2)
     sq = gram.diagonal(dim1=1, dim2=2)
@@ -242,12 +246,12 @@ def _greedy_chunk(points: list[np.ndarray], ks: list[int]) -> list[tuple[np.ndar
     # near_i is row i's distance to its nearest pick (c before the first pick): the similarity form
     # c - d minus the similarity covered so far. Padding rows cover nothing (near = 0).
     c = 2.0 * sq.amax(1).sqrt() + 1e-6
-    near = torch.where(valid, c[:, None], torch.zeros(()))
-    k = torch.as_tensor(ks)
-    picks = torch.zeros((B, int(k.max())), dtype=torch.long)
+    near = torch.where(valid, c[:, None], torch.zeros((), dtype=torch.float64, device=dev))
+    k = torch.as_tensor(ks, device=dev)
+    picks = torch.zeros((B, max(ks)), dtype=torch.long, device=dev)
     blocked = ~valid
-    rows = torch.arange(B)
-    for t in range(int(k.max())):
+    rows = torch.arange(B, device=dev)
+    for t in range(max(ks)):
         gains = (near[:, :, None] - dist).clamp_(min=0.0).sum(1)
         gains.masked_fill_(blocked, -math.inf)
         j = gains.argmax(1)  # the first maximum: the lowest position on exact ties
@@ -259,5 +263,6 @@ def _greedy_chunk(points: list[np.ndarray], ks: list[int]) -> list[tuple[np.ndar
     for b, p in enumerate(points):
         chosen = picks[b, :ks[b]]
         nearest = dist[b, :len(p)][:, chosen].argmin(1)  # the first minimum: the earlier pick on ties
-        out.append((chosen.numpy().astype(np.int64), np.bincount(nearest.numpy(), minlength=ks[b]).astype(np.float64)))
+        out.append((chosen.cpu().numpy().astype(np.int64),
+                    np.bincount(nearest.cpu().numpy(), minlength=ks[b]).astype(np.float64)))
     return out

@@ -114,10 +114,10 @@ def minibatch_coreset(logit_grad: np.ndarray, labels: np.ndarray, size: int) -> 
     return minibatch_coresets([logit_grad], [labels], size)[0]
 
 
-def minibatch_coresets(logit_grads: list[np.ndarray], labels: list[np.ndarray], size: int
-                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+def minibatch_coresets(logit_grads: list[np.ndarray], labels: list[np.ndarray], size: int, *,
+                       device: torch.device | str | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """`minibatch_coreset` of every random subset of a selection, all (subset x class) problems solved together
-    by `facility_location_batch`."""
+    by `facility_location_batch` on `device` (the model's, in the trainer)."""
     problems, budgets, owners = [], [], []
     for s, (e, y) in enumerate(zip(logit_grads, labels)):
         budget = make_budget(y, size=size)
@@ -127,7 +127,7 @@ def minibatch_coresets(logit_grads: list[np.ndarray], labels: list[np.ndarray], 
                 problems.append(e[rows])
                 budgets.append(int(k))
                 owners.append((s, rows))
-    solved = facility_location_batch(problems, budgets)
+    solved = facility_location_batch(problems, budgets, device=device)
     picked = [[] for _ in logit_grads]
     sizes = [[] for _ in logit_grads]
     for (s, rows), (pos, w) in zip(owners, solved):
@@ -314,7 +314,7 @@ class Crest:
             position[rows_all] = np.arange(len(rows_all))
         with self._timed("facility_location"):
             solved = minibatch_coresets([e[position[sub]] for sub in subsets], [self.labels[sub] for sub in subsets],
-                                        cfg.minibatch_size)
+                                        cfg.minibatch_size, device=next(model.parameters()).device)
         coresets = [(sub[picks], weights) for sub, (picks, weights) in zip(subsets, solved)]
         self.coresets = coresets
         with self._timed("hessian"):
