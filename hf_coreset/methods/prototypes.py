@@ -157,9 +157,12 @@ def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 
         >>> sel = hf_coreset.select(ds, "prototypes", fraction=0.01, model=model, proxy={"lr": 1e-2})
         ```
     """
-    feats = signals.at(epoch, "features").features.astype(np.float64)
-    if normalize:
-        feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    feats = signals.at(epoch, "features").features
+
+    def clustered_features(rows):  # float64 rows of one part at a time, never all n x d (4 GB at 1M x 512)
+        x = feats[rows].astype(np.float64)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) if normalize else x
+
     difficulty = el2n_scores(signals, epoch)
     picked, sizes, clustered = [], [], np.zeros(len(signals.labels), dtype=bool)
     for rows, k in groups(signals.labels, budget):
@@ -168,9 +171,9 @@ def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 
         clustered[pool] = True
         for part, kp in class_partition(pool, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget):
             sub = pool[part]
-            centres, assign = kmeans(feats[sub], kp, iters=iters, rng=rng)
-            picked.append(sub[nearest_rows(feats[sub], centres) if keep == "nearest"
-                              else random_members(assign, centres, feats[sub], rng)])
+            x = clustered_features(sub)
+            centres, assign = kmeans(x, kp, iters=iters, rng=rng)
+            picked.append(sub[nearest_rows(x, centres) if keep == "nearest" else random_members(assign, centres, x, rng)])
             sizes.append(np.bincount(assign, minlength=kp))
     # the path each class took, counted on its clustered rows (what the threshold applies to)
     info = partition_info(signals.labels[clustered], budget, partition_size, LIMIT)

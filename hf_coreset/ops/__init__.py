@@ -1,4 +1,6 @@
-"""Blocked pairwise kernels and the greedy solvers built on them. None forms an n x n matrix."""
+"""Blocked pairwise kernels and the greedy solvers built on them. An n x n matrix is kept only under a fixed
+size (facility location's float32 similarity up to 16,384 rows, the herding greedies' float64 kernel up to 4,096
+rows), where reading it beats recomputing it; above, every product works on blocks."""
 
 from .device import default_device, resolve_device
 from .facility_location import facility_gains, facility_location, facility_location_batch, facility_objective
