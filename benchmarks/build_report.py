@@ -29,7 +29,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("multiprocess_select", "Selection across processes: 1 vs 2 processes"),
     ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
     ("million", "The pairwise methods at a million rows"),
-    ("partitioned", "Partitioned k-center, facility location and kernel herding against exact"),
+    ("partitioned", "Partitioned k-center, facility location, kernel herding, herding and prototypes against exact"),
     ("peers", "Facility location against apricot and submodlib, k-center against a numpy loop"),
     ("nfg_sampled", "NFG counts against a sample of reference rows"),
     ("out_of_core", "Selection from memory-mapped signals"),

@@ -48,7 +48,7 @@ BAD = {
     "grand": [({"bias": "yes"}, TypeError, r"bias must be True or False, not str 'yes'"),
               ({"epoch": -1}, ValueError, r"epoch=-1")],
     "herding": [({"epoch": 2.0}, TypeError, r"epoch=2.0"),
-                ({"partition_size": 1.5}, TypeError, r"partition_size=1.5 must be 'auto' \(exact up to 48,000 rows per class, parts of 2,000 above\), None \(exact on every class\)")],
+                ({"partition_size": 1.5}, TypeError, r"partition_size=1.5 must be 'auto' \(exact up to 55,000 rows per class, parts of 2,000 above\), None \(exact on every class\)")],
     "kcenter": [({"init": "far"}, ValueError, r"init='far'; pass 'mean' or 'random'"),
                 ({"epoch": -1}, ValueError, r"epoch=-1"),
                 ({"partition_size": "50k"}, TypeError, r"partition_size='50k' must be 'auto' \(exact up to 50,000 rows per class, parts of 5,000 above\), None \(exact on every class\)")],
@@ -72,7 +72,7 @@ BAD = {
             ({"reference_size": "half"}, TypeError, r"reference_size='half' must be 'auto' \(exact up to 17,000 rows "
                                                      r"per class, 8,500 sampled reference rows above\)")],
     "prototypes": [({"easy": 2}, ValueError, r"easy=2 must be in \(0, 1\]"),
-                   ({"partition_size": -3}, ValueError, r"partition_size=-3 must be 'auto' \(exact up to 30,000 rows per class, parts of 2,000 above\)"),
+                   ({"partition_size": -3}, ValueError, r"partition_size=-3 must be 'auto' \(exact up to 16,000 rows per class, parts of 2,000 above\)"),
                    ({"iters": -1}, ValueError, r"iters=-1 must be a non-negative integer"),
                    ({"normalize": "no"}, TypeError, r"normalize must be True or False, not str 'no'"),
                    ({"keep": "middle"}, ValueError, r"keep='middle' must be 'nearest'"),

@@ -9,10 +9,10 @@ from . import Keeps, register
 from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, class_partition, groups,
                       last_epoch_needs, partition_info, two_rounds)
 
-# The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 100,000-row class
-# (benchmarks/results/million.md, row "herding | 1,000,000 x 512", one of ten classes timed); above it parts of
-# 2,000, as kernel herding.
-LIMIT = ExactLimit(rows=100_000, seconds=259.0, size=2_000)
+# The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
+# (benchmarks/results/partitioned.md at revision f90fd2e, rows "30,000 | 10% | herding", column "exact s"); above
+# it parts of 2,000, as kernel herding (the faster of the two sizes measured there, at the same mean gap).
+LIMIT = ExactLimit(rows=30_000, seconds=17.57, size=2_000)
 
 
 def _check(*, epoch, partition_size):
@@ -24,14 +24,14 @@ def _check(*, epoch, partition_size):
           summary="Greedy mean matching of classifier-input features, per class.",
           paper="Welling, Herding Dynamical Weights to Learn, ICML 2009", signal="classifier input at proxy epoch",
           cost="proxy epochs + 1 forward pass + O(k n d); O(k P d) per class in parts of P = 2,000 above "
-               "48,000 rows per class", keeps=Keeps.OTHER, keeps_note="greedy order")
+               "55,000 rows per class", keeps=Keeps.OTHER, keeps_note="greedy order")
 def herding(signals, budget, *, rng, epoch: int | None = None, partition_size: int | str | None = "auto"
             ) -> MethodOutput:
     """Per class, pick the row that brings the mean of the picks closest to the class mean, until
     the budget is spent (`hf_coreset.ops.herding`). Picks the nearest row (DeepCore's herding picks the
     farthest, a bug).
 
-    `partition_size` (default "auto": exact on a class of at most 48,000 rows, parts of 2,000 above; None:
+    `partition_size` (default "auto": exact on a class of at most 55,000 rows, parts of 2,000 above; None:
     exact on every class; an integer P: parts of at most P): a class of more rows takes the two rounds of
     `kernel-herding`'s partitioned path (`_common.two_rounds`) with the linear kernel: 2 k_p candidates per
     seeded random part matching the part's mean, then the class's k among them matching the class's mean

@@ -69,8 +69,8 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     the group's kernel is built. Round 2 is what keeps the union's MMD close to exact's: each part matched
     alone with its k_p picks leaves the sampling noise of the parts in the union. A class that fits in one
     part runs exact. The MMD of partitioned picks against exact's: BENCHMARKS.md ("Partitioned
-    k-center, facility location and kernel herding against exact"). The info records each class's
-    parts (1: exact).
+    k-center, facility location, kernel herding, herding and prototypes against exact"). The info
+    records each class's parts (1: exact).
 
     Args:
         epoch (`int`, *optional*): proxy epoch of the features; unset, the proxy's last epoch
