@@ -113,7 +113,7 @@ def _check(*, epoch, easy, iters, normalize, keep, partition_size):
           summary="Per-class k-means on proxy features with the class budget as k; keeps the row nearest each centre.",
           paper="k-medoid-style prototypes; cf. Sorscher et al., Beyond neural scaling laws, NeurIPS 2022",
           signal="classifier input (and EL2N for `easy`) at proxy epoch",
-          cost="proxy epochs + 1 forward pass + O(iters n k d); O(iters n P k d / n_c) in parts of P = 2,000 above "
+          cost="proxy epochs + 1 forward pass + O(iters n k d); O(iters P k d) per class in parts of P = 2,000 above "
                "16,000 clustered rows per class", keeps=Keeps.OTHER,
           keeps_note="one row per centre (the nearest, or a random member)")
 def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 0.9, iters: int = 20,
@@ -132,9 +132,10 @@ def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 
     class are split by a seeded random split (`_common.partition`: from the seed and the class only) into
     ceil(rows / P) parts with budgets k_p proportional to their sizes, and each part runs its own k-means
     with k_p centres. Lloyd's iterations then cost O(P k_p d) per part instead of O(n_c k d) per class
-    (ratio about the number of parts), at a measured cost in the k-medoid objective (BENCHMARKS.md,
-    "Partitioned k-center, facility location, kernel herding and herding against exact"). A class that
-    fits in one part runs exact. The info records each class's parts (1: exact).
+    (in all, O(iters P k d) instead of O(iters n_c k d)), at a measured cost in the k-medoid objective
+    (BENCHMARKS.md, "Partitioned k-center, facility location, kernel herding, herding and prototypes
+    against exact"). A class that fits in one part runs exact. The info records each class's parts
+    (1: exact).
 
     Args:
         epoch (`int`, *optional*): proxy epoch of the features; unset, the proxy's last epoch
