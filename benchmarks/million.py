@@ -140,13 +140,13 @@ def reference_ratios(path: Path = RESULTS / "partitioned.md") -> dict:
             continue
         rows, method, size = int(cells[0].replace(",", "")), cells[2], int(cells[3].replace(",", ""))
         if rows >= out.get((method, size), {"rows": -1})["rows"]:
-            out[(method, size)] = {"rows": rows, "F": cells[8], "radius": cells[10], "mmd": cells[11],
+            out[(method, size)] = {"rows": rows, "F": cells[8], "cost": cells[9], "radius": cells[10], "mmd": cells[11],
                                    "gap": cells[12].split()[0], "git": rev.group(1) if rev else "?"}
     return out
 
 
 TARGET = {"kcenter": ("radius", "<= 1.1"), "craig": ("F", ">= 0.98"), "kernel-herding": ("mmd", "<= 1.1"),
-          "herding": ("gap", "none in the issue")}
+          "herding": ("gap", "none in the issue"), "prototypes": ("cost", "none in the issue")}
 
 
 def ratio_cell(method: str, options: dict, refs: dict) -> str:
@@ -157,7 +157,8 @@ def ratio_cell(method: str, options: dict, refs: dict) -> str:
     if ref is None or method not in TARGET:
         return "not measured"
     key, target = TARGET[method]
-    name = {"F": "F ratio", "radius": "radius ratio", "mmd": "MMD ratio", "gap": "mean-gap ratio"}[key]
+    name = {"F": "F ratio", "radius": "radius ratio", "mmd": "MMD ratio", "gap": "mean-gap ratio",
+            "cost": "k-medoid ratio"}[key]
     return f"{name} {ref[key]} (target {target}; {ref['rows']:,} rows/class, partitioned.md)"
 
 

@@ -102,6 +102,39 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
+def write(rows: list[tuple], out: Path, dim: int, threads: int) -> None:
+    """The table of `rows` (each ending with its run's provenance lines) and of the rows kept in the JSON beside
+    `out` for what `rows` does not measure again."""
+    out_json = out.with_suffix(".json")
+    if out_json.is_file():  # keep the rows of what this run did not measure
+        ran = {(r[0], r[1], r[2], r[3]) for r in rows}
+        rows = [tuple(r) for r in json.loads(out_json.read_text()) if (r[0], r[1], r[2], r[3]) not in ran] + rows
+    order = list(METHODS)
+    rows.sort(key=lambda r: (r[0], r[1], order.index(r[2]), r[3]))
+    out_json.write_text(json.dumps(rows))
+    lines = ["# Partitioned k-center, facility location, kernel herding, herding and prototypes against exact", "",
+             "The partitioned path (`partition_size`) against exact greedy on one class of n rows x "
+             f"{dim} dims (a mixture of {BLOBS} Gaussian blobs), the kept fraction in its column, "
+             f"{threads} torch thread(s), CPU. Objectives on the whole class; see the script's docstring.\n"]
+    for run in dict.fromkeys(r[-1] for r in rows):
+        lines += [f"Rows of {', '.join(dict.fromkeys(r[2] for r in rows if r[-1] == run))}:", "", run]
+    lines += ["| rows | kept | method | partition_size | parts | exact s | partitioned s | speed-up | F ratio | "
+              "nearest-pick distance ratio | radius ratio | MMD ratio | mean-gap ratio (random's) |",
+              "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, fraction, method, size, m, te, tp, f, cost, rad, mm, gap, random_gap, _ in rows:
+        lines.append(f"| {n:,} | {fraction:.0%} | {method} | {size:,} | {m} | {te:.2f} | {tp:.2f} | {te / tp:.1f}x | "
+                     f"{f:.4f} | {cost:.4f} | {rad:.3f} | {mm:.3f} | {gap:.3f} ({random_gap:.1f}) |")
+    lines.append("\nTargets (issue 13): F ratio >= 0.98 for facility location (craig), radius ratio <= 1.1 for "
+                 "k-center, MMD ratio <= 1.1 for kernel herding (its two rounds: 2 k_p candidates per part, then "
+                 "the class's k among them matching the whole class, in groups of parts whose candidates fit "
+                 "`ROUND2_ROWS` each going on from the earlier groups' picks). Herding has no target in the issue; its "
+                 "column shows the mean gap against exact's, and a random subset's in brackets for scale. Each "
+                 "method optimises only its own objective; the other columns show what it does to the others. The "
+                 "F ratio is near 1 by construction (c n dominates F); the nearest-pick distance ratio (lower is "
+                 "better, exact = 1) is the sharper comparison, and prototypes' own objective (k-medoid).\n")
+    out.write_text("\n".join(lines) + "\n")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,20000")
@@ -135,35 +168,7 @@ def main(argv=None) -> None:
                                  q["F"] / q_exact["F"], q["cost"] / q_exact["cost"], q["radius"] / q_exact["radius"],
                                  q["mmd"] / q_exact["mmd"], q["gap"] / q_exact["gap"], random_gap / q_exact["gap"], head))
                     print(*rows[-1], flush=True)
-    out_json = Path(args.out).with_suffix(".json")
-    if out_json.is_file():  # keep the rows of what this run did not measure
-        ran = {(r[0], r[1], r[2], r[3]) for r in rows}
-        rows = [tuple(r) for r in json.loads(out_json.read_text()) if (r[0], r[1], r[2], r[3]) not in ran] + rows
-    order = list(METHODS)
-    rows.sort(key=lambda r: (r[0], r[1], order.index(r[2]), r[3]))
-    out_json.write_text(json.dumps(rows))
-    lines = ["# Partitioned k-center, facility location, kernel herding, herding and prototypes against exact", "",
-             "The partitioned path (`partition_size`) against exact greedy on one class of n rows x "
-             f"{args.dim} dims (a mixture of {BLOBS} Gaussian blobs), the kept fraction in its column, "
-             f"{args.threads} torch thread(s), CPU. Objectives on the whole class; see the script's docstring.\n"]
-    for run in dict.fromkeys(r[-1] for r in rows):
-        lines += [f"Rows of {', '.join(dict.fromkeys(r[2] for r in rows if r[-1] == run))}:", "", run]
-    lines += [
-             "| rows | kept | method | partition_size | parts | exact s | partitioned s | speed-up | F ratio | "
-             "nearest-pick distance ratio | radius ratio | MMD ratio | mean-gap ratio (random's) |",
-             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for n, fraction, method, size, m, te, tp, f, cost, rad, mm, gap, random_gap, _ in rows:
-        lines.append(f"| {n:,} | {fraction:.0%} | {method} | {size:,} | {m} | {te:.2f} | {tp:.2f} | {te / tp:.1f}x | "
-                     f"{f:.4f} | {cost:.4f} | {rad:.3f} | {mm:.3f} | {gap:.3f} ({random_gap:.1f}) |")
-    lines.append("\nTargets (issue 13): F ratio >= 0.98 for facility location (craig), radius ratio <= 1.1 for "
-                 "k-center, MMD ratio <= 1.1 for kernel herding (its two rounds: 2 k_p candidates per part, then "
-                 "the class's k among them matching the whole class, in groups of parts whose candidates fit "
-                 "`ROUND2_ROWS` each going on from the earlier groups' picks). Herding has no target in the issue; its "
-                 "column shows the mean gap against exact's, and a random subset's in brackets for scale. Each "
-                 "method optimises only its own objective; the other columns show what it does to the others. The "
-                 "F ratio is near 1 by construction (c n dominates F); the nearest-pick distance ratio (lower is "
-                 "better, exact = 1) is the sharper comparison, and prototypes' own objective (k-medoid).\n")
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    write(rows, Path(args.out), args.dim, args.threads)
     print(f"wrote {args.out}")
 
 
