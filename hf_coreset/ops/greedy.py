@@ -92,26 +92,23 @@ def herding(features, k: int, *, target=None, picked=None, dense: bool | None = 
     picks = torch.empty(k, dtype=torch.int64, device=dev)
     before = 0 if picked is None else len(picked)
     total = torch.zeros_like(mu) if not before else on_device(picked, dev, torch.float64).sum(0)
-    if _dense(n, dense):
-        gram = _blocked_gram(lambda cols: x @ x[cols].T, n, dev)
+    gram = _blocked_gram(lambda cols: x @ x[cols].T, n, dev) if _dense(n, dense) else None
+    if gram is not None:
         to_mean = x @ mu
         pulled = x @ total if before else torch.zeros(n, dtype=torch.float64, device=dev)  # sum of x_i.x_s over picks s
-        for t in range(before + 1, before + k + 1):
-            d = sq - 2.0 * (t * to_mean - pulled)
-            d.masked_fill_(taken, float("inf"))
-            j = torch.argmin(d).view(1)  # first minimum -> lowest row on ties
-            picks[t - before - 1:t - before] = j
-            taken.index_fill_(0, j, True)
-            pulled += gram.index_select(0, j)[0]
-        return picks.cpu().numpy()
     for t in range(before + 1, before + k + 1):
-        target_t = t * mu - total
-        d = sq - 2.0 * (x @ target_t)  # ||target_t - x_i||^2 minus a constant
+        if gram is None:
+            d = sq - 2.0 * (x @ (t * mu - total))  # ||t mu - S - x_i||^2 minus a constant
+        else:
+            d = sq - 2.0 * (t * to_mean - pulled)  # the same, from the kept Gram matrix
         d.masked_fill_(taken, float("inf"))
         j = torch.argmin(d).view(1)  # first minimum -> lowest row on ties
         picks[t - before - 1:t - before] = j
         taken.index_fill_(0, j, True)
-        total += x.index_select(0, j)[0]
+        if gram is None:
+            total += x.index_select(0, j)[0]
+        else:
+            pulled += gram.index_select(0, j)[0]
     return picks.cpu().numpy()
 
 
