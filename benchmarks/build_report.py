@@ -33,6 +33,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("peers", "Facility location against apricot and submodlib, k-center against a numpy loop"),
     ("nfg_sampled", "NFG counts against a sample of reference rows"),
     ("out_of_core", "Selection from memory-mapped signals"),
+    ("out_of_core_partitioned", "The partitioned path (k-center) from memory-mapped signals at 10M rows"),
     ("collect_memory", "Peak memory of select, signal cache on and off"),
     ("crest_time_to_accuracy", "CREST time to accuracy"),
     ("crest_step_budget", "CREST at a fixed step budget (its own protocol)"),

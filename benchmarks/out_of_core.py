@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     same = np.array_equal(results[0][1]["indices"], results[1][1]["indices"])
-    lines = ["# Selection from memory-mapped signals", "", header.rstrip(), "",
+    lines = [f"# Selection from memory-mapped signals: `{args.method}`", "", header.rstrip(), "",
              f"{args.rows:,} rows x {args.dim} float32 features + {NUM_CLASSES}-class float32 logits "
              f"({gb(size)} of .npy files, written in {write_s:.1f} s), method `{args.method}`, "
              f"fraction {args.fraction}; one fresh process per variant. Same picks: {'yes' if same else 'NO'}.", "",
