@@ -192,8 +192,9 @@ def write(rows: list[dict], out: Path) -> str:
              "and independent, the data is all n rows either way, so peak RSS is the real one). \"GEMM\": a "
              "2048^3 fp32 matmul in the same process; \"of GEMM\": counted FLOPs (dense terms only, "
              "`benchmarks/million.py`) per second over it. Quality: the partitioned path's objective against "
-             "exact, read from the partitioned section (exact does not run at 100,000 rows per class in "
-             "minutes). Load at start: the 1-minute load average when the run began (this machine has 2 cores; "
+             "exact, read from the partitioned section at the largest class size where exact ran (exact CRAIG "
+             "and prototypes on a 100,000-row class would take about 20 and 35 minutes, their 30,000-row times x "
+             "(10 / 3)^2). Load at start: the 1-minute load average when the run began (this machine has 2 cores; "
              "other jobs slow a run and its GEMM measurement alike, so compare a row's GEMM rate with a quiet "
              "run's).", "",
              "| method | rows x dims | options | classes timed | 10 classes (s) | <= 600 s | peak RSS (GiB) | "
