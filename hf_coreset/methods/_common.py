@@ -253,7 +253,8 @@ def partition_info(labels: np.ndarray, budget: Budget, option, limit: ExactLimit
 # most about ROUND2_ROWS candidates at once: when the parts' candidates number more, the parts are taken in
 # consecutive groups (as even as possible), each group's round 2 picking its parts' share of the budget among
 # their candidates. This bounds a round-2 pick's cost, and the kernel it keeps, whatever the budget: one
-# round 2 over all 2k candidates costs O(k^2 d), 30 minutes per class at k = 10,000.
+# round 2 over all 2k candidates costs O(k^2 d), which put 1M x 512 rows (k = 10,000 per class) at 28 minutes
+# for kernel herding and 52 for CRAIG (benchmarks/results/million.md before the groups; 5 and 8 with them).
 ROUND1_OVERSAMPLE = 2
 ROUND2_ROWS = 4096
 
