@@ -16,7 +16,9 @@ grows as n_c x k or n_c^2 with k proportional to n_c) exceeds the budget is skip
 its prediction. Only public imports of hf_coreset.
 
 FLOPs counted (per class of n_c rows, k picks, d dims; C = 10 logits): k-center and herding 2 n_c d k
-(one matrix-vector product per pick), kernel herding 2 n_c d (min(n_c, 4096) + k), facility location
+(one matrix-vector product per pick), kernel herding 2 n_c d (min(n_c, 4096) + k); up to 4,096 rows per
+class the herdings keep their kernel matrix instead (herding 2 n_c^2 d for its Gram matrix, kernel
+herding 2 n_c^2 d for the kernel its mean values are summed from), facility location
 2 n_c^2 d (the dense pass of initial gains; the lazy re-evaluations are not counted, so its ratio is a
 lower bound), NFG n_c^2 (C + d) (upper triangle, dense path).
 """
@@ -66,8 +68,11 @@ def numpy_gonzalez(x: np.ndarray, k: int, first: int) -> np.ndarray:
 
 
 def flops(name: str, n_c: int, k: int, d: int) -> float:
-    if name in ("kcenter", "kcenter_numpy", "herding"):
+    dense = n_c <= 4096  # the herdings keep their n_c x n_c kernel (hf_coreset.ops.greedy.DENSE_MAX_BYTES)
+    if name in ("kcenter", "kcenter_numpy") or (name == "herding" and not dense):
         return 2.0 * n_c * d * k
+    if name in ("herding", "kernel_herding") and dense:
+        return 2.0 * n_c * n_c * d
     if name == "kernel_herding":
         return 2.0 * n_c * d * (min(n_c, 4096) + k)
     if name == "facility_location":
@@ -179,7 +184,8 @@ def write(rows: list[dict], out: Path, device: str, budget_s: float) -> str:
              "`torch.matmul` measured in that process (same device, same threads); \"of GEMM\" is the kernel's "
              "counted FLOP/s over it (counts in `benchmarks/kernel_rates.py`; facility location counts only its dense "
              "pass, a lower bound). k-center and herding are memory-bound matrix-vector products per pick, so a "
-             "few percent is their physical ceiling; NFG and facility location are block GEMMs. `kcenter_numpy` "
+             "few percent is their physical ceiling (the herdings keep their kernel matrix up to 4,096 rows per "
+             "class instead: a block GEMM); NFG and facility location are block GEMMs. `kcenter_numpy` "
              "is a plain numpy Gonzalez loop on the same data; agreement is the share of picks both make. "
              f"Sizes predicted to take over {budget_s:.0f} s are skipped (prediction: last time x (size ratio)^2). "
              "The machine is shared by several jobs, so times are rough and 2 threads may not beat 1.", ""]
