@@ -30,6 +30,7 @@ Cells are appended to `--cells` (JSON lines, resumable); the markdown is rebuilt
 
     python benchmarks/auto_datasets.py --tasks digits text --protocols epochs steps
     python benchmarks/auto_datasets.py --tasks mnist1d-shuffled mnist1d-noisy --protocols epochs
+    python benchmarks/auto_datasets.py --tasks mnist1d-shuffled --protocols epochs --fractions 0.3 --methods ...
     python benchmarks/auto_datasets.py --report-only
 """
 
@@ -287,9 +288,10 @@ def report(cells: list[dict], path: Path) -> None:
              "2 paired standard errors over the rows scored). Test accuracy (%), mean +- std "
              "over seeds; margin = mean +- std of the per-seed difference to random (paired: same seed).", "",
              "Cut to fit the CPU time (2 shared cores, one thread): the MNIST-1D variants ran equal epochs only "
-             "(equal steps trains every subset for 30 full-data epochs), and at 30% only the rows random, "
-             "kernel-herding, kcenter, prototypes, entropy and both `auto` rows (the \"rows run\" column); digits "
-             "and text start at 5% (1% keeps 14 and 8 rows).", ""]
+             "(equal steps trains every subset for 30 full-data epochs); digits and text start at 5% (1% keeps 14 "
+             "and 8 rows). The variants' 30% cells ran in two sessions: random, kernel-herding, kcenter, "
+             "prototypes, entropy and both `auto` rows first, the other 13 methods later (each cell records its "
+             "git revision).", ""]
     summary = []
     for task, protocol, fraction in keys:
         by = _stats(cells, task, protocol, fraction)
