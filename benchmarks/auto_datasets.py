@@ -31,6 +31,7 @@ Cells are appended to `--cells` (JSON lines, resumable); the markdown is rebuilt
     python benchmarks/auto_datasets.py --tasks digits text --protocols epochs steps
     python benchmarks/auto_datasets.py --tasks mnist1d-shuffled mnist1d-noisy --protocols epochs
     python benchmarks/auto_datasets.py --tasks mnist1d-shuffled --protocols epochs --fractions 0.3 --methods ...
+    python benchmarks/auto_datasets.py --tasks mnist1d-shuffled --protocols steps   # and mnist1d-noisy
     python benchmarks/auto_datasets.py --report-only
 """
 
@@ -287,11 +288,10 @@ def report(cells: list[dict], path: Path) -> None:
              "random unless a candidate beats it by more than both the pooled seed std of the per-seed margins and "
              "2 paired standard errors over the rows scored). Test accuracy (%), mean +- std "
              "over seeds; margin = mean +- std of the per-seed difference to random (paired: same seed).", "",
-             "Cut to fit the CPU time (2 shared cores, one thread): the MNIST-1D variants ran equal epochs only "
-             "(equal steps trains every subset for 30 full-data epochs); digits and text start at 5% (1% keeps 14 "
-             "and 8 rows). The variants' 30% cells ran in two sessions: random, kernel-herding, kcenter, "
-             "prototypes, entropy and both `auto` rows first, the other 13 methods later (each cell records its "
-             "git revision).", ""]
+             "Digits and text start at 5% (1% keeps 14 and 8 rows). The MNIST-1D variants' equal-epoch cells "
+             "at 30% ran in two sessions (random, kernel-herding, kcenter, prototypes, entropy and both `auto` "
+             "rows first, the other 13 methods later), and their equal-step cells in a third; each cell records "
+             "its git revision.", ""]
     summary = []
     for task, protocol, fraction in keys:
         by = _stats(cells, task, protocol, fraction)
