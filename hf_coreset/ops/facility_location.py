@@ -96,6 +96,13 @@ class _DenseColumns(_BlockedColumns):
         return torch.cat([self.t[picks, rb].argmax(dim=0) for rb in blocks(self.n, self.block)])
 
 
+def _norms_and_offset(kernel) -> tuple[torch.Tensor, float]:
+    """The rows' squared norms and the objective's c = 2 max ||x|| (+ 1e-6), which bounds every distance
+    (see the module docstring); the one c of `facility_location`, `facility_gains` and `facility_objective`."""
+    norms = kernel.sq_norms().double().float()
+    return norms, 2.0 * float(norms.max().sqrt()) + 1e-6
+
+
 def facility_location(kernel, k: int, *, block: int = DEFAULT_BLOCK, dense: bool | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Greedy facility location on the rows of `kernel`.
@@ -114,8 +121,7 @@ def facility_location(kernel, k: int, *, block: int = DEFAULT_BLOCK, dense: bool
     n = kernel.n
     if not 1 <= k <= n:
         raise ValueError(f"k={k} must be in [1, {n}].")
-    norms = kernel.sq_norms().double().float()
-    c = 2.0 * float(norms.max().sqrt()) + 1e-6
+    norms, c = _norms_and_offset(kernel)
 
     def similarity(rows, cols):
         return c - sq_distances(kernel, rows, cols, norms).sqrt_()
@@ -157,8 +163,7 @@ def facility_gains(kernel, picks, *, block: int = DEFAULT_BLOCK, chunk: int = DE
     never n x n; used to compare solutions found on parts of the rows (the partitioned path).
     A pick's cluster is the rows whose most similar pick it is, ties to the earlier pick."""
     n = kernel.n
-    norms = kernel.sq_norms().double().float()
-    c = 2.0 * float(norms.max().sqrt()) + 1e-6
+    norms, c = _norms_and_offset(kernel)
     dev = kernel.device
     picks_t = torch.as_tensor(np.asarray(picks, dtype=np.int64), device=dev)
     gains = torch.zeros(len(picks_t), dtype=torch.float64, device=dev)
@@ -182,8 +187,7 @@ def facility_objective(kernel, picks, *, block: int = DEFAULT_BLOCK, chunk: int 
     """F(picks) = sum_i max_{j in picks} s_ij on all rows of `kernel`, under the objective of
     `facility_location` (same c = 2 max ||x||): what `facility_gains` sums to, without the per-pick
     running maximum (a third of its cost), to compare solutions (the partitioned path)."""
-    norms = kernel.sq_norms().double().float()
-    c = 2.0 * float(norms.max().sqrt()) + 1e-6
+    norms, c = _norms_and_offset(kernel)
     picks_t = torch.as_tensor(np.asarray(picks, dtype=np.int64), device=kernel.device)
     total = 0.0
     for rb in blocks(kernel.n, block):
