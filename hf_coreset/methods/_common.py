@@ -259,26 +259,30 @@ ROUND1_OVERSAMPLE = 2
 ROUND2_ROWS = 4096
 
 
+def round1_picks(part: np.ndarray, k: int) -> int:
+    """How many candidates round 1 picks in a part with budget k."""
+    return min(len(part), ROUND1_OVERSAMPLE * k)
+
+
 def round2_groups(split: list[tuple[np.ndarray, int]]) -> list[list[int]]:
     """The parts (indices into `split`, `partition`'s output) whose round-1 candidates share a round 2."""
-    candidates = sum(min(len(part), ROUND1_OVERSAMPLE * k) for part, k in split)
+    candidates = sum(round1_picks(part, k) for part, k in split)
     count = min(len(split), -(-candidates // ROUND2_ROWS))
     return [list(g) for g in np.array_split(np.arange(len(split)), count)]
 
 
-def two_rounds(choose: Callable, split: list[tuple[np.ndarray, int]], n: int) -> np.ndarray:
-    """Positions in a class of `n` rows picked by GreeDi's two rounds (see above) of a herding greedy:
-    `choose(candidates, k, target, picked)` returns positions into `candidates` (positions in the class),
-    matching the rows `target` (None: the candidates) and going on from the rows `picked` (None: from
-    nothing). Round 1 matches each part. Round 2 matches the whole class, one group after another, each
-    group going on from the earlier groups' picks: one herding over all candidates in which the candidates
-    open group by group. Independent groups would each leave their own discrepancy in the union (an MMD
-    about sqrt(groups) times exact's, measured); going on from the earlier picks corrects it."""
-    pools = [part[choose(part, min(len(part), ROUND1_OVERSAMPLE * k), None, None)] for part, k in split]
-    everything = np.arange(n)
+def two_rounds(greedy: Callable, x: np.ndarray, split: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """Positions in a class (its rows `x`) picked by GreeDi's two rounds (see above) of a herding greedy
+    `greedy(rows, k, target=, picked=)` (`ops.herding`, `ops.gaussian_herding`). Round 1 matches each part.
+    Round 2 matches the whole class, one group after another, each group going on from the earlier groups'
+    picks: one herding over all candidates in which the candidates open group by group. Independent groups
+    would each leave their own discrepancy in the union (an MMD about sqrt(groups) times exact's, measured);
+    going on from the earlier picks corrects it."""
+    pools = [part[greedy(x[part], round1_picks(part, k))] for part, k in split]
     picked = np.zeros(0, dtype=np.int64)
     for group in round2_groups(split):
         pool = np.sort(np.concatenate([pools[i] for i in group]))
-        new = pool[choose(pool, sum(split[i][1] for i in group), everything, picked if len(picked) else None)]
+        budget = sum(split[i][1] for i in group)
+        new = pool[greedy(x[pool], budget, target=x, picked=x[picked] if len(picked) else None)]
         picked = np.concatenate([picked, new])
     return picked

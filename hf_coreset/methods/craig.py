@@ -6,8 +6,8 @@ import numpy as np
 
 from ..ops import FeatureKernel, GradientKernel, default_device, facility_gains, facility_location, facility_objective
 from . import Keeps, register
-from ._common import (MethodOutput, ExactLimit, ROUND1_OVERSAMPLE, check_epoch, check_partition_size, groups,
-                      last_epoch_needs, class_partition, partition_info, round2_groups)
+from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
+                      class_partition, partition_info, round1_picks, round2_groups)
 
 # The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
 # (benchmarks/results/partitioned.md at revision 8a2ccc6, rows "30,000 | craig", column "exact s"); above it
@@ -42,7 +42,7 @@ def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradi
     exact on every class; an integer P: parts of at most P): a class of more rows takes GreeDi's two
     rounds (Mirzasoleiman et al., NeurIPS 2013) on a seeded random split (`_common.partition`: from
     the seed and the class only) into ceil(n_c / partition_size) parts with budgets k_p proportional
-    to their sizes. Round 1 runs greedy on each part to `ROUND1_OVERSAMPLE` k_p picks; the parts'
+    to their sizes. Round 1 runs greedy on each part to `_common.ROUND1_OVERSAMPLE` k_p picks; the parts'
     first k_p picks form solution A. Round 2 runs greedy on the union of all round-1 picks for k_c
     picks: solution B. The one with the larger objective on the whole class (blocked,
     `ops.facility_objective`; A on ties) is kept, its weights and gains (in its pick order, not
@@ -75,8 +75,7 @@ def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradi
 
 def _greedi(kernel, rows, k, parts):
     """(positions in the class, gains, weights): per round-2 group, GreeDi's better solution (see `craig`)."""
-    pools = [part[facility_location(kernel(rows[part]), min(len(part), ROUND1_OVERSAMPLE * kp))[0]]
-             for part, kp in parts]
+    pools = [part[facility_location(kernel(rows[part]), round1_picks(part, kp))[0]] for part, kp in parts]
     chosen = []
     for group in round2_groups(parts):
         a = np.concatenate([pools[i][:parts[i][1]] for i in group])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..ops import default_device, herding as herding_greedy
@@ -35,23 +37,16 @@ def herding(signals, budget, *, rng, epoch: int | None = None, partition_size: i
     exact on every class; an integer P: parts of at most P): a class of more rows takes the two rounds of
     `kernel-herding`'s partitioned path (`_common.two_rounds`) with the linear kernel: 2 k_p candidates per
     seeded random part matching the part's mean, then the class's k among them matching the class's mean
-    (per group of about 4,096 candidates, each matching its parts' mean, when there are more). Each pick
-    costs O(partition_size d) or less instead of O(n_c d). The info records each class's parts (1: exact).
+    (when they number more than about 4,096, a group of parts at a time, each going on from the earlier
+    groups' picks). Each pick costs O(partition_size d) or less instead of O(n_c d). The info records each
+    class's parts (1: exact).
     """
     feats = signals.at(epoch, "features").features
-    device = default_device()  # where, not what: the picks are the same up to float ties
+    # where, not what: the picks are the same up to float ties
+    herd = functools.partial(herding_greedy, device=default_device())
     picked = []
     for rows, k in groups(signals.labels, budget):
         split = class_partition(rows, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget)
-        if len(split) == 1:
-            picked.append(rows[herding_greedy(feats[rows], k, device=device)])
-            continue
-
-        def choose(candidates, count, target, before):
-            return herding_greedy(feats[rows[candidates]], count, device=device,
-                                  target=None if target is None else feats[rows[target]],
-                                  picked=None if before is None else feats[rows[before]])
-
-        picked.append(rows[two_rounds(choose, split, len(rows))])
+        picked.append(rows[herd(feats[rows], k) if len(split) == 1 else two_rounds(herd, feats[rows], split)])
     return MethodOutput(indices=np.concatenate(picked),
                         info=partition_info(signals.labels, budget, partition_size, LIMIT))

@@ -64,9 +64,10 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     part), then kernel herding over the candidates picks the class's k, matching the whole class (mean
     kernel values to its anchors, the class's bandwidth). When the candidates number more than about 4,096
     (`_common.ROUND2_ROWS`: k above ~2,000), round 2 runs on consecutive groups of parts, each picking its
-    parts' share among their candidates and matching their rows, so that a pick's cost does not grow with
-    k. A first-round pick costs O(partition_size d) instead of O(n_c d), and a round-2 pick O(4,096) once
-    the group's kernel is built. Round 2 is what keeps the union's MMD close to exact's: each part matched
+    parts' share among their candidates, matching the class and going on from the earlier groups' picks
+    (`ops.gaussian_herding(picked=)`), so that a pick's cost does not grow with k. A first-round pick
+    costs O(partition_size d) instead of O(n_c d), and a round-2 pick O(4,096) once the group's kernel is
+    built. Round 2 is what keeps the union's MMD close to exact's: each part matched
     alone with its k_p picks leaves the sampling noise of the parts in the union. A class that fits in one
     part runs exact. The MMD of partitioned picks against exact's: BENCHMARKS.md ("Partitioned
     k-center, facility location, kernel herding, herding and prototypes against exact"). The info
@@ -109,13 +110,5 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     picked = []
     for rows, k in groups(signals.labels, budget, skip=skip):
         split = parts(rows, k)
-        if len(split) == 1:
-            picked.append(rows[herd(feats[rows], k)])
-            continue
-
-        def choose(candidates, count, target, before):
-            return herd(feats[rows[candidates]], count, target=None if target is None else feats[rows[target]],
-                        picked=None if before is None else feats[rows[before]])
-
-        picked.append(rows[two_rounds(choose, split, len(rows))])
+        picked.append(rows[herd(feats[rows], k) if len(split) == 1 else two_rounds(herd, feats[rows], split)])
     return MethodOutput(indices=np.concatenate(picked), info=partition_info(signals.labels, budget, partition_size, LIMIT))
