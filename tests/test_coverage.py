@@ -11,7 +11,8 @@ from hf_coreset.budget import make_budget
 from hf_coreset.data.mnist1d import make_convnet
 from hf_coreset.methods._common import MethodOutput
 from hf_coreset.methods.el2n import el2n_scores
-from hf_coreset.methods.prototypes import kmeans, nearest_rows, random_members
+from hf_coreset.methods.prototypes import random_members
+from hf_coreset.ops import kmeans, nearest_rows
 from hf_coreset.signals import Checkpoint, Signals
 
 

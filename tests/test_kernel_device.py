@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from hf_coreset.ops import (FeatureKernel, GradientKernel, default_device, facility_location, facility_location_batch,
-                            gaussian_herding, herding, kcenter_greedy, resolve_device)
+                            gaussian_herding, herding, kcenter_greedy, kmeans, nearest_rows, resolve_device)
+from hf_coreset.ops import clustering as clustering
 from hf_coreset.ops.nfg import radius_neighbour_counts
 
 
@@ -39,7 +40,14 @@ def run_all(device):
         "facility_location_blocked": facility_location(FeatureKernel(x, device=device), 20, block=64, dense=False),
         "craig_gradient": facility_location(GradientKernel(e, x, device=device), 20, block=64),
         "nfg": radius_neighbour_counts(e, x, 0.3, block=64, device=device)[0],
+        "kmeans": run_kmeans(x.astype(np.float64), device),
     }
+
+
+def run_kmeans(x, device):
+    """Prototypes' kernel: the assignment, the centres and the row nearest each centre."""
+    centres, assign = kmeans(x, 12, iters=20, rng=np.random.default_rng(0), device=device)
+    return assign, centres, nearest_rows(x, centres, device=device)
 
 
 def reference_kcenter(features, k, *, first):
@@ -144,6 +152,29 @@ def test_cuda_picks_equal_cpu_picks():
     for name in ("facility_location", "facility_location_blocked", "craig_gradient"):
         np.testing.assert_array_equal(cuda[name][0], cpu[name][0], err_msg=name)
         np.testing.assert_allclose(cuda[name][1], cpu[name][1], rtol=1e-5, err_msg=name)
+    # k-means: float64 on both, so assignments and nearest rows agree unless two centres tie to ~1e-13
+    np.testing.assert_array_equal(cuda["kmeans"][0], cpu["kmeans"][0])
+    np.testing.assert_allclose(cuda["kmeans"][1], cpu["kmeans"][1], rtol=1e-10)
+    np.testing.assert_array_equal(cuda["kmeans"][2], cpu["kmeans"][2])
+
+
+def test_kmeans_torch_distances_agree_with_numpy_ones(monkeypatch):
+    """The torch distances a GPU runs, here on the CPU: the same float64 expressions as numpy's, so the
+    same k-means and nearest rows (another BLAS's rounding, ~1e-13, moves no assignment on these data)."""
+    x = blobs(600, 16, seed=5).astype(np.float64)
+    x[:300] += 8.0  # two blobs: clusters of different sizes
+    host = run_kmeans(x, "cpu")
+    seen = []
+    original = clustering.on_device
+    monkeypatch.setattr(clustering, "_on_host", lambda device: False)
+    monkeypatch.setattr(clustering, "on_device", lambda *a, **k: seen.append(1) or original(*a, **k))
+    torch_path = run_kmeans(x, "cpu")
+    assert seen  # the rows really went through torch
+    np.testing.assert_array_equal(torch_path[0], host[0])
+    np.testing.assert_allclose(torch_path[1], host[1], rtol=1e-10)
+    np.testing.assert_array_equal(torch_path[2], host[2])
+    empty = clustering._SquaredDistances(np.zeros((0, 3)), torch.device("cpu"))
+    assert empty.nearest(np.zeros((2, 3))).shape == (0,)
 
 
 @pytest.mark.parametrize("method,module,kernel,options", [
@@ -152,6 +183,7 @@ def test_cuda_picks_equal_cpu_picks():
     ("kernel-herding", "kernel_herding", "gaussian_herding", {"epoch": 2}),
     ("craig", "craig", "facility_location", {"epoch": 2}),
     ("nfg", "nfg", "radius_neighbour_counts", {"checkpoints": [2]}),
+    ("prototypes", "prototypes", "kmeans", {"epoch": 2}),
 ])
 def test_methods_pass_the_default_device_to_their_kernels(monkeypatch, method, module, kernel, options):
     """Each method resolves the device once per selection (the Accelerate state's, else the CPU) and

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from ..ops import default_device, kmeans, nearest_rows
 from . import Keeps, register
 from ._common import (MethodOutput, ExactLimit, check_bool, check_epoch, check_int, check_partition_size, check_real,
                       class_partition, groups, last_epoch_needs, partition_info)
 from .el2n import el2n_scores
-
-BLOCK = 4096  # rows per distance block: memory O(BLOCK * k), never n x n
 
 # The default ("auto"): exact k-means up to LIMIT.threshold clustered rows per class, from the exact time of a
 # 30,000-row class (benchmarks/results/partitioned.md at revision f77e845, rows "30,000 | 10% | prototypes", column
@@ -18,72 +18,8 @@ BLOCK = 4096  # rows per distance block: memory O(BLOCK * k), never n x n
 LIMIT = ExactLimit(rows=30_000, seconds=190.22, size=2_000)
 
 
-def _sq_dists(x: np.ndarray, centres: np.ndarray, xn: np.ndarray | None = None) -> np.ndarray:
-    """Squared distances of the rows of `x` (squared norms `xn`, if known) to `centres`, (n, k),
-    computed in row blocks."""
-    xn = (x ** 2).sum(1) if xn is None else xn
-    cn = (centres ** 2).sum(1)
-    out = np.empty((len(x), len(centres)))
-    for i in range(0, len(x), BLOCK):
-        out[i:i + BLOCK] = np.maximum(xn[i:i + BLOCK, None] - 2.0 * x[i:i + BLOCK] @ centres.T + cn[None, :], 0.0)
-    return out
-
-
-def _nearest_centre(x: np.ndarray, centres: np.ndarray, xn: np.ndarray) -> np.ndarray:
-    """Each row's nearest centre (the first on ties), a block of rows at a time: memory O(BLOCK k)."""
-    return np.concatenate([_sq_dists(x[i:i + BLOCK], centres, xn[i:i + BLOCK]).argmin(1)
-                           for i in range(0, len(x), BLOCK)]) if len(x) else np.zeros(0, dtype=np.int64)
-
-
-def kmeans(x: np.ndarray, k: int, *, iters: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Lloyd's k-means with k-means++ seeding from `rng`; returns (centres (k, d), assignment (n,)).
-
-    A centre left without rows keeps its position (it still names a row in `nearest_rows`).
-
-    numpy on the CPU, the one pairwise kernel without a `device`: the same loop in torch (float64, the
-    same expressions) kept 7 and 37 other rows of the 4,000 of MNIST-1D's 5% and 10% selections (another
-    BLAS's rounding moving near-tied assignments), so moving it needs the quality grid's prototypes cells
-    retrained under a new method version.
-    """
-    xn = (x ** 2).sum(1)
-    first = int(rng.integers(len(x)))
-    centres = [x[first]]
-    d2 = _sq_dists(x, x[first][None], xn)[:, 0]
-    for _ in range(1, k):
-        total = d2.sum()
-        j = int(rng.choice(len(x), p=d2 / total)) if total > 0 else int(rng.integers(len(x)))
-        centres.append(x[j])
-        d2 = np.minimum(d2, _sq_dists(x, x[j][None], xn)[:, 0])
-    centres = np.stack(centres)
-    assign = _nearest_centre(x, centres, xn)
-    for _ in range(iters):
-        # cluster sums by one sorted pass (np.add.at is ~100x slower on wide rows)
-        order = np.argsort(assign, kind="stable")
-        counts = np.bincount(assign, minlength=k)
-        full = counts > 0
-        starts = (np.cumsum(counts) - counts)[full]
-        centres[full] = np.add.reduceat(x[order], starts, axis=0) / counts[full, None]
-        new = _nearest_centre(x, centres, xn)
-        if np.array_equal(new, assign):
-            break
-        assign = new
-    return centres, assign
-
-
-def nearest_rows(x: np.ndarray, centres: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
-    """One distinct row per centre: centres in order take their nearest row not taken yet (rows in
-    `exclude` count as taken)."""
-    d = _sq_dists(x, centres)
-    if exclude is not None:
-        d[exclude] = np.inf
-    out = np.empty(len(centres), dtype=np.int64)
-    for j in range(len(centres)):
-        out[j] = int(np.argmin(d[:, j]))  # ties: the lower row
-        d[out[j], :] = np.inf  # taken rows are no longer candidates
-    return out
-
-
-def random_members(assign: np.ndarray, centres: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def random_members(assign: np.ndarray, centres: np.ndarray, x: np.ndarray, rng: np.random.Generator,
+                   device: torch.device | str | None = None) -> np.ndarray:
     """One distinct row per cluster, drawn uniformly from its members; a cluster left empty takes
     the nearest row not drawn yet (so exactly one row per centre, as `nearest_rows` gives)."""
     out = np.full(len(centres), -1, dtype=np.int64)
@@ -94,7 +30,7 @@ def random_members(assign: np.ndarray, centres: np.ndarray, x: np.ndarray, rng: 
         out[j] = order[starts[j] + int(rng.integers(counts[j]))]
     empty = np.flatnonzero(out < 0)
     if len(empty):
-        out[empty] = nearest_rows(x, centres[empty], exclude=out[out >= 0])
+        out[empty] = nearest_rows(x, centres[empty], exclude=out[out >= 0], device=device)
     return out
 
 
@@ -120,8 +56,9 @@ def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 
                normalize: bool = False, keep: str = "nearest", partition_size: int | str | None = "auto"
                ) -> MethodOutput:
     """Class-conditional prototypes: for each class with budget k, k-means (k-means++ seeding from
-    the selection seed, `iters` Lloyd steps, distances in row blocks) on the classifier-input
-    features at proxy epoch `epoch`, then the distinct row nearest each centre.
+    the selection seed, `iters` Lloyd steps, distances in row blocks on the Accelerate state's device,
+    else the CPU: `hf_coreset.ops.kmeans`) on the classifier-input features at proxy epoch `epoch`,
+    then the distinct row nearest each centre.
 
     With `easy < 1` only the `easy` share of each class with the lowest EL2N (the easiest rows at
     the same epoch) is clustered: representative and easy rows, the regime Sorscher et al. find
@@ -171,6 +108,7 @@ def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) if normalize else x
 
     difficulty = el2n_scores(signals, epoch)
+    device = default_device()  # where, not what: the picks are the same up to float ties (hf_coreset.ops.clustering)
     picked, sizes, clustered = [], [], np.zeros(len(signals.labels), dtype=bool)
     for rows, k in groups(signals.labels, budget):
         m = max(k, int(np.ceil(easy * len(rows))))
@@ -179,8 +117,9 @@ def prototypes(signals, budget, *, rng, epoch: int | None = None, easy: float = 
         for part, kp in class_partition(pool, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget):
             sub = pool[part]
             x = clustered_features(sub)
-            centres, assign = kmeans(x, kp, iters=iters, rng=rng)
-            picked.append(sub[nearest_rows(x, centres) if keep == "nearest" else random_members(assign, centres, x, rng)])
+            centres, assign = kmeans(x, kp, iters=iters, rng=rng, device=device)
+            picked.append(sub[nearest_rows(x, centres, device=device) if keep == "nearest"
+                              else random_members(assign, centres, x, rng, device)])
             sizes.append(np.bincount(assign, minlength=kp))
     # the path each class took, counted on its clustered rows (what the threshold applies to)
     info = partition_info(signals.labels[clustered], budget, partition_size, LIMIT)

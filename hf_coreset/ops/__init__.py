@@ -5,7 +5,8 @@ rows), where reading it beats recomputing it; above, every product works on bloc
 from .device import default_device, resolve_device
 from .facility_location import facility_gains, facility_location, facility_location_batch, facility_objective
 from .greedy import gaussian_herding, herding, kcenter_greedy
+from .clustering import kmeans, nearest_rows
 from .pairwise import FeatureKernel, GradientKernel
 
 __all__ = ["FeatureKernel", "GradientKernel", "default_device", "facility_gains", "facility_location", "facility_location_batch", "facility_objective", "gaussian_herding", "herding",
-           "kcenter_greedy", "resolve_device"]
+           "kcenter_greedy", "kmeans", "nearest_rows", "resolve_device"]
