@@ -8,7 +8,8 @@ Synthetic data: n rows x 512 float32 dims in 10 equal classes (Gaussian blobs ar
 centres; for NFG and CRAIG-style kernels random logit gradients p - y). Every kernel runs per class as
 the methods do, picking 10% of each class: greedy k-center (ours and a plain numpy Gonzalez loop on
 the same data, with their pick agreement), herding, kernel herding (Gaussian kernel), facility
-location, NFG radius-neighbour counts (radius 0.2). Each (kernel, size, threads) runs in a fresh
+location, NFG radius-neighbour counts (radius 0.2), prototypes' k-means (k = 10% of the class, 20
+Lloyd steps at most, then the row nearest each centre). Each (kernel, size, threads) runs in a fresh
 process, so its peak RSS is its own. The same process times a 2048 x 2048 x 2048 fp32 `torch.matmul`
 on the same device and thread count; "of GEMM" is the kernel's useful FLOP/s (the count below) over
 that rate. A size whose predicted time (the last measured time x (size ratio)^2: each kernel's work
@@ -20,7 +21,9 @@ FLOPs counted (per class of n_c rows, k picks, d dims; C = 10 logits): k-center 
 class the herdings keep their kernel matrix instead (herding 2 n_c^2 d for its Gram matrix, kernel
 herding 2 n_c^2 d for the kernel its mean values are summed from), facility location
 2 n_c^2 d (the dense pass of initial gains; the lazy re-evaluations are not counted, so its ratio is a
-lower bound), NFG n_c^2 (C + d) (upper triangle, dense path).
+lower bound), NFG n_c^2 (C + d) (upper triangle, dense path), k-means 2 n_c d k x 3 (k-means++ seeding, the
+first assignment and the nearest rows; the Lloyd steps, which stop when no assignment changes, are not
+counted: a lower bound).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ DIM = 512
 FRACTION = 0.1
 NFG_RADIUS = 0.2
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")  # numpy gets the same threads
-KERNELS = ("kcenter", "kcenter_numpy", "herding", "kernel_herding", "facility_location", "nfg_counts")
+KERNELS = ("kcenter", "kcenter_numpy", "herding", "kernel_herding", "facility_location", "nfg_counts", "kmeans")
+KMEANS_ITERS = 20  # prototypes' default
 
 
 def synthetic(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,6 +81,8 @@ def flops(name: str, n_c: int, k: int, d: int) -> float:
         return 2.0 * n_c * d * (min(n_c, 4096) + k)
     if name == "facility_location":
         return 2.0 * n_c * n_c * d
+    if name == "kmeans":
+        return 3 * 2.0 * n_c * d * k
     return float(n_c) * n_c * (NUM_CLASSES + d)
 
 
@@ -97,7 +103,8 @@ def gemm_rate(torch, device) -> float:
 def _child(name: str, n: int, dim: int, threads: int, device: str, queue) -> None:
     import torch
 
-    from hf_coreset.ops import FeatureKernel, facility_location, gaussian_herding, herding, kcenter_greedy
+    from hf_coreset.ops import (FeatureKernel, facility_location, gaussian_herding, herding, kcenter_greedy, kmeans,
+                                nearest_rows)
     from hf_coreset.ops.nfg import radius_neighbour_counts
 
     torch.set_num_threads(threads)
@@ -123,6 +130,10 @@ def _child(name: str, n: int, dim: int, threads: int, device: str, queue) -> Non
             gaussian_herding(xc, k, rng=np.random.default_rng(0), device=dev)
         elif name == "facility_location":
             facility_location(FeatureKernel(xc, device=dev), k)
+        elif name == "kmeans":
+            x64 = xc.astype(np.float64)  # prototypes clusters float64 rows
+            centres, _ = kmeans(x64, k, iters=KMEANS_ITERS, rng=np.random.default_rng(0), device=dev)
+            nearest_rows(x64, centres, device=dev)
         else:
             radius_neighbour_counts(ec, xc, NFG_RADIUS, device=dev)
         if name.startswith("kcenter") and c >= 0:
@@ -183,9 +194,9 @@ def write(rows: list[dict], out: Path, device: str, budget_s: float) -> str:
              f"picking {FRACTION:.0%} of it, in a fresh process per row. \"GEMM\" is the fp32 rate of a 2048^3 "
              "`torch.matmul` measured in that process (same device, same threads); \"of GEMM\" is the kernel's "
              "counted FLOP/s over it (counts in `benchmarks/kernel_rates.py`; facility location counts only its dense "
-             "pass, a lower bound). k-center and herding are memory-bound matrix-vector products per pick, so a "
+             "pass and k-means its seeding, first assignment and nearest rows: lower bounds). k-center and herding are memory-bound matrix-vector products per pick, so a "
              "few percent is their physical ceiling (the herdings keep their kernel matrix up to 4,096 rows per "
-             "class instead: a block GEMM); NFG and facility location are block GEMMs. `kcenter_numpy` "
+             "class instead: a block GEMM); NFG, facility location and k-means' assignments are block GEMMs (k-means in float64: numpy on the CPU). `kcenter_numpy` "
              "is a plain numpy Gonzalez loop on the same data; agreement is the share of picks both make. "
              f"Sizes predicted to take over {budget_s:.0f} s are skipped (prediction: last time x (size ratio)^2). "
              "The machine is shared by several jobs, so times are rough and 2 threads may not beat 1.", ""]
