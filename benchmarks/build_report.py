@@ -42,7 +42,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("mrmc_spearman", "MRMC: Spearman study"),
     ("fdmat_reg_study", "FDMat: regularisation study"),
     ("fdmat_noise", "FDMat: noisy labels"),
-    ("auto_datasets", "auto on your data (version 3) on four more datasets"),
+    ("auto_datasets", "auto on your data (version 3) on five more datasets"),
     ("auto_validation", "Validation study behind auto (version 2)"),
     ("auto_validation_fixed_proxy", "Its first pass, with one proxy for every seed"),
     ("tuning_small_fractions", "First validation study (prototypes and coverage defaults, auto version 1)"),
@@ -67,7 +67,7 @@ python benchmarks/out_of_core.py  # memory-mapped vs in-memory signals
 python benchmarks/collect_memory.py  # a whole select's peak memory, signal cache on and off
 python benchmarks/tune_small_fractions.py --help   # validation studies (see their sections)
 python benchmarks/epoch0_vs_proxy.py --part text     # and --part mnist1d
-python benchmarks/auto_datasets.py   # auto v3 on digits, text and MNIST-1D variants (resumable)
+python benchmarks/auto_datasets.py   # auto v3 on digits, two text sets and MNIST-1D variants (resumable)
 python benchmarks/build_report.py
 ```
 

@@ -512,3 +512,22 @@ def test_peer_reaches_our_facility_location_objective(peer):
     assert row["status"] == "ok" and sorted(set(row["picks"])) == sorted(row["picks"]) and len(row["picks"]) == 40
     assert abs(row["cost_ratio"] - 1) < 1e-3 and abs(row["F_ratio"] - 1) < 1e-6
     assert row["shared"] >= 0.9
+
+
+def test_docstring_paragraphs_reads_prose_from_source_without_importing(tmp_path, monkeypatch):
+    """The `docstrings` task's rows: prose paragraphs of module, class and function docstrings, parsed
+    (a module that would fail on import is still read), tests skipped, code-like and short ones dropped."""
+    from benchmarks.auto_datasets import docstring_paragraphs
+
+    pkg = tmp_path / "fakelib"
+    (pkg / "tests").mkdir(parents=True)
+    long = "This paragraph explains in plain words what the function computes for its caller today."
+    (pkg / "__init__.py").write_text(f'"""{long}\n\nToo short to keep."""\nraise ImportError("never imported")\n')
+    (pkg / "core.py").write_text(
+        f'class A:\n    """{long}"""\n\n    def f(self):\n        """Returns x.\n\n'
+        '        >>> f(1, 2, 3) == {{"a": [1, 2, 3], "b": (4, 5, 6)}}  # code: under 85% letters\n\n'
+        '        An honest second paragraph that describes the method in enough plain English words."""\n')
+    (pkg / "tests" / "test_x.py").write_text('"""A test module docstring with many plain words that must be skipped."""\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert docstring_paragraphs("fakelib") == [
+        long, "An honest second paragraph that describes the method in enough plain English words."]
