@@ -5,10 +5,12 @@ into `hf_coreset.methods.run`, the selection step of `select`, with no proxy. On
 method alone; two processes (spawned, forming a gloo process group on the CPU as `accelerate launch
 --multi_gpu` with ACCELERATE_USE_CPU=1 does) each have 1 torch thread and split the classes between them. Only the `run` call is timed, between two
 barriers (data generation and process start are not). The picks of the two runs are compared by a
-digest of the indices and gains.
+digest of the indices and gains. With `--classes C` (C < 10) the 10 Gaussian blobs are relabelled
+into C classes (blob b -> class b mod C), so each class is a mixture: with C = 1 a single large class
+on the partitioned path, which the processes share part by part instead of class by class.
 
 Usage (from the repository root):
-    python benchmarks/multiprocess_select.py [--rows 100000] [--dim 512] [--fraction 0.1]
+    python benchmarks/multiprocess_select.py [--rows 100000] [--dim 512] [--fraction 0.1] [--classes 10]
         [--methods kcenter kernel-herding] [--out benchmarks/results/multiprocess_select.md]
 """
 
@@ -45,6 +47,7 @@ def worker(rank: int, size: int, port: int, method: str, args, queue) -> None:
         dist = torch.distributed
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
     x, labels = synthetic(args.rows, args.dim)
+    labels = labels % args.classes
     signals = hf_coreset.Signals(labels=labels, num_classes=int(labels.max()) + 1,
                                  checkpoints={0: Checkpoint(epoch=0, features=x)})
     budget = hf_coreset.make_budget(labels, fraction=args.fraction)
@@ -92,6 +95,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--fraction", type=float, default=0.1)
+    parser.add_argument("--classes", type=int, default=10, help="relabel the 10 blobs into this many classes")
     parser.add_argument("--methods", nargs="+", default=["kcenter", "kernel-herding"])
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "multiprocess_select.md"))
     args = parser.parse_args(argv)
@@ -111,8 +115,10 @@ def main(argv=None) -> None:
         "# Selection across processes: 1 vs 2 processes", "",
         intro.rstrip(), "",
         f"Selection step only (`hf_coreset.methods.run`, the step after the proxy), {args.rows:,} rows x {args.dim} "
-        f"float32 features in 10 equal classes, {args.fraction:g} kept per class. 2 processes: a gloo process group on "
-        "the CPU (what `accelerate launch --multi_gpu --num_processes 2` forms with ACCELERATE_USE_CPU=1), each running its 5 classes and gathering the picks; "
+        f"float32 features in {args.classes} equal classes ({10 // args.classes} Gaussian blob(s) each), {args.fraction:g} "
+        "kept per class. 2 processes: a gloo process group on the CPU (what `accelerate launch --multi_gpu "
+        "--num_processes 2` forms with ACCELERATE_USE_CPU=1), each running its share of the classes (of a class on "
+        "the partitioned path, its share of the parts) and gathering the picks; "
         "1 torch thread per process. Picks identical: the indices and gains of the two runs have the same digest. "
         "Load: the 1-minute load average when each run started (other jobs share the machine's cores, so a "
         "speed-up below 2x partly measures them). CPU: the CPU seconds of the busiest process over the same "

@@ -8,6 +8,7 @@ and that a distributed method ran only part of the classes here. The main proces
 """
 
 import dataclasses
+import importlib
 import json
 import sys
 
@@ -34,6 +35,11 @@ CASES = [  # (signals set, method, options, per_class, fraction)
     ("big", "kernel-herding", {"epoch": 1}, True, 0.01),  # classes above the 4096 anchors draw from the generator
     ("big", "kcenter", {"epoch": 1, "init": "random"}, True, 0.01),
     ("big", "kernel-herding", {"epoch": 1, "partition_size": 2000}, True, 0.01),  # two rounds, class anchors
+    # partitioned classes (4,200 and 4,300 rows) are shared: each process runs some of their parts
+    ("big", "kcenter", {"epoch": 1, "init": "random", "partition_size": 1000}, True, 0.01),
+    ("big", "herding", {"epoch": 1, "partition_size": 1000}, True, 0.05),
+    ("big", "craig", {"epoch": 1, "partition_size": 1000}, True, 0.01),
+    ("huge", "kernel-herding", {"epoch": 1, "partition_size": 4200}, True, 0.01),  # parts above the 4096 anchors
     # not distributed: the same on every process, still equal to one process
     ("small", "kcenter", {"epoch": 1}, False, 0.1),
     ("small", "prototypes", {"epoch": 1, "iters": 3}, True, 0.1),
@@ -41,6 +47,10 @@ CASES = [  # (signals set, method, options, per_class, fraction)
     ("small", "coverage", {"score": "el2n", "score_options": {"epoch": 1}}, True, 0.1),
     ("small", "auto", {}, True, 0.1),
 ]
+
+
+KERNELS = {"kcenter": "kcenter_greedy", "herding": "herding_greedy", "craig": "facility_location",
+           "kernel-herding": "gaussian_herding"}  # each method module's greedy, called once per part or class
 
 
 def signals_from(arrays, name):
@@ -58,7 +68,7 @@ def main(arrays_path: str, out_path: str) -> None:
     state = PartialState(cpu=True)
     assert state.num_processes == 2
     arrays = np.load(arrays_path)
-    sets = {name: signals_from(arrays, name) for name in ("small", "big")}
+    sets = {name: signals_from(arrays, name) for name in ("small", "big", "huge")}
     summary = {"processes": state.num_processes, "cases": []}
     for set_name, name, options, per_class, fraction in CASES:
         signals = sets[set_name]
@@ -71,14 +81,32 @@ def main(arrays_path: str, out_path: str) -> None:
             ran.extend(np.unique(signals.labels[out.indices]).tolist())
             return out
 
+        shares = "partition_size" in options  # every such case has classes of two or more parts
+        module = importlib.import_module(f"hf_coreset.methods.{spec.fn.__module__.rsplit('.', 1)[1]}")
+        kernel = KERNELS.get(name)
+        calls = {"n": 0}
+        if kernel:  # count the part greedies this process runs
+            original = getattr(module, kernel)
+
+            def counted(*args, _original=original, **kwargs):
+                calls["n"] += 1
+                return _original(*args, **kwargs)
+
+            setattr(module, kernel, counted)
         split = methods.run(dataclasses.replace(spec, fn=spy), signals, budget, seed=3, **options)
+        split_calls, calls["n"] = calls["n"], 0
         alone = spec.fn(signals, budget, rng=np.random.default_rng(3), **spec.check_options(options))
+        if kernel:
+            setattr(module, kernel, original)
+        if shares:  # fewer greedies here than one process runs: the shared classes' parts were split
+            assert 0 < split_calls < calls["n"], (name, options, split_calls, calls["n"])
         for field in ("indices", "gains", "weights", "scores"):
             assert equal(getattr(split, field), getattr(alone, field)), (name, options, field)
         assert split.info == alone.info, (name, options)
         distributed = per_class and spec.distributes(spec.check_options(options))
         everything = sorted(np.unique(signals.labels[alone.indices]).tolist())
-        assert (sorted(ran) != everything) == distributed, (name, options, ran)  # split only where it may be
+        if not shares:  # shared classes are run by every process; their split is counted above
+            assert (sorted(ran) != everything) == distributed, (name, options, ran)  # split only where it may be
         summary["cases"].append([set_name, name, options, per_class, len(split.indices), distributed])
 
     # The same through build_selection (what `select` and CoresetTrainer run).

@@ -63,7 +63,9 @@ def _signals_arrays(path: Path) -> None:
     arrays = {}
     # small: 5 classes of unequal size, so the split is uneven; big: two classes above the 4096 anchors of
     # kernel herding, one of them skipped by the process that runs a later one.
-    for name, sizes, dim in (("small", [60, 130, 150, 40, 90], 6), ("big", [300, 4200, 4300, 200], 4)):
+    # huge: one class split into two parts of 4,200 rows, each above the anchors.
+    for name, sizes, dim in (("small", [60, 130, 150, 40, 90], 6), ("big", [300, 4200, 4300, 200], 4),
+                             ("huge", [8400, 100], 4)):
         labels = np.concatenate([np.full(s, c) for c, s in enumerate(sizes)])
         labels = labels[rng.permutation(len(labels))]
         centres = rng.normal(size=(len(sizes), dim)) * 3
@@ -85,5 +87,5 @@ def test_two_processes_split_classes_and_match_one(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "out.json").read_text())
-    assert summary["processes"] == 2 and len(summary["cases"]) == 14
-    assert sum(case[-1] for case in summary["cases"]) == 9  # the distributable cases were split
+    assert summary["processes"] == 2 and len(summary["cases"]) == 18
+    assert sum(case[-1] for case in summary["cases"]) == 13  # the distributable cases were split

@@ -13,7 +13,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ._common import MethodOutput  # noqa: F401  (re-exported for method modules)
+from ._common import ExactLimit, MethodOutput  # noqa: F401  (MethodOutput: re-exported for method modules)
 
 _REGISTRY: dict[str, "MethodSpec"] = {}
 _LOADED = False
@@ -66,6 +66,7 @@ class MethodSpec:
     defaults: dict = field(default_factory=dict)
     check: Callable | None = None
     distributable: bool | Callable = False
+    partition_limit: ExactLimit | None = None  # a `partition_size` method's limit: its partitioned classes are shared
 
     def distributes(self, options: dict) -> bool:
         """Whether a run with (checked) `options` may be split across processes."""
@@ -109,11 +110,14 @@ class MethodSpec:
 
 def register(name: str, *, needs: Callable, version: int, summary: str, paper: str, signal: str, cost: str,
              keeps: Keeps, keeps_note: str = "", weighted: bool = False, check: Callable | None = None,
-             distributable: bool | Callable = False):
+             distributable: bool | Callable = False, partition_limit: ExactLimit | None = None):
     """Decorator registering ``fn`` under ``name``; its keyword-only arguments (with defaults) are its options.
 
     ``check(**options)`` validates all of them (merged over the defaults) and is required when there
-    are any; ``needs`` may then assume checked options.
+    are any; ``needs`` may then assume checked options. A distributable method with a `partition_size`
+    option passes its ``partition_limit``: its classes of two or more parts are then shared by the
+    processes of a split selection (`_distribute.run_split`), which requires it to run their parts
+    through `_distribute.map_parts`.
     """
 
     def wrap(fn):
@@ -135,7 +139,7 @@ def register(name: str, *, needs: Callable, version: int, summary: str, paper: s
                                 "as keywords.") from None
         _REGISTRY[name] = MethodSpec(name=name, fn=fn, needs=needs, version=version, summary=summary, paper=paper,
                                      signal=signal, cost=cost, keeps=keeps, keeps_note=keeps_note, weighted=weighted, defaults=defaults,
-                                     check=check, distributable=distributable)
+                                     check=check, distributable=distributable, partition_limit=partition_limit)
         return fn
 
     return wrap
@@ -160,8 +164,9 @@ def run(method, signals, budget, *, seed: int = 0, **options) -> MethodOutput:
     """Run `method` (a name or a `MethodSpec`) on `signals` with `budget`; the selection step of `select`.
 
     Under `accelerate launch` (a torch.distributed process group of N > 1 processes), a distributable
-    method in per-class mode runs only this process's classes (`_distribute.assign_classes`) and the
-    outputs are gathered, so every process returns what one process computes alone; other methods run
+    method in per-class mode runs only this process's classes (`_distribute.assign_classes`), and a class
+    on its partitioned path on every process, each running its share of the parts (`_distribute.map_parts`);
+    the outputs are gathered, so every process returns what one process computes alone. Other methods run
     whole on every process. Every process of the group must call it.
 
     Example:

@@ -3,13 +3,58 @@
 Each process runs a distributable method on its own classes (`groups` yields only those) and the
 outputs are gathered with `torch.distributed.all_gather_object`; picks are put back in class order,
 so indices, gains, weights and scores equal those of one process (the same arithmetic per class).
+A class on the partitioned path is shared instead: every process runs it, each taking its share of
+the class's parts (`map_parts`), and process 0 reports it; so a dataset of few large classes (a
+binary task, say) still spreads over every process.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator
+
 import numpy as np
 
-from ._common import MethodOutput, only_classes
+from ._common import MethodOutput, only_classes, partition_count
+
+# Whether `map_parts` shares a class's parts across the processes; set by `run_split` around a split run.
+_SHARE_PARTS: ContextVar[bool] = ContextVar("hf_coreset_share_parts", default=False)
+
+
+@contextmanager
+def sharing_parts() -> Iterator[None]:
+    token = _SHARE_PARTS.set(True)
+    try:
+        yield
+    finally:
+        _SHARE_PARTS.reset(token)
+
+
+def map_parts(fn: Callable, split: list[tuple[np.ndarray, int]], *, skip: Callable | None = None) -> list:
+    """`[fn(item) for item in split]` over a class's parts ((positions, budget) pairs, `_common.partition`).
+
+    In a selection split across processes, a class of two or more parts is one every process runs
+    (`run_split`): each process runs the parts `assign_classes` gives it by size x budget and the
+    results are gathered, in part order. `skip(item)` is called for every other part, in order, so that
+    draws from a shared generator stay where one process would have them. Every process of the group
+    must call it on the same split.
+    """
+    size, rank = process_group() if _SHARE_PARTS.get() else (1, 0)
+    if size == 1 or len(split) < 2:
+        return [fn(item) for item in split]
+    import torch.distributed as dist
+
+    owner = assign_classes([len(part) * k for part, k in split], size)
+    mine = {}
+    for i, item in enumerate(split):
+        if owner[i] == rank:
+            mine[i] = fn(item)
+        elif skip is not None:
+            skip(item)
+    gathered = [None] * size
+    dist.all_gather_object(gathered, mine)
+    return [gathered[owner[i]][i] for i in range(len(split))]
 
 
 def assign_classes(costs, num_processes: int) -> np.ndarray:
@@ -46,17 +91,35 @@ def run_split(spec, signals, budget, *, seed: int, options: dict) -> MethodOutpu
     labels = signals.labels
     position = np.searchsorted(budget.classes, labels)  # each row's class entry in the budget
     rows = np.bincount(position, minlength=len(budget.classes))
+    per_class = np.asarray(budget.per_class)
+    # Classes on the partitioned path are shared: every process runs them, splitting their parts.
+    shared = np.zeros(len(rows), dtype=bool)
+    if spec.partition_limit is not None:
+        size_for = spec.partition_limit.size_for
+        shared = np.array([k > 0 and partition_count(int(n), int(k), size_for(options["partition_size"], int(n))) > 1
+                           for n, k in zip(rows, per_class)], dtype=bool)
     # Greedy per-class work grows with rows x picks (k-center, herding, facility location per pick).
-    owner = assign_classes(np.where(budgeted, rows * np.asarray(budget.per_class), 0), size)
-    owner[~budgeted] = 0  # unbudgeted classes have no picks; their scores (if any) come from process 0
-    mine = budget.classes[budgeted & (owner == rank)]
+    owner = assign_classes(np.where(budgeted & ~shared, rows * per_class, 0), size)
+    owner[~budgeted | shared] = 0  # process 0 reports the shared classes and unbudgeted rows' scores
+    mine = budget.classes[budgeted & ((owner == rank) | shared)]
     out = None
     if len(mine):  # process 0 always has the costliest class; a process may have none
-        with only_classes(mine):
+        with only_classes(mine), sharing_parts():
             out = spec.fn(signals, budget, rng=rng, **options)
+        if shared.any() and rank:  # a shared class's picks come from process 0 alone
+            out = _without(out, shared[position[out.indices]])
     parts = [None] * size
     dist.all_gather_object(parts, out)
     return merge(parts, owner[position], position)
+
+
+def _without(out: MethodOutput, drop: np.ndarray) -> MethodOutput:
+    """`out` less the picks where `drop` (a mask over `out.indices`) holds."""
+    def kept(a):
+        return None if a is None else a[~drop]
+
+    return MethodOutput(indices=out.indices[~drop], scores=out.scores, weights=kept(out.weights), gains=kept(out.gains),
+                        info=out.info)
 
 
 def merge(parts: list, row_owner: np.ndarray, position: np.ndarray) -> MethodOutput:

@@ -8,6 +8,7 @@ from ..ops import FeatureKernel, GradientKernel, default_device, facility_gains,
 from . import Keeps, register
 from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
                       class_partition, partition_info, round1_picks, round2_groups)
+from ._distribute import map_parts
 
 # The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
 # (benchmarks/results/partitioned.md at revision 8a2ccc6, rows "30,000 | craig", column "exact s"); above it
@@ -26,6 +27,7 @@ def _check(*, epoch, space, partition_size):
 
 # 2: p - y from the one float64 logit gradient (signals.logit_grad), which moves a few near-tie picks.
 @register("craig", needs=last_epoch_needs(("logits", "features")), check=_check, version=2, distributable=True,
+          partition_limit=LIMIT,
           summary="Facility location on last-layer gradients; weights = cluster sizes.",
           paper="Mirzasoleiman et al., Coresets for Data-efficient Training of ML Models, ICML 2020",
           signal="last-layer gradient (p - y) h^T at proxy epoch", cost="proxy epochs + O(n_c^2 (C + d)) per class; O(n_c (P + k) (C + d)) in parts of "
@@ -75,7 +77,7 @@ def craig(signals, budget, *, rng, epoch: int | None = None, space: str = "gradi
 
 def _greedi(kernel, rows, k, parts):
     """(positions in the class, gains, weights): per round-2 group, GreeDi's better solution (see `craig`)."""
-    pools = [part[facility_location(kernel(rows[part]), round1_picks(part, kp))[0]] for part, kp in parts]
+    pools = map_parts(lambda item: item[0][facility_location(kernel(rows[item[0]]), round1_picks(*item))[0]], parts)
     chosen = []
     for group in round2_groups(parts):
         a = np.concatenate([pools[i][:parts[i][1]] for i in group])

@@ -22,7 +22,7 @@ def _check(*, epoch, partition_size):
     check_partition_size(partition_size, LIMIT)
 
 
-@register("herding", needs=last_epoch_needs(("features",)), check=_check, version=1, distributable=True,
+@register("herding", needs=last_epoch_needs(("features",)), check=_check, version=1, distributable=True, partition_limit=LIMIT,
           summary="Greedy mean matching of classifier-input features, per class.",
           paper="Welling, Herding Dynamical Weights to Learn, ICML 2009", signal="classifier input at proxy epoch",
           cost="proxy epochs + 1 forward pass + O(k n d); O(k P d) per class in parts of P = 2,000 above "

@@ -8,6 +8,7 @@ from ..ops import default_device, kcenter_greedy
 from . import Keeps, register
 from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
                       class_partition, partition_info)
+from ._distribute import map_parts
 
 # The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
 # (benchmarks/results/partitioned.md at revision 8a2ccc6, rows "30,000 | kcenter", column "exact s"); above it
@@ -24,7 +25,7 @@ def _check(*, epoch, init, partition_size):
         raise ValueError(f"init={init!r}; pass 'mean' or 'random'.")
 
 
-@register("kcenter", needs=last_epoch_needs(("features",)), check=_check, version=1, distributable=True,
+@register("kcenter", needs=last_epoch_needs(("features",)), check=_check, version=1, distributable=True, partition_limit=LIMIT,
           summary="Greedy k-center: each pick is the row farthest from the picks so far, per class.",
           paper="Sener & Savarese, Active Learning for CNNs: A Core-Set Approach, ICLR 2018",
           signal="classifier input at proxy epoch", cost="proxy epochs + 1 forward pass + O(k n d); O(k P d) in parts of P = 5,000 above 50,000 rows per class",
@@ -51,12 +52,18 @@ def kcenter(signals, budget, *, rng, epoch: int | None = None, init: str = "mean
     skip = (lambda rows, k: rng.integers(len(rows))) if init == "random" else None
     for rows, k in groups(signals.labels, budget, skip=skip):
         drawn = int(rng.integers(len(rows))) if init == "random" else -1  # one draw per class, as skip
-        for part, kp in class_partition(rows, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget):
+
+        def run_part(item, rows=rows, drawn=drawn):
+            part, kp = item
             x = feats[rows[part]]
             at = np.flatnonzero(part == drawn)
             first = int(at[0]) if len(at) else int(np.argmin(((x - x.mean(0)) ** 2).sum(1)))
             picks, r = kcenter_greedy(x, kp, first=first, device=device)
-            picked.append(rows[part[picks]])
+            return rows[part[picks]], r
+
+        split = class_partition(rows, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget)
+        for picks, r in map_parts(run_part, split):
+            picked.append(picks)
             radii.append(r)
     return MethodOutput(indices=np.concatenate(picked), gains=np.concatenate(radii),
                         info=partition_info(signals.labels, budget, partition_size, LIMIT))

@@ -37,6 +37,7 @@ def _check(*, epoch, bandwidth, partition_size):
 
 
 @register("kernel-herding", needs=last_epoch_needs(("features",)), check=_check, version=1, distributable=True,
+          partition_limit=LIMIT,
           summary="Greedy MMD matching of each class's feature distribution with a Gaussian kernel (kernel herding).",
           paper="Chen, Welling & Smola, Super-Samples from Kernel Herding, UAI 2010",
           signal="classifier input at proxy epoch",
@@ -96,11 +97,14 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     def parts(rows, k):
         return class_partition(rows, k, partition_size, LIMIT, rng=rng, labels=signals.labels, budget=budget)
 
-    def skip(rows, k):  # split across processes, a skipped class still draws its anchors, as one process would
+    def skip_part(item):  # a part another process herds still draws its anchors here, as one process would
+        if len(item[0]) > ANCHORS:
+            rng.choice(len(item[0]), ANCHORS, replace=False)
+
+    def skip(rows, k):  # a class another process herds still draws its anchors here, as one process would
         split = parts(rows, k)
-        for part, _ in split:
-            if len(part) > ANCHORS:
-                rng.choice(len(part), ANCHORS, replace=False)
+        for item in split:
+            skip_part(item)
         if len(split) > 1 and len(rows) > ANCHORS:  # each round-2 group matches the class
             for _ in round2_groups(split):
                 rng.choice(len(rows), ANCHORS, replace=False)
@@ -110,5 +114,6 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     picked = []
     for rows, k in groups(signals.labels, budget, skip=skip):
         split = parts(rows, k)
-        picked.append(rows[herd(feats[rows], k) if len(split) == 1 else two_rounds(herd, feats[rows], split)])
+        picked.append(rows[herd(feats[rows], k) if len(split) == 1
+                           else two_rounds(herd, feats[rows], split, skip_part)])
     return MethodOutput(indices=np.concatenate(picked), info=partition_info(signals.labels, budget, partition_size, LIMIT))
