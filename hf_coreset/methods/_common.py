@@ -269,25 +269,3 @@ def round2_groups(split: list[tuple[np.ndarray, int]]) -> list[list[int]]:
     candidates = sum(round1_picks(part, k) for part, k in split)
     count = min(len(split), -(-candidates // ROUND2_ROWS))
     return [list(g) for g in np.array_split(np.arange(len(split)), count)]
-
-
-def two_rounds(greedy: Callable, x: np.ndarray, split: list[tuple[np.ndarray, int]], skip: Callable | None = None
-               ) -> np.ndarray:
-    """Positions in a class (its rows `x`) picked by GreeDi's two rounds (see above) of a herding greedy
-    `greedy(rows, k, target=, picked=)` (`ops.herding`, `ops.gaussian_herding`). Round 1 matches each part.
-    Round 2 matches the whole class, one group after another, each group going on from the earlier groups'
-    picks: one herding over all candidates in which the candidates open group by group. Independent groups
-    would each leave their own discrepancy in the union (an MMD about sqrt(groups) times exact's, measured);
-    going on from the earlier picks corrects it. Round 1 goes through `_distribute.map_parts` (its parts
-    shared across the processes of a split selection, `skip` called for the others'); round 2 runs on
-    every process."""
-    from ._distribute import map_parts
-
-    pools = map_parts(lambda item: item[0][greedy(x[item[0]], round1_picks(*item))], split, skip=skip)
-    picked = np.zeros(0, dtype=np.int64)
-    for group in round2_groups(split):
-        pool = np.sort(np.concatenate([pools[i] for i in group]))
-        budget = sum(split[i][1] for i in group)
-        new = pool[greedy(x[pool], budget, target=x, picked=x[picked] if len(picked) else None)]
-        picked = np.concatenate([picked, new])
-    return picked

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ._common import MethodOutput, only_classes, partition_count
+from ._common import MethodOutput, only_classes, partition_count, round1_picks, round2_groups
 
 # Whether `map_parts` shares a class's parts across the processes; set by `run_split` around a split run.
 _SHARE_PARTS: ContextVar[bool] = ContextVar("hf_coreset_share_parts", default=False)
@@ -144,3 +144,23 @@ def merge(parts: list, row_owner: np.ndarray, position: np.ndarray) -> MethodOut
                 scores[row_owner == r] = p.scores[row_owner == r]
     return MethodOutput(indices=indices[order], scores=scores, weights=picks("weights"), gains=picks("gains"),
                         info=first.info)
+
+
+def two_rounds(greedy: Callable, x: np.ndarray, split: list[tuple[np.ndarray, int]], skip: Callable | None = None
+               ) -> np.ndarray:
+    """Positions in a class (its rows `x`) picked by GreeDi's two rounds (`_common.ROUND1_OVERSAMPLE`) of a herding greedy
+    `greedy(rows, k, target=, picked=)` (`ops.herding`, `ops.gaussian_herding`). Round 1 matches each part.
+    Round 2 matches the whole class, one group after another, each group going on from the earlier groups'
+    picks: one herding over all candidates in which the candidates open group by group. Independent groups
+    would each leave their own discrepancy in the union (an MMD about sqrt(groups) times exact's, measured);
+    going on from the earlier picks corrects it. Round 1 goes through `map_parts` (its parts
+    shared across the processes of a split selection, `skip` called for the others'); round 2 runs on
+    every process."""
+    pools = map_parts(lambda item: item[0][greedy(x[item[0]], round1_picks(*item))], split, skip=skip)
+    picked = np.zeros(0, dtype=np.int64)
+    for group in round2_groups(split):
+        pool = np.sort(np.concatenate([pools[i] for i in group]))
+        budget = sum(split[i][1] for i in group)
+        new = pool[greedy(x[pool], budget, target=x, picked=x[picked] if len(picked) else None)]
+        picked = np.concatenate([picked, new])
+    return picked

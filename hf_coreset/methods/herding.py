@@ -9,7 +9,8 @@ import numpy as np
 from ..ops import default_device, herding as herding_greedy
 from . import Keeps, register
 from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, class_partition, groups,
-                      last_epoch_needs, partition_info, two_rounds)
+                      last_epoch_needs, partition_info)
+from ._distribute import two_rounds
 
 # The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
 # (benchmarks/results/partitioned.md at revision f90fd2e, rows "30,000 | 10% | herding", column "exact s"); above
@@ -35,7 +36,7 @@ def herding(signals, budget, *, rng, epoch: int | None = None, partition_size: i
 
     `partition_size` (default "auto": exact on a class of at most 55,000 rows, parts of 2,000 above; None:
     exact on every class; an integer P: parts of at most P): a class of more rows takes the two rounds of
-    `kernel-herding`'s partitioned path (`_common.two_rounds`) with the linear kernel: 2 k_p candidates per
+    `kernel-herding`'s partitioned path (`_distribute.two_rounds`) with the linear kernel: 2 k_p candidates per
     seeded random part matching the part's mean, then the class's k among them matching the class's mean
     (when they number more than about 4,096, a group of parts at a time, each going on from the earlier
     groups' picks). Each pick costs O(partition_size d) or less instead of O(n_c d). The info records each

@@ -12,7 +12,8 @@ import numpy as np
 from ..ops import default_device, gaussian_herding
 from . import Keeps, register
 from ._common import (MethodOutput, ExactLimit, check_epoch, check_partition_size, groups, last_epoch_needs,
-                      class_partition, partition_info, round2_groups, two_rounds)
+                      class_partition, partition_info, round2_groups)
+from ._distribute import two_rounds
 
 # The default ("auto"): exact up to LIMIT.threshold rows per class, from the exact time of a 30,000-row class
 # (benchmarks/results/partitioned.md at revision 8a2ccc6, rows "30,000 | kernel-herding", column "exact s");
@@ -61,7 +62,7 @@ def kernel_herding(signals, budget, *, rng, epoch: int | None = None, bandwidth:
     exact on every class; an integer P: parts of at most P): a class of more rows is split by a seeded
     random split (`_common.partition`: from the seed and the class only) into ceil(n_c / partition_size)
     parts with budgets k_p proportional to their sizes, in GreeDi's two rounds (Mirzasoleiman et al.,
-    NeurIPS 2013; `_common.two_rounds`): kernel herding picks 2 k_p candidates in each part (matching the
+    NeurIPS 2013; `_distribute.two_rounds`): kernel herding picks 2 k_p candidates in each part (matching the
     part), then kernel herding over the candidates picks the class's k, matching the whole class (mean
     kernel values to its anchors, the class's bandwidth). When the candidates number more than about 4,096
     (`_common.ROUND2_ROWS`: k above ~2,000), round 2 runs on consecutive groups of parts, each picking its
