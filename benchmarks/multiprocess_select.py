@@ -119,7 +119,10 @@ def main(argv=None) -> None:
         "kept per class. 2 processes: a gloo process group on the CPU (what `accelerate launch --multi_gpu "
         "--num_processes 2` forms with ACCELERATE_USE_CPU=1), each running its share of the classes (of a class on "
         "the partitioned path, its share of the parts) and gathering the picks; "
-        "1 torch thread per process. Picks identical: the indices and gains of the two runs have the same digest. "
+        "1 torch thread per process. A shared class splits its parts only: the herdings' and CRAIG's second round "
+        "(GreeDi's central round, matching the whole class from every part's candidates) runs on every process, so "
+        "its share of the time bounds their speed-up on few large classes (k-center has no second round). "
+        "Picks identical: the indices and gains of the two runs have the same digest. "
         "Load: the 1-minute load average when each run started (other jobs share the machine's cores, so a "
         "speed-up below 2x partly measures them). CPU: the CPU seconds of the busiest process over the same "
         "span, which other jobs on the machine inflate much less than wall time.", "",
