@@ -29,6 +29,7 @@ ORDER = (  # fragment stem -> the section it forms, in this order
     ("multiprocess_select", "Selection across processes: 1 vs 2 processes"),
     ("multiprocess_one_class", "Selection across processes: one large class, shared part by part"),
     ("kernels", "Pairwise kernels against the GEMM rate and a numpy k-center loop"),
+    ("kernels_cuda", "Pairwise kernels on a GPU (benchmarks/gpu_check.sh)"),
     ("million", "The pairwise methods at a million rows"),
     ("partitioned", "Partitioned k-center, facility location, kernel herding, herding and prototypes against exact"),
     ("peers", "Facility location against apricot and submodlib, k-center against a numpy loop"),
