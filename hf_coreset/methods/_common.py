@@ -247,13 +247,13 @@ def partition_info(labels: np.ndarray, budget: Budget, option, limit: ExactLimit
     return {"partitioned": {**head, "parts": parts}}
 
 
-# GreeDi's two rounds (Mirzasoleiman et al., NeurIPS 2013), shared by the partitioned herding methods and
-# CRAIG. Round 1 runs the greedy on each part to ROUND1_OVERSAMPLE times its budget: its first k_p picks are
-# the proportional solution (greedy is prefix-stable), the rest give round 2 a choice. Round 2 works on at
-# most about ROUND2_ROWS candidates at once: when the parts' candidates number more, the parts are taken in
-# consecutive groups (as even as possible), each group's round 2 picking its parts' share of the budget among
-# their candidates. This bounds a round-2 pick's cost, and the kernel it keeps, whatever the budget: one
-# round 2 over all 2k candidates costs O(k^2 d), which put 1M x 512 rows (k = 10,000 per class) at 28 minutes
+# GreeDi's two rounds (Mirzasoleiman et al., NeurIPS 2013), shared by the partitioned herding methods
+# (`_distribute.two_rounds`) and CRAIG. Round 1 runs the greedy on each part to ROUND1_OVERSAMPLE times its budget:
+# its first k_p picks are the proportional solution (greedy is prefix-stable), the rest give round 2 a choice.
+# Round 2 works on at most about ROUND2_ROWS candidates at once: when the parts' candidates number more, the parts
+# are taken in consecutive groups (as even as possible), each group's round 2 picking its parts' share of the
+# budget among their candidates. This bounds a round-2 pick's cost, and the kernel it keeps, whatever the budget:
+# one round 2 over all 2k candidates costs O(k^2 d), which put 1M x 512 rows (k = 10,000 per class) at 28 minutes
 # for kernel herding and 52 for CRAIG (benchmarks/results/million.md before the groups; 5 and 8 with them).
 ROUND1_OVERSAMPLE = 2
 ROUND2_ROWS = 4096

@@ -5,7 +5,8 @@ outputs are gathered with `torch.distributed.all_gather_object`; picks are put b
 so indices, gains, weights and scores equal those of one process (the same arithmetic per class).
 A class on the partitioned path is shared instead: every process runs it, each taking its share of
 the class's parts (`map_parts`), and process 0 reports it; so a dataset of few large classes (a
-binary task, say) still spreads over every process.
+binary task, say) still spreads over every process. The herdings' GreeDi rounds (`two_rounds`) live
+here for that reason: their first round is a `map_parts`.
 """
 
 from __future__ import annotations
@@ -148,14 +149,14 @@ def merge(parts: list, row_owner: np.ndarray, position: np.ndarray) -> MethodOut
 
 def two_rounds(greedy: Callable, x: np.ndarray, split: list[tuple[np.ndarray, int]], skip: Callable | None = None
                ) -> np.ndarray:
-    """Positions in a class (its rows `x`) picked by GreeDi's two rounds (`_common.ROUND1_OVERSAMPLE`) of a herding greedy
-    `greedy(rows, k, target=, picked=)` (`ops.herding`, `ops.gaussian_herding`). Round 1 matches each part.
-    Round 2 matches the whole class, one group after another, each group going on from the earlier groups'
-    picks: one herding over all candidates in which the candidates open group by group. Independent groups
-    would each leave their own discrepancy in the union (an MMD about sqrt(groups) times exact's, measured);
-    going on from the earlier picks corrects it. Round 1 goes through `map_parts` (its parts
-    shared across the processes of a split selection, `skip` called for the others'); round 2 runs on
-    every process."""
+    """Positions in a class (its rows `x`) picked by GreeDi's two rounds (see `_common.ROUND1_OVERSAMPLE`)
+    of a herding greedy `greedy(rows, k, target=, picked=)` (`ops.herding`, `ops.gaussian_herding`).
+    Round 1 matches each part. Round 2 matches the whole class, one group after another, each group going
+    on from the earlier groups' picks: one herding over all candidates in which the candidates open group
+    by group. Independent groups would each leave their own discrepancy in the union (an MMD about
+    sqrt(groups) times exact's, measured); going on from the earlier picks corrects it. Round 1 goes
+    through `map_parts` (its parts shared across the processes of a split selection, `skip` called for
+    the others'); round 2 runs on every process."""
     pools = map_parts(lambda item: item[0][greedy(x[item[0]], round1_picks(*item))], split, skip=skip)
     picked = np.zeros(0, dtype=np.int64)
     for group in round2_groups(split):
